@@ -1,0 +1,1 @@
+"""Networks: the AlexNet backbone, the proposed two-path part network and the baselines."""
