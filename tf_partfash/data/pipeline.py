@@ -104,13 +104,14 @@ class PipelineConfig:
 
 
 def make_dataset(examples: Examples, order: np.ndarray, config: PipelineConfig,
-                 epoch: int = 0, drop_remainder: bool = True) -> tf.data.Dataset:
+                 epoch: int = 0, drop_remainder: bool = True, start: int = 0) -> tf.data.Dataset:
   """Batches of the images at `order` (indices into `examples`), in that order.
 
   Each element is a dict: `image` (B, S, S, 3) float32, `boxes` (B, 6, 4), `present` (B, 6),
   `case` (B,), `labels` (B, 12) and `index` (B,) (row in `examples`). Shuffling and balancing are
   the caller's choice of `order` (see `data.sampling`); the flip of the image at position k of
-  epoch e depends only on (seed, e, k), so a resumed epoch sees the same augmentation.
+  epoch e depends only on (seed, e, k), so an epoch resumed at position `start` (the position of
+  `order[0]` in the whole epoch) sees the same augmentation as an uninterrupted one.
   """
   tensors = {f.name: tf.constant(getattr(examples, f.name))
              for f in dataclasses.fields(examples)}
@@ -127,7 +128,7 @@ def make_dataset(examples: Examples, order: np.ndarray, config: PipelineConfig,
     return {'image': image, 'boxes': boxes, 'present': present, 'case': tensors['case'][index],
             'labels': tensors['labels'][index], 'index': tf.cast(index, tf.int32)}
 
-  ds = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64)).enumerate()
+  ds = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64)).enumerate(start)
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(config.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 

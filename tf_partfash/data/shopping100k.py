@@ -30,8 +30,10 @@ CATEGORY_FOLDERS: dict[str, tuple[str, ...]] = {
 
 def category_folder(gender: str, category: int) -> str:
   """The `<k>_<CategoryFolder>` folder name of a category index (0-based) for a gender."""
+  if gender not in CATEGORY_FOLDERS:
+    raise ValueError(f'unknown gender {gender!r}; valid genders: {", ".join(CATEGORY_FOLDERS)}')
   folders = CATEGORY_FOLDERS[gender]
-  if category >= len(folders) or folders[category] is None:
+  if not 0 <= category < len(folders) or folders[category] is None:
     raise ValueError(f'category {category} does not exist for gender {gender!r}')
   return f'{category + 1}_{folders[category]}'
 

@@ -1,0 +1,67 @@
+"""One dataset made ready for a run: labels, the stored paper split, cached parts, pipeline examples.
+
+Train, evaluate and search all go through `prepare`, so they see the same split and the same parts.
+Cached files (split, parts) live in the data directory when it is writable, else in `cache_dir`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+
+from tf_partfash.data import pipeline, shopping100k, splits, synthetic
+from tf_partfash.parts import load_or_compute_parts
+
+DEFAULT_SYNTHETIC_IMAGES = 3000
+DEFAULT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tf_partfash')
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+  data_dir: str
+  table: pd.DataFrame       # label table, rows in attribute-file order
+  split: pd.DataFrame       # `path`, `subset` in {train, gallery, query}, aligned with `table`
+  examples: pipeline.Examples  # aligned with `table`
+
+  def rows(self, *subsets: str) -> np.ndarray:
+    """Row indices (into `table`/`examples`) of the given subsets."""
+    return np.nonzero(self.split['subset'].isin(subsets).to_numpy())[0]
+
+
+def default_synthetic_dir(num_images: int = DEFAULT_SYNTHETIC_IMAGES, seed: int = 0) -> str:
+  return os.path.join(os.environ.get('TF_PARTFASH_CACHE', DEFAULT_CACHE),
+                      f'synthetic_n{num_images}_seed{seed}')
+
+
+def _state_dir(data_dir: str, fallback: str) -> str:
+  """Where the split and parts caches go: beside the data when writable (shared by every run)."""
+  if os.access(data_dir, os.W_OK):
+    return data_dir
+  os.makedirs(fallback, exist_ok=True)
+  return fallback
+
+
+def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: int = 1,
+            skip_corrupt: bool = False, synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES,
+            synthetic_seed: int = 0) -> PreparedData:
+  """Reads (or, when `data_dir` is None, generates the built-in synthetic) dataset for a run."""
+  if data_dir is None:
+    data_dir = synthetic.ensure_dataset(default_synthetic_dir(synthetic_images, synthetic_seed),
+                                        synthetic_images, synthetic_seed, workers=workers)
+  table = shopping100k.read_attributes(data_dir)
+  state = _state_dir(data_dir, cache_dir)
+  split = splits.load_or_create_split(state, table, split_seed)
+  parts = load_or_compute_parts(data_dir, table, os.path.join(state, 'parts.csv'), workers=workers)
+  examples = pipeline.make_examples(data_dir, table, parts)
+  if skip_corrupt:
+    kept = pipeline.drop_unreadable(examples, skip=True)
+    keep = np.isin(examples.files, kept.files)
+    table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
+    examples = kept
+  counts = split['subset'].value_counts().to_dict()
+  logging.info('dataset %s: %d images (%s)', data_dir, len(table),
+               ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
+  return PreparedData(data_dir, table, split, examples)

@@ -1,0 +1,155 @@
+"""Balanced mini-batches for in-batch triplet mining (paper §4.5, §6).
+
+The triplets of Eq. 3 are mined inside each mini-batch (§6, `losses.sample_triplets`), so a batch
+only trains a signature if two of its images share that signature's label. Uniform random batches of
+an unbalanced multi-attribute dataset often hold no such pair for a rare label, and rarely one for
+the strict general rule (all general labels equal). `BalancedBatchSampler` seeds every batch with
+positive pairs for each of the S + 1 = 6 signatures and fills the rest at random. Numpy only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, GENERAL_ATTRIBUTES, MISSING,
+                                    SPECIAL_ATTRIBUTES)
+
+# The order of `losses.SIGNATURE_NAMES` (this module stays free of TensorFlow).
+SIGNATURES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES
+_GENERAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in GENERAL_ATTRIBUTES]
+
+
+def general_groups(labels: np.ndarray) -> np.ndarray:
+  """(N, 12) labels -> (N,) group ids of the strict general rule (§4.5).
+
+  Two images share a group iff all their general labels are equal, a missing label counting as its
+  own value -1: the numpy twin of `losses.general_group_ids`.
+  """
+  _, inverse = np.unique(np.asarray(labels)[:, _GENERAL_COLUMNS], axis=0, return_inverse=True)
+  return inverse.reshape(-1)
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+  labels = np.asarray(labels)
+  if labels.ndim != 2 or labels.shape[1] != len(ATTRIBUTES):
+    raise ValueError(f'expected labels of shape (N, {len(ATTRIBUTES)}), got {labels.shape}')
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f'expected integer labels, got dtype {labels.dtype}')
+  for j, attr in enumerate(ATTRIBUTES):
+    bad = (labels[:, j] < MISSING) | (labels[:, j] >= attr.num_values)
+    if bad.any():
+      i = int(np.argmax(bad))
+      raise ValueError(f'row {i}: label {int(labels[i, j])} out of range for {attr.name!r} '
+                       f'(-1..{attr.num_values - 1})')
+  return labels
+
+
+def _pair_groups(column: np.ndarray, allow_missing: bool) -> list[np.ndarray]:
+  """Image indices of each label of `column` that has >= 2 images (-1 dropped unless allowed)."""
+  order = np.argsort(column, kind='stable')
+  starts = np.flatnonzero(np.diff(column[order])) + 1
+  groups = np.split(order, starts)
+  return [g for g in groups if len(g) >= 2 and (allow_missing or column[g[0]] != MISSING)]
+
+
+class BalancedBatchSampler:
+  """Index batches where every signature has at least `pairs_per_signature` positive pairs.
+
+  For each of the 6 signatures (`SIGNATURES`: general, then the special attributes) a batch holds
+  `pairs_per_signature` pairs of distinct images sharing that signature's label, disjoint within the
+  signature. A pair's label is drawn uniformly over the labels with >= 2 images (so rare labels are
+  seen as often as common ones); a special attribute only pairs images whose label is not -1; the
+  general signature pairs images with identical general label rows, missing entries included
+  (`general_groups`). The rest of the batch is filled from a random permutation of the dataset,
+  without repeating an image within a batch. Pair images of different signatures may coincide.
+
+  The default `pairs_per_signature`, max(1, batch_size // 32), takes at most 12 of every 32 images
+  for the pairs, so most of a batch remains a uniform sample of the data (the label frequencies the
+  classification loss of Eq. 1 sees).
+
+  An epoch is `batches_per_epoch = ceil(N / batch_size)` batches, a pure function of
+  `(seed, epoch)`: training resumes mid-epoch at batch k with `epoch(e)[k:]`.
+
+  A dataset where some signature cannot supply `pairs_per_signature` disjoint pairs (for example
+  no two images with identical general labels) is an error at construction: training that
+  signature would silently see no triplets, so there is no fallback.
+  """
+
+  def __init__(self, labels: np.ndarray, batch_size: int, seed: int,
+               pairs_per_signature: int | None = None):
+    labels = _check_labels(labels)
+    if pairs_per_signature is None:
+      pairs_per_signature = max(1, batch_size // 32)
+    if pairs_per_signature < 1:
+      raise ValueError(f'pairs_per_signature must be >= 1, got {pairs_per_signature}')
+    needed = 2 * len(SIGNATURES) * pairs_per_signature
+    if batch_size < needed:
+      raise ValueError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
+                       f'each of the {len(SIGNATURES)} signatures: it must be >= {needed}')
+    if labels.shape[0] < batch_size:
+      raise ValueError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
+                       f'{batch_size}')
+    if seed < 0:
+      raise ValueError(f'seed must be >= 0, got {seed}')
+    self.batch_size = batch_size
+    self.pairs_per_signature = pairs_per_signature
+    self.num_images = labels.shape[0]
+    self._seed = seed
+    columns = [general_groups(labels)] + [labels[:, ATTRIBUTE_NAMES.index(n)]
+                                          for n in SPECIAL_ATTRIBUTES]
+    self._groups: list[list[np.ndarray]] = []
+    # Disjoint pairs each label can give, to cap how often one label is drawn in a batch.
+    self._capacity: list[np.ndarray] = []
+    for name, column in zip(SIGNATURES, columns):
+      groups = _pair_groups(column, allow_missing=name == 'general')
+      capacity = np.array([len(g) // 2 for g in groups], np.int64)
+      if capacity.sum() < pairs_per_signature:
+        rule = ('no two images share all general labels (' + ', '.join(GENERAL_ATTRIBUTES)
+                + '; -1 counts as a value)' if name == 'general'
+                else 'too few images share a label (-1 excluded)')
+        raise ValueError(f'signature {name!r}: {rule}: the dataset has {int(capacity.sum())} '
+                         f'disjoint positive pair(s), pairs_per_signature is '
+                         f'{pairs_per_signature}; the triplet loss of this signature needs pairs')
+      self._groups.append(groups)
+      self._capacity.append(capacity)
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return math.ceil(self.num_images / self.batch_size)
+
+  def _pair_images(self, rng: np.random.Generator) -> list[int]:
+    """The images of this batch's positive pairs, signature after signature."""
+    images: list[int] = []
+    for groups, capacity in zip(self._groups, self._capacity):
+      counts = np.zeros_like(capacity)
+      for _ in range(self.pairs_per_signature):
+        g = rng.integers(len(groups))
+        if counts[g] == capacity[g]:
+          # Redraw among the labels with pairs left: overall still uniform over those labels,
+          # and the common first draw skips scanning all labels.
+          open_groups = np.flatnonzero(counts < capacity)
+          g = open_groups[rng.integers(len(open_groups))]
+        counts[g] += 1
+      for g in np.flatnonzero(counts):
+        # 2c distinct members of one label make c disjoint pairs.
+        images.extend(rng.choice(groups[g], 2 * int(counts[g]), replace=False).tolist())
+    return images
+
+  def epoch(self, epoch: int) -> np.ndarray:
+    """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
+    if epoch < 0:
+      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    rng = np.random.default_rng([self._seed, epoch])
+    order, position = rng.permutation(self.num_images), 0
+    batches = np.empty((self.batches_per_epoch, self.batch_size), np.int64)
+    for b in range(self.batches_per_epoch):
+      chosen = dict.fromkeys(self._pair_images(rng))  # an ordered set
+      while len(chosen) < self.batch_size:
+        if position == self.num_images:
+          order, position = rng.permutation(self.num_images), 0
+        chosen.setdefault(int(order[position]))
+        position += 1
+      # Shuffled so that the pairs do not always sit at the front of the batch.
+      batches[b] = rng.permutation(np.fromiter(chosen, np.int64, self.batch_size))
+    return batches

@@ -1,0 +1,72 @@
+"""Forward passes over a dataset: signatures, attribute probabilities, accuracy vs majority class."""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING
+from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.progress import ProgressLine
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+  """Model outputs for `rows` of a dataset, in that order."""
+  rows: np.ndarray                    # (N,) rows of the Examples
+  signatures: np.ndarray              # (N, S + 1, D) float32, L2-normalised per signature
+  probabilities: dict[str, np.ndarray]  # attribute -> (N, K) softmax
+  case_probabilities: np.ndarray      # (N, 3)
+
+
+def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size: int,
+            batch_size: int = 64, progress_every_secs: float | None = None) -> Predictions:
+  """Runs the model in inference mode over `rows` (any order), batch by batch."""
+  rows = np.asarray(rows, np.int64)
+  config = PipelineConfig(image_size=image_size, batch_size=batch_size)
+  dataset = make_dataset(examples, rows, config, drop_remainder=False)
+
+  @tf.function
+  def forward(batch):
+    out = model({k: batch[k] for k in ('image', 'boxes', 'present')}, training=False)
+    return {'signatures': tf.math.l2_normalize(out['signatures'], axis=-1),
+            'case': tf.nn.softmax(out['case_logits']),
+            **{f'p/{n}': tf.nn.softmax(out['logits'][n]) for n in ATTRIBUTE_NAMES}}
+
+  chunks: dict[str, list[np.ndarray]] = {}
+  progress = (ProgressLine(len(rows), progress_every_secs, unit='image')
+              if progress_every_secs else None)
+  done = 0
+  for batch in iterate_batches(dataset, examples, rows, batch_size):
+    for k, v in forward(batch).items():
+      chunks.setdefault(k, []).append(v.numpy())
+    done += int(batch['index'].shape[0])
+    if progress:
+      progress.update(done, 'features')
+  joined = {k: np.concatenate(v) for k, v in chunks.items()}
+  return Predictions(rows, joined['signatures'],
+                     {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined['case'])
+
+
+def accuracy_table(labels: np.ndarray, predictions: Predictions,
+                   train_labels: np.ndarray) -> dict[str, dict[str, float]]:
+  """Per attribute: accuracy on labelled images, the majority-class rate, and the count.
+
+  The majority class is the most frequent label in the training set, so the rate is what a
+  network that ignored the image would score on these images.
+  """
+  table = {}
+  for j, name in enumerate(ATTRIBUTE_NAMES):
+    truth = labels[:, j]
+    valid = truth != MISSING
+    train = train_labels[:, j][train_labels[:, j] != MISSING]
+    if not valid.any() or not len(train):
+      continue
+    majority = np.bincount(train).argmax()
+    predicted = predictions.probabilities[name].argmax(axis=1)
+    table[name] = {'accuracy': float((predicted[valid] == truth[valid]).mean()),
+                   'majority': float((truth[valid] == majority).mean()),
+                   'count': int(valid.sum())}
+  return table

@@ -1,0 +1,78 @@
+"""A whole training run, as train.py starts it: data, both stages, export, test accuracy."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
+from tf_partfash.data.prepared import PreparedData, prepare
+from tf_partfash.models.alexnet import load_alexnet_weights
+from tf_partfash.recognition import accuracy_table, predict
+from tf_partfash.training import Trainer
+from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
+
+STRATEGIES = ('auto', 'default', 'mirrored')
+
+
+def make_strategy(name: str = 'auto') -> tf.distribute.Strategy:
+  """`auto`: MirroredStrategy over all GPUs when there are several, else the default strategy."""
+  if name not in STRATEGIES:
+    raise ValueError(f'strategy={name!r}; valid values: {", ".join(STRATEGIES)}')
+  gpus = tf.config.list_logical_devices('GPU')
+  if name == 'mirrored' or (name == 'auto' and len(gpus) > 1):
+    return tf.distribute.MirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def format_accuracy(table: dict[str, dict[str, float]]) -> str:
+  lines = [f'{"attribute":<11} {"accuracy":>8} {"majority":>8} {"images":>7}']
+  for name in ATTRIBUTE_NAMES:
+    if name in table:
+      row = table[name]
+      mark = '*' if name in SPECIAL_ATTRIBUTES else ' '
+      lines.append(f'{name + mark:<11} {100 * row["accuracy"]:7.1f}% {100 * row["majority"]:7.1f}%'
+                   f' {row["count"]:7d}')
+  special = [table[n]['accuracy'] for n in SPECIAL_ATTRIBUTES if n in table]
+  if special:
+    lines.append(f'mean of the special attributes (*): {100 * sum(special) / len(special):.1f}%')
+  return '\n'.join(lines)
+
+
+def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = None,
+                     workers: int = 1, skip_corrupt: bool = False, strategy_name: str = 'auto',
+                     strategy: tf.distribute.Strategy | None = None) -> dict:
+  """Trains (or resumes) the run in `workdir`, exports the model, reports test accuracy.
+
+  `run.data['alexnet_weights']`, when set, initialises conv1-conv5 from ImageNet weights (§6);
+  a resumed run takes every weight from its checkpoint instead.
+  """
+  if data is None:
+    data = prepare(run.data['data_dir'], workdir, run.data['split_seed'], workers, skip_corrupt,
+                   run.data['synthetic_images'], run.data['synthetic_seed'])
+  save_run_config(workdir, run)
+  keras.utils.set_random_seed(run.train.seed)
+  train_rows = data.rows('train')
+
+  def initial_model():
+    model = build_model(run)
+    if run.data.get('alexnet_weights'):
+      load_alexnet_weights(model.backbone, run.data['alexnet_weights'])
+    return model
+
+  trainer = Trainer(initial_model, run.model, run.train, data.examples.subset(train_rows), workdir,
+                    strategy or make_strategy(strategy_name))
+  trainer.run()
+  export_model(workdir, trainer.model)
+  test_rows = data.rows('gallery', 'query')
+  predictions = predict(trainer.model, data.examples, test_rows, run.model.image_size,
+                        run.train.batch_size)
+  table = accuracy_table(data.examples.labels[test_rows], predictions,
+                         data.examples.labels[train_rows])
+  with open(os.path.join(workdir, 'accuracy.json'), 'w') as f:
+    json.dump(table, f, indent=2)
+  logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
+  return table

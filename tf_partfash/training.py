@@ -1,0 +1,200 @@
+"""Two-stage training (paper §6): attribute classification, then classification + part triplets.
+
+Stage 1 minimises L_attribute (Eq. 1-2) plus the "Extract Parts?" cross entropy; stage 2 adds
+L_triplet (Eq. 3) over the S + 1 L2-normalised signatures, starting from stage 1's weights. One
+optimizer runs through both stages and its step counter is the whole training state: the stage,
+epoch and batch of a resumed run follow from it, the balanced sampler regenerates that epoch's
+batches from (seed, epoch), and the run continues from the last checkpoint after any interruption.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from tf_partfash import losses
+from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES
+from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.data.sampling import BalancedBatchSampler
+from tf_partfash.progress import ProgressLine
+
+_GENERAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in GENERAL_ATTRIBUTES]
+_SPECIAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
+
+
+@keras.saving.register_keras_serializable(package='tf_partfash')
+class StagedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """Learning rate over the global step: stage 1's rate, then stage 2's, each warmed up/decayed."""
+
+  def __init__(self, stage1_steps: int, stage2_steps: int, rate1: float, rate2: float,
+               schedule: str = 'constant', warmup_steps: int = 0):
+    self.stage1_steps, self.stage2_steps = stage1_steps, stage2_steps
+    self.rate1, self.rate2 = rate1, rate2
+    self.schedule, self.warmup_steps = schedule, warmup_steps
+
+  def _within(self, step, steps: int, rate: float):
+    rate = tf.constant(rate, tf.float32)
+    if self.schedule == 'cosine' and steps > 0:
+      rate = rate * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(step / steps, 1.0)))
+    if self.warmup_steps:
+      rate = rate * tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+    return rate
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    in_stage1 = step < self.stage1_steps
+    return tf.where(in_stage1, self._within(step, self.stage1_steps, self.rate1),
+                    self._within(step - self.stage1_steps, self.stage2_steps, self.rate2))
+
+  def get_config(self):
+    return dict(stage1_steps=self.stage1_steps, stage2_steps=self.stage2_steps, rate1=self.rate1,
+                rate2=self.rate2, schedule=self.schedule, warmup_steps=self.warmup_steps)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  schedule = StagedSchedule(config.stage1_epochs * steps_per_epoch,
+                            config.stage2_epochs * steps_per_epoch, config.stage1_learning_rate,
+                            config.stage2_learning_rate, config.schedule, config.warmup_steps)
+  if config.optimizer == 'sgd':
+    return keras.optimizers.SGD(schedule, momentum=config.momentum,
+                                weight_decay=config.weight_decay or None)
+  return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+
+
+def partnet_loss(outputs: dict, batch: dict, with_triplets: bool, config: TrainConfig,
+                 seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+  """L_attribute (Eq. 1-2) + "Extract Parts?" cross entropy (+ L_triplet, Eq. 3, in stage 2)."""
+  labels = batch['labels']
+  classification = losses.attribute_classification_loss(
+      labels, [outputs['logits'][n] for n in ATTRIBUTE_NAMES])
+  case = losses.masked_cross_entropy(batch['case'], outputs['case_logits'])
+  total = classification + case
+  logs = {'loss/classification': classification, 'loss/extract_parts': case}
+  if with_triplets:
+    signatures = tf.math.l2_normalize(outputs['signatures'], axis=-1)
+    triplet, stats = losses.part_triplet_loss(
+        tf.unstack(signatures, axis=1), tf.gather(labels, _SPECIAL_COLUMNS, axis=1),
+        tf.gather(labels, _GENERAL_COLUMNS, axis=1), config.margin, seed, config.distance)
+    total += config.triplet_weight * triplet
+    logs['loss/triplet'] = triplet
+    logs['triplets/active_fraction'] = tf.reduce_mean(stats.active_fraction)
+  logs['loss/total'] = total
+  return total, logs
+
+
+def masked_accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(number correct, number labelled) of one attribute, missing labels (-1) ignored."""
+  valid = labels >= 0
+  correct = tf.logical_and(valid, tf.argmax(logits, -1, output_type=tf.int32) == labels)
+  return tf.reduce_sum(tf.cast(correct, tf.float32)), tf.reduce_sum(tf.cast(valid, tf.float32))
+
+
+LossFn = Callable[[dict, dict, bool, TrainConfig, tf.Tensor], tuple[tf.Tensor, dict]]
+
+
+class Trainer:
+  """Runs both stages under a `tf.distribute` strategy with checkpoints every few seconds."""
+
+  def __init__(self, build_model: Callable[[], keras.Model], model_config: ModelConfig,
+               config: TrainConfig, train: Examples, workdir: str,
+               strategy: tf.distribute.Strategy, loss_fn: LossFn = partnet_loss):
+    self.model_config, self.config = model_config, config
+    self.train, self.workdir, self.strategy, self.loss_fn = train, workdir, strategy, loss_fn
+    self.sampler = BalancedBatchSampler(train.labels, config.batch_size, config.seed)
+    self.steps_per_epoch = self.sampler.batches_per_epoch
+    self.stage1_steps = config.stage1_epochs * self.steps_per_epoch
+    self.total_steps = self.stage1_steps + config.stage2_epochs * self.steps_per_epoch
+    with strategy.scope():  # variables must be created under the strategy
+      self.model = model = build_model()
+      self.optimizer = make_optimizer(config, self.steps_per_epoch)
+      self.optimizer.build(model.trainable_variables)
+    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),
+                                              max_to_keep=2)
+    self._steps = {True: self._make_step(True), False: self._make_step(False)}
+    self._writers = {s: tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard',
+                                                                   f'stage{s}')) for s in (1, 2)}
+
+  def _make_step(self, with_triplets: bool):
+    replicas = self.strategy.num_replicas_in_sync
+
+    def replica_step(batch, seed):
+      inputs = {k: batch[k] for k in ('image', 'boxes', 'present')}
+      with tf.GradientTape() as tape:
+        outputs = self.model(inputs, training=True)
+        loss, logs = self.loss_fn(outputs, batch, with_triplets, self.config, seed)
+        # Gradients of replicas are summed: each contributes its share of the mean.
+        scaled = loss / replicas
+      grads = tape.gradient(scaled, self.model.trainable_variables)
+      self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+      for j, name in enumerate(ATTRIBUTE_NAMES):
+        logs[f'correct/{name}'], logs[f'labelled/{name}'] = masked_accuracy(
+            batch['labels'][:, j], outputs['logits'][name])
+      return logs
+
+    @tf.function
+    def step(batch, seed):
+      logs = self.strategy.run(replica_step, args=(batch, seed))
+      reduce = tf.distribute.ReduceOp
+      return {k: self.strategy.reduce(reduce.SUM if k.split('/')[0] in ('correct', 'labelled')
+                                      else reduce.MEAN, v, axis=None) for k, v in logs.items()}
+    return step
+
+  def run(self) -> None:
+    if self.manager.latest_checkpoint:
+      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      logging.info('resuming from %s at step %d', self.manager.latest_checkpoint,
+                   int(self.optimizer.iterations.numpy()))
+    step = int(self.optimizer.iterations.numpy())
+    progress = ProgressLine(self.total_steps, self.config.log_every_secs, start=step)
+    last_save = time.monotonic()
+    pipeline_config = PipelineConfig(self.model_config.image_size, self.config.batch_size,
+                                     self.config.flip, self.config.seed)
+    while step < self.total_steps:
+      # Stages hold whole epochs, so an epoch never straddles the stage boundary.
+      epoch, first = divmod(step, self.steps_per_epoch)
+      stage = 1 if step < self.stage1_steps else 2
+      order = self.sampler.epoch(epoch)[first:].reshape(-1)
+      dataset = self.strategy.experimental_distribute_dataset(make_dataset(
+          self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))
+      sums: dict[str, float] = {}
+      for batch in iterate_batches(dataset, self.train, order, self.config.batch_size):
+        seed = tf.constant([self.config.seed, step], tf.int64)
+        logs = {k: float(v) for k, v in self._steps[stage == 2](batch, seed).items()}
+        for k, v in logs.items():
+          sums[k] = sums.get(k, 0.0) + v
+        step += 1
+        progress.update(step, f'stage {stage} epoch {epoch + 1}', logs['loss/total'])
+        if time.monotonic() - last_save > self.config.checkpoint_every_secs:
+          self.manager.save(checkpoint_number=step)
+          last_save = time.monotonic()
+      self.manager.save(checkpoint_number=step)
+      last_save = time.monotonic()
+      self._write_summaries(stage, step, sums, len(order) // self.config.batch_size)
+      if sums:
+        accuracy = {n: sums[f'correct/{n}'] / max(sums[f'labelled/{n}'], 1.0)
+                    for n in SPECIAL_ATTRIBUTES}
+        logging.info('stage %d epoch %d: loss %.3f, train accuracy %s', stage, epoch + 1,
+                     sums['loss/total'] / max(len(order) // self.config.batch_size, 1),
+                     ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
+    progress.close()
+
+  def _write_summaries(self, stage: int, step: int, sums: dict[str, float], batches: int) -> None:
+    if not batches:
+      return
+    with self._writers[stage].as_default(step=step):
+      for k, v in sums.items():
+        if k.startswith('loss/') or k.startswith('triplets/'):
+          tf.summary.scalar(k, v / batches)
+      for name in ATTRIBUTE_NAMES:
+        if sums[f'labelled/{name}']:
+          tf.summary.scalar(f'train_accuracy/{name}',
+                            sums[f'correct/{name}'] / sums[f'labelled/{name}'])
+      tf.summary.scalar('learning_rate', float(self.optimizer.learning_rate))
+    self._writers[stage].flush()

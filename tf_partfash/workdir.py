@@ -1,0 +1,124 @@
+"""A training run's directory: its configuration, checkpoints and exported model.
+
+```
+<workdir>/flags.txt            the command line of the run, as a valid flagfile
+<workdir>/run.json             model config, train config and data settings (what evaluate/search read)
+<workdir>/checkpoints/         tf.train checkpoints during training (resume)
+<workdir>/tensorboard/stage{1,2}/
+<workdir>/model.weights.h5     the final model
+<workdir>/accuracy.json        per-attribute test accuracy beside the majority-class rate
+```
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import keras
+
+from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.models.partnet import build_partnet
+
+RUN_FILE = 'run.json'
+WEIGHTS_FILE = 'model.weights.h5'
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  method: str
+  model: ModelConfig
+  train: TrainConfig
+  # Inputs of the run: data_dir, split_seed, synthetic_images/_seed, alexnet_weights.
+  data: dict[str, Any]
+
+  def to_json(self) -> dict[str, Any]:
+    return {'format_version': FORMAT_VERSION, 'method': self.method,
+            'model': dataclasses.asdict(self.model), 'train': dataclasses.asdict(self.train),
+            'data': self.data}
+
+  @classmethod
+  def from_json(cls, blob: dict[str, Any], file: str) -> RunConfig:
+    if blob.get('format_version') != FORMAT_VERSION:
+      raise ValueError(f'{file}: format version {blob.get("format_version")!r}, this tf_partfash '
+                       f'reads version {FORMAT_VERSION}')
+    try:
+      return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
+                 blob['data'])
+    except (KeyError, TypeError) as e:
+      raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
+
+
+def _differences(a: dict, b: dict, prefix: str = '') -> list[str]:
+  out = []
+  for key in sorted(set(a) | set(b)):
+    if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+      out += _differences(a[key], b[key], f'{prefix}{key}.')
+    elif a.get(key) != b.get(key):
+      out.append(f'{prefix}{key}: stored {a.get(key)!r}, requested {b.get(key)!r}')
+  return out
+
+
+def save_run_config(workdir: str, run: RunConfig) -> None:
+  """Writes run.json; a workdir holding another run's configuration is an error listing the changes.
+
+  Only settings that change what the checkpoints mean are compared (method, model, data and the
+  training schedule); logging and checkpoint cadence may change between a run and its resumption.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  file = os.path.join(workdir, RUN_FILE)
+  new = run.to_json()
+  if os.path.exists(file):
+    with open(file) as f:
+      old = json.load(f)
+    volatile = ('checkpoint_every_secs', 'log_every_secs')
+    strip = lambda blob: {**blob, 'train': {k: v for k, v in blob.get('train', {}).items()
+                                            if k not in volatile}}
+    diff = _differences(strip(old), strip(new))
+    if diff:
+      raise ValueError(f'{workdir} holds a run with another configuration ({file}):\n  '
+                       + '\n  '.join(diff) + '\nUse a new --workdir, or the stored settings.')
+  with open(file + '.tmp', 'w') as f:
+    json.dump(new, f, indent=2)
+  os.replace(file + '.tmp', file)
+
+
+def load_run_config(workdir: str) -> RunConfig:
+  file = os.path.join(workdir, RUN_FILE)
+  if not os.path.exists(file):
+    raise FileNotFoundError(f'{file} not found: {workdir} is not a tf_partfash training directory '
+                            '(run train.py with --workdir first)')
+  with open(file) as f:
+    return RunConfig.from_json(json.load(f), file)
+
+
+def build_model(run: RunConfig) -> keras.Model:
+  """The network of a run's method, built (weights created, not loaded)."""
+  if run.method in ('partnet', 'no_parts', 'no_parts_no_ranking'):
+    return build_partnet(run.model)
+  raise ValueError(f'unknown method {run.method!r}; valid: partnet, no_parts, no_parts_no_ranking')
+
+
+def export_model(workdir: str, model: keras.Model) -> str:
+  file = os.path.join(workdir, WEIGHTS_FILE)
+  model.save_weights(file + '.tmp.weights.h5')
+  os.replace(file + '.tmp.weights.h5', file)
+  return file
+
+
+def load_trained_model(workdir: str) -> tuple[keras.Model, RunConfig]:
+  """The trained model of a workdir; weights from another architecture are an error naming both."""
+  run = load_run_config(workdir)
+  file = os.path.join(workdir, WEIGHTS_FILE)
+  if not os.path.exists(file):
+    raise FileNotFoundError(f'{file} not found: training in {workdir} has not finished '
+                            '(rerun the same train.py command to resume it)')
+  model = build_model(run)
+  try:
+    model.load_weights(file)
+  except ValueError as e:
+    raise ValueError(f'{file} does not fit the model described by {RUN_FILE} '
+                     f'(method {run.method}): {e}') from e
+  return model, run

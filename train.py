@@ -1,0 +1,104 @@
+r"""Trains the part-based network in two stages (paper §6) and reports test accuracy.
+
+  python train.py --flagfile=flags/demo.flags --workdir=runs/demo
+  python train.py --flagfile=flags/shopping100k.flags --data_dir=/data/Shopping100k --workdir=runs/paper
+
+Rerunning the same command resumes from the last checkpoint. Without --data_dir the built-in
+synthetic dataset is generated on first use (in $TF_PARTFASH_CACHE, default ~/.cache/tf_partfash).
+"""
+import dataclasses
+import logging
+import os
+import sys
+
+from absl import app, flags
+
+from tf_partfash.config import ModelConfig, TrainConfig
+
+_HELP = {
+    'image_size': 'Square model input (227 as in AlexNet; >= 147 keeps conv5 at least 8x8).',
+    'backbone_norm': "'lrn' (Caffe AlexNet, for ImageNet weights) or 'batch' (from scratch).",
+    'hidden_size': 'Width of fc6 in every path.',
+    'signature_size': 'Width of fc7 = each of the S + 1 signature vectors (Eq. 3-4).',
+    'dropout': 'Dropout after fc6 and before the classifiers.',
+    'use_parts': 'Pool special branches from their parts (False: the w/o parts ablation).',
+    'gate': "Inference gating of parts: 'head' (Extract Parts? output) or 'extraction'.",
+    'stage1_epochs': 'Epochs of stage 1, classification only (paper: 30).',
+    'stage2_epochs': 'Epochs of stage 2, classification + triplet ranking.',
+    'stage1_learning_rate': 'Learning rate of stage 1 (paper: 0.01).',
+    'stage2_learning_rate': 'Learning rate of stage 2.',
+    'optimizer': "'sgd' (paper) or 'adamw'.",
+    'momentum': 'SGD momentum.',
+    'weight_decay': 'Decoupled weight decay.',
+    'schedule': "Per-stage learning-rate schedule: 'constant' or 'cosine'.",
+    'warmup_steps': 'Linear warm-up steps at the start of each stage.',
+    'batch_size': 'Global batch size (split over replicas).',
+    'margin': 'Triplet margin m of Eq. 3.',
+    'triplet_weight': 'Weight of L_triplet in stage 2.',
+    'distance': "d of Eq. 3: 'euclidean' or 'squared'.",
+    'flip': 'Random horizontal flips (boxes mirrored, sleeves swapped).',
+    'seed': 'Seed of initialisation, sampling and augmentation.',
+    'checkpoint_every_secs': 'Seconds between checkpoints (work lost on a kill is at most this).',
+    'log_every_secs': 'Seconds between progress lines.',
+}
+
+
+def _define(config_class) -> None:
+  for field in dataclasses.fields(config_class):
+    if 'choices' in field.metadata:
+      flags.DEFINE_enum(field.name, field.default, field.metadata['choices'], _HELP[field.name])
+      continue
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+              str: flags.DEFINE_string}[type(field.default)]
+    define(field.name, field.default, _HELP[field.name])
+
+
+_define(ModelConfig)
+_define(TrainConfig)
+flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoints, logs, final model.')
+flags.DEFINE_string('data_dir', None, 'Dataset in the Shopping100k layout (default: synthetic).')
+flags.DEFINE_enum('method', 'partnet', ['partnet', 'no_parts', 'no_parts_no_ranking'],
+                  'Network and losses (paper §7 baselines).')
+flags.DEFINE_string('alexnet_weights', None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights.')
+flags.DEFINE_integer('synthetic_images', 3000, 'Size of the built-in synthetic dataset.')
+flags.DEFINE_integer('synthetic_seed', 0, 'Seed of the built-in synthetic dataset.')
+flags.DEFINE_integer('split_seed', 0, 'Seed of the stored paper split.')
+flags.DEFINE_integer('workers', 2, 'Processes for dataset generation and part extraction.')
+flags.DEFINE_bool('skip_corrupt_images', False, 'Leave out (and log) undecodable images.')
+flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'], 'tf.distribute strategy.')
+flags.mark_flag_as_required('workdir')
+FLAGS = flags.FLAGS
+
+
+def _write_flagfile(workdir: str) -> None:
+  """flags.txt: this run's flags (every flag of train.py), itself a valid --flagfile."""
+  lines = [f.serialize() for f in FLAGS.get_key_flags_for_module(sys.argv[0])
+           if f.name not in ('flagfile',) and f.serialize()]
+  with open(os.path.join(workdir, 'flags.txt'), 'w') as f:
+    f.write('# Written by train.py; rerun with: python train.py --flagfile=<this file>\n')
+    f.write('\n'.join(sorted(lines)) + '\n')
+
+
+def main(argv):
+  del argv
+  from tf_partfash.run import train_and_report  # after flag parsing: importing TF is slow
+  from tf_partfash.workdir import RunConfig
+
+  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(ModelConfig)}
+  model = ModelConfig(**{**values, 'use_parts': FLAGS.use_parts and FLAGS.method == 'partnet'})
+  train = TrainConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)})
+  if FLAGS.method == 'no_parts_no_ranking':
+    train = dataclasses.replace(train, triplet_weight=0.0)
+  run = RunConfig(FLAGS.method, model, train, {
+      'data_dir': FLAGS.data_dir, 'split_seed': FLAGS.split_seed,
+      'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
+      'alexnet_weights': FLAGS.alexnet_weights})
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  _write_flagfile(FLAGS.workdir)
+  logging.getLogger().setLevel(logging.INFO)
+  train_and_report(run, FLAGS.workdir, workers=FLAGS.workers,
+                   skip_corrupt=FLAGS.skip_corrupt_images, strategy_name=FLAGS.strategy)
+
+
+if __name__ == '__main__':
+  app.run(main)
