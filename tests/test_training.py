@@ -13,7 +13,7 @@ import pytest
 from tf_partfash.training import StagedSchedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_FLAGS = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=12',
+TINY_FLAGS = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
               '--stage1_epochs=2', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
               '--log_every_secs=0']
 
@@ -60,7 +60,7 @@ def test_sigkill_then_rerun_resumes_from_the_last_checkpoint(tiny_synthetic, tmp
   assert result.returncode == 0, result.stderr[-3000:]
   resumed = re.search(r'resuming from .*ckpt-(\d+) at step (\d+)', result.stderr)
   assert resumed and int(resumed.group(2)) == killed_at
-  # 2 + 1 epochs of ceil(train images / 12) steps each, all done, in the right stages.
+  # 2 + 1 epochs of ceil(train images / 12 fill places) steps each, all done, in the right stages.
   steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', result.stderr)
   total = int(steps[-1][3])
   assert int(steps[-1][2]) == total and steps[-1][0] == '2' and steps[-1][1] == '3'
@@ -93,7 +93,7 @@ from tf_partfash.workdir import RunConfig
 strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
 run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
                                        backbone_norm='batch'),
-                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=12, log_every_secs=0),
+                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24, log_every_secs=0),
                 {'data_dir': sys.argv[1], 'split_seed': 0, 'synthetic_images': 0,
                  'synthetic_seed': 0, 'alexnet_weights': None})
 train_and_report(run, sys.argv[2], strategy=strategy)

@@ -50,23 +50,31 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
                      {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined['case'])
 
 
-def accuracy_table(labels: np.ndarray, predictions: Predictions,
-                   train_labels: np.ndarray) -> dict[str, dict[str, float]]:
+def _scores(truth: np.ndarray, predicted: np.ndarray, train: np.ndarray) -> dict[str, float] | None:
+  valid = truth != MISSING
+  train = train[train != MISSING]
+  if not valid.any() or not len(train):
+    return None
+  majority = np.bincount(train).argmax()
+  return {'accuracy': float((predicted[valid] == truth[valid]).mean()),
+          'majority': float((truth[valid] == majority).mean()), 'count': int(valid.sum())}
+
+
+def accuracy_table(labels: np.ndarray, predictions: Predictions, train_labels: np.ndarray,
+                   case: np.ndarray | None = None,
+                   train_case: np.ndarray | None = None) -> dict[str, dict[str, float]]:
   """Per attribute: accuracy on labelled images, the majority-class rate, and the count.
 
   The majority class is the most frequent label in the training set, so the rate is what a
-  network that ignored the image would score on these images.
+  network that ignored the image would score on these images. With `case` (part extraction's
+  case index per image), the "Extract Parts?" head is scored the same way as `extract_parts`.
   """
   table = {}
   for j, name in enumerate(ATTRIBUTE_NAMES):
-    truth = labels[:, j]
-    valid = truth != MISSING
-    train = train_labels[:, j][train_labels[:, j] != MISSING]
-    if not valid.any() or not len(train):
-      continue
-    majority = np.bincount(train).argmax()
-    predicted = predictions.probabilities[name].argmax(axis=1)
-    table[name] = {'accuracy': float((predicted[valid] == truth[valid]).mean()),
-                   'majority': float((truth[valid] == majority).mean()),
-                   'count': int(valid.sum())}
+    row = _scores(labels[:, j], predictions.probabilities[name].argmax(axis=1), train_labels[:, j])
+    if row:
+      table[name] = row
+  if case is not None and train_case is not None:
+    table['extract_parts'] = _scores(case, predictions.case_probabilities.argmax(axis=1),
+                                     train_case)
   return table

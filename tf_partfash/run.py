@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data.prepared import PreparedData, prepare
+from tf_partfash.index import ensure_prototypes
 from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.recognition import accuracy_table, predict
 from tf_partfash.training import Trainer
@@ -30,7 +31,7 @@ def make_strategy(name: str = 'auto') -> tf.distribute.Strategy:
 
 def format_accuracy(table: dict[str, dict[str, float]]) -> str:
   lines = [f'{"attribute":<11} {"accuracy":>8} {"majority":>8} {"images":>7}']
-  for name in ATTRIBUTE_NAMES:
+  for name in ATTRIBUTE_NAMES + ('extract_parts',):
     if name in table:
       row = table[name]
       mark = '*' if name in SPECIAL_ATTRIBUTES else ' '
@@ -71,8 +72,11 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
   predictions = predict(trainer.model, data.examples, test_rows, run.model.image_size,
                         run.train.batch_size)
   table = accuracy_table(data.examples.labels[test_rows], predictions,
-                         data.examples.labels[train_rows])
+                         data.examples.labels[train_rows], data.examples.case[test_rows],
+                         data.examples.case[train_rows])
   with open(os.path.join(workdir, 'accuracy.json'), 'w') as f:
     json.dump(table, f, indent=2)
   logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
+  # The generic attribute representations (§4.6) are part of the trained model: store them now.
+  ensure_prototypes(workdir, model=trainer.model, data=data)
   return table

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.models.partnet import build_partnet
+
+if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to compute features
+  import keras
 
 RUN_FILE = 'run.json'
 WEIGHTS_FILE = 'model.weights.h5'
@@ -96,6 +96,7 @@ def load_run_config(workdir: str) -> RunConfig:
 
 def build_model(run: RunConfig) -> keras.Model:
   """The network of a run's method, built (weights created, not loaded)."""
+  from tf_partfash.models.partnet import build_partnet
   if run.method in ('partnet', 'no_parts', 'no_parts_no_ranking'):
     return build_partnet(run.model)
   raise ValueError(f'unknown method {run.method!r}; valid: partnet, no_parts, no_parts_no_ranking')

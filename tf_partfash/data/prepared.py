@@ -14,8 +14,9 @@ import pandas as pd
 
 from tf_partfash.data import pipeline, shopping100k, splits, synthetic
 from tf_partfash.parts import load_or_compute_parts
+from tf_partfash.parts.extraction import ALGORITHM_VERSION
 
-DEFAULT_SYNTHETIC_IMAGES = 3000
+DEFAULT_SYNTHETIC_IMAGES = 5000
 DEFAULT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tf_partfash')
 
 
@@ -33,7 +34,7 @@ class PreparedData:
 
 def default_synthetic_dir(num_images: int = DEFAULT_SYNTHETIC_IMAGES, seed: int = 0) -> str:
   return os.path.join(os.environ.get('TF_PARTFASH_CACHE', DEFAULT_CACHE),
-                      f'synthetic_n{num_images}_seed{seed}')
+                      f'synthetic_v{synthetic.VERSION}_n{num_images}_seed{seed}')
 
 
 def _state_dir(data_dir: str, fallback: str) -> str:
@@ -54,7 +55,9 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   table = shopping100k.read_attributes(data_dir)
   state = _state_dir(data_dir, cache_dir)
   split = splits.load_or_create_split(state, table, split_seed)
-  parts = load_or_compute_parts(data_dir, table, os.path.join(state, 'parts.csv'), workers=workers)
+  # Named by the algorithm's version, so a cache of an older extraction is not reused.
+  parts = load_or_compute_parts(data_dir, table,
+                                os.path.join(state, f'parts_v{ALGORITHM_VERSION}.csv'), workers)
   examples = pipeline.make_examples(data_dir, table, parts)
   if skip_corrupt:
     kept = pipeline.drop_unreadable(examples, skip=True)

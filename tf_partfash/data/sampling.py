@@ -68,7 +68,8 @@ class BalancedBatchSampler:
   for the pairs, so most of a batch remains a uniform sample of the data (the label frequencies the
   classification loss of Eq. 1 sees).
 
-  An epoch is `batches_per_epoch = ceil(N / batch_size)` batches, a pure function of
+  An epoch is `batches_per_epoch = ceil(N / (batch_size - 12 * pairs_per_signature))` batches,
+  enough for the random fill to show every image once; it is a pure function of
   `(seed, epoch)`: training resumes mid-epoch at batch k with `epoch(e)[k:]`.
 
   A dataset where some signature cannot supply `pairs_per_signature` disjoint pairs (for example
@@ -84,9 +85,10 @@ class BalancedBatchSampler:
     if pairs_per_signature < 1:
       raise ValueError(f'pairs_per_signature must be >= 1, got {pairs_per_signature}')
     needed = 2 * len(SIGNATURES) * pairs_per_signature
-    if batch_size < needed:
+    if batch_size <= needed:  # at least one place for the random fill that makes up an epoch
       raise ValueError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
-                       f'each of the {len(SIGNATURES)} signatures: it must be >= {needed}')
+                       f'each of the {len(SIGNATURES)} signatures and the random fill: it must '
+                       f'be > {needed}')
     if labels.shape[0] < batch_size:
       raise ValueError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
                        f'{batch_size}')
@@ -116,7 +118,10 @@ class BalancedBatchSampler:
 
   @property
   def batches_per_epoch(self) -> int:
-    return math.ceil(self.num_images / self.batch_size)
+    # Every batch fills at least `batch_size - 2 * 6 * pairs` places from the epoch's
+    # permutation, so this many batches show every image at least once per epoch.
+    fill = self.batch_size - 2 * len(SIGNATURES) * self.pairs_per_signature
+    return math.ceil(self.num_images / fill)
 
   def _pair_images(self, rng: np.random.Generator) -> list[int]:
     """The images of this batch's positive pairs, signature after signature."""

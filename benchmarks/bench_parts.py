@@ -1,0 +1,69 @@
+"""Part extraction speed (§4.3, §7.6: the paper's method takes about 0.1 s per image).
+
+  python benchmarks/bench_parts.py [--sample_dir DIR] [--synthetic_dir DIR] [--repeats N]
+
+Prints, per image set, milliseconds per image of `extract_parts` on the decoded 762x1100 array
+(decode excluded; smaller synthetic images are upscaled to that size first) as CPU time on one
+core (`cv2.setNumThreads(1)`; CPU time is less inflated than wall time by other processes sharing
+the machine) and as wall time, plus the decode times of the files: a full decode and the reduced
+(DCT-scaled) decode that `compute_parts` uses.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import time
+
+import cv2
+
+from tf_partfash.parts import extract_parts, read_image
+from tf_partfash.parts.extraction import WORK_HEIGHT
+
+
+def _per_image_ms(fn, items, repeats: int) -> tuple[float, float]:
+  """(CPU ms, wall ms) per call of `fn` on each item, best of `repeats` passes over the items."""
+  for item in items:  # warm-up
+    fn(item)
+  cpu, wall = [], []
+  for _ in range(repeats):
+    c0, w0 = time.process_time(), time.perf_counter()
+    for item in items:
+      fn(item)
+    cpu.append((time.process_time() - c0) / len(items))
+    wall.append((time.perf_counter() - w0) / len(items))
+  return 1e3 * min(cpu), 1e3 * min(wall)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--sample_dir', default='/work/shared/shopping100k/sample',
+                      help='dataset with real Shopping100k images (Images/**.jpg)')
+  parser.add_argument('--synthetic_dir', default='/work/synth_preview',
+                      help='synthetic dataset (Images/**.jpg)')
+  parser.add_argument('--max_images', type=int, default=100)
+  parser.add_argument('--repeats', type=int, default=5)
+  args = parser.parse_args()
+  cv2.setNumThreads(1)
+  print(f'{"images":<12} {"n":>4} {"file size":>10} {"extract CPU":>12} {"extract wall":>13} '
+        f'{"full decode":>12} {"reduced decode":>15}')
+  for name, data_dir in (('real sample', args.sample_dir), ('synthetic', args.synthetic_dir)):
+    files = sorted(glob.glob(os.path.join(data_dir, 'Images', '**', '*.jpg'),
+                             recursive=True))[:args.max_images]
+    if not files:
+      print(f'{name:<12} no images under {data_dir}/Images')
+      continue
+    sizes = {f'{im.shape[1]}x{im.shape[0]}' for im in map(read_image, files)}
+    # The budget is for the real size: extraction's cost is mostly the downscaling.
+    images = [cv2.resize(read_image(f), (762, 1100), interpolation=cv2.INTER_LINEAR) for f in files]
+    extract_cpu, extract_wall = _per_image_ms(extract_parts, images, args.repeats)
+    full_cpu, _ = _per_image_ms(read_image, files, 1)
+    reduced_cpu, _ = _per_image_ms(lambda f: read_image(f, WORK_HEIGHT), files, 1)
+    print(f'{name:<12} {len(files):>4} {",".join(sorted(sizes)):>10} {extract_cpu:>9.2f} ms '
+          f'{extract_wall:>10.2f} ms {full_cpu:>9.2f} ms {reduced_cpu:>12.2f} ms')
+  print('budget: 3 ms per 762x1100 image on one core; paper: 100 ms')
+
+
+if __name__ == '__main__':
+  main()

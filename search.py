@@ -1,0 +1,152 @@
+r"""Attribute-based fashion search with a trained model (paper §4.6, §5, Fig. 7-8).
+
+  python search.py --workdir=runs/demo --query=17 --set collar=mandarin --output_image=fig7.png
+  python search.py --workdir=runs/demo --query=Female/4_Shirts_blouses/0000123_1.jpg \
+      --set sleevelen=sleeveless --set color=navy --feedback=3,12 --output_image=fig8.png
+  python search.py --workdir=runs/demo --query=photo.jpg --gallery=my_images/ --backend=faiss
+
+A gallery ID is an image's path relative to the dataset's Images/ folder (or to the --gallery
+folder), or its row number in the gallery index (the `row` column printed). --query also takes an
+image file outside the gallery, run through part extraction and the model. The first search of a
+model builds and caches its gallery index and attribute prototypes in the workdir.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+from tf_partfash import figures, index, retrieval
+from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute
+
+flags.DEFINE_string('workdir', None, 'Training directory of the model (train.py --workdir).')
+flags.DEFINE_string('query', None, 'Gallery ID (path relative to Images/ or row number) or an '
+                    'image file.')
+flags.DEFINE_multi_string('set', [], 'Attribute manipulation name=value, e.g. color=navy; repeat '
+                          'for several. Special attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
+flags.DEFINE_list('feedback', [], 'Gallery IDs the user picks as relevant (§5): one replaces the '
+                  'query, several weigh the signatures (Eq. 5-6) for a second search.')
+flags.DEFINE_integer('top_k', 10, 'Number of results.', lower_bound=1)
+flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
+                    'of images.')
+flags.DEFINE_enum('backend', 'exact', retrieval.BACKENDS, 'exact (numpy) or faiss (squared only).')
+flags.DEFINE_enum('distance', 'squared', retrieval.DISTANCES, 'd of Eq. 4: sum of squared or of '
+                  'plain Euclidean distances between signatures.')
+flags.DEFINE_string('output_json', None, 'Write the query and ranked results as JSON here.')
+flags.DEFINE_string('output_image', None, 'Write a Fig. 7-like picture (Fig. 8 with --feedback).')
+flags.mark_flags_as_required(['workdir', 'query'])
+FLAGS = flags.FLAGS
+
+
+def _query(gallery: index.GalleryIndex, text: str,
+           mid: str) -> tuple[index.GalleryIndex, int | None]:
+  """(one-item index, position in the gallery or None) of --query."""
+  try:
+    position = gallery.find(text)
+    return gallery.take([position]), position
+  except ValueError as e:
+    if not os.path.isfile(text):
+      raise ValueError(f'--query: neither a gallery ID nor an image file: {e}') from None
+  from tf_partfash.workdir import load_trained_model  # slow (TensorFlow): only for a new image
+  model, run = load_trained_model(FLAGS.workdir)
+  folder, name = os.path.split(os.path.abspath(text))
+  return index.embed_images(model, run, folder, [name], mid, progress=False), None
+
+
+def _search(searcher, gallery, signatures, exclude, demanded, weights=None) -> list[dict]:
+  """Ranked results of one query, leaving out `exclude` (the query's own gallery items)."""
+  found, dist = searcher.search(signatures[None], FLAGS.top_k + len(exclude), weights)
+  hits = [(int(p), float(d)) for p, d in zip(found[0], dist[0]) if int(p) not in exclude]
+  labelled = demanded and (gallery.labels != MISSING).any()
+  out = []
+  for rank, (p, d) in enumerate(hits[:FLAGS.top_k], start=1):
+    out.append({'rank': rank, 'row': p, 'path': str(gallery.paths[p]), 'distance': d,
+                'predicted': {a: attribute(a).value(int(gallery.probabilities[a][p].argmax()))
+                              for a in SPECIAL_ATTRIBUTES},
+                'match': bool(retrieval.matches(gallery.labels[p:p + 1], demanded)[0])
+                         if labelled else None})
+  return out
+
+
+def _print_table(title: str, results: list[dict]) -> None:
+  print(f'\n{title}\n{"rank":>4} {"row":>6} {"distance":>9}  {"path":<44}'
+        + ''.join(f' {a:<11}' for a in SPECIAL_ATTRIBUTES) + ' match')
+  for r in results:
+    mark = {True: 'yes', False: 'no', None: '-'}[r['match']]
+    print(f'{r["rank"]:>4} {r["row"]:>6} {r["distance"]:>9.4f}  {r["path"]:<44}'
+          + ''.join(f' {r["predicted"][a][:11]:<11}' for a in SPECIAL_ATTRIBUTES) + f' {mark}')
+
+
+def _tiles(gallery, results, picked=()) -> list[figures.Tile]:
+  tiles = [figures.Tile(gallery.file(r['row']), f'{r["rank"]}. d={r["distance"]:.4g}\n{r["path"]}',
+                        'blue' if r['row'] in picked else 'green' if r['match'] else None)
+           for r in results]
+  shown = {r['row'] for r in results}
+  return tiles + [figures.Tile(gallery.file(p), f'picked\n{gallery.paths[p]}', 'blue')
+                  for p in picked if p not in shown]
+
+
+def _session() -> None:
+  changes = retrieval.parse_changes(FLAGS.set)  # bad names fail before anything slow
+  mid = index.model_id(FLAGS.workdir)
+  gallery = (index.ensure_index(FLAGS.workdir) if FLAGS.gallery == 'test'
+             else index.index_folder(FLAGS.workdir, FLAGS.gallery))
+  picked = list(dict.fromkeys(gallery.find(item) for item in FLAGS.feedback))  # no repeats
+  query, position = _query(gallery, FLAGS.query, mid)
+  prototypes = index.ensure_prototypes(FLAGS.workdir) if changes else None
+  manipulated = lambda sig: retrieval.manipulate(sig, [changes], prototypes) if changes else sig
+  known = {a: int(query.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
+  demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
+  describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
+                        attribute(a).values[int(query.probabilities[a][0].argmax())] + '?')
+  edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
+  text = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
+  searcher = retrieval.Searcher(gallery.signatures, FLAGS.backend, FLAGS.distance)
+  own = {position} - {None}
+  results = _search(searcher, gallery, manipulated(query.signatures)[0], own, demanded)
+  print(f'query {query.paths[0]}; manipulation: '
+        + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'))
+  _print_table(f'top {FLAGS.top_k} of {len(gallery)} ({FLAGS.distance}, {FLAGS.backend})', results)
+  report = {'query': str(query.paths[0]), 'query_row': position,
+            'changes': {a: attribute(a).values[v] for a, v in changes.items()},
+            'demanded': {a: attribute(a).values[v] for a, v in demanded.items()},
+            'distance': FLAGS.distance, 'backend': FLAGS.backend, 'results': results}
+  query_tile = figures.Tile(query.file(0), f'query\n{query.paths[0]}')
+  picture = lambda: figures.manipulation_figure(query_tile, text, _tiles(gallery, results))
+  if picked:
+    weights, again = None, query
+    if len(picked) == 1:  # §5: a single picked image replaces the query
+      again, own = gallery.take(picked), own | set(picked)
+      note = 'picked image\nreplaces the query'
+    else:
+      weights = retrieval.personalization_weights(gallery.signatures[picked], FLAGS.distance)
+      note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(retrieval.SIGNATURE_NAMES, weights))
+    after = _search(searcher, gallery, manipulated(again.signatures)[0], own, demanded, weights)
+    print('\nfeedback ' + ', '.join(FLAGS.feedback) + ': ' + note.replace('\n', ', '))
+    _print_table('after feedback', after)
+    report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,
+                          'weights': None if weights is None else dict(
+                              zip(retrieval.SIGNATURE_NAMES, weights.tolist()))}
+    picture = lambda: figures.feedback_figure(
+        query_tile, text, _tiles(gallery, results, picked),
+        figures.Tile(again.file(0), f'query\n{again.paths[0]}'), note, _tiles(gallery, after))
+  if FLAGS.output_image:
+    figures.save_figure(picture(), FLAGS.output_image)
+    print(f'\npicture: {FLAGS.output_image}')
+  if FLAGS.output_json:
+    with open(FLAGS.output_json, 'w') as f:
+      json.dump(report, f, indent=2)
+
+
+def main(argv):
+  del argv
+  try:
+    _session()
+  except (ValueError, FileNotFoundError) as e:  # the user's input: a message, not a traceback
+    sys.exit(f'search.py: error: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,147 @@
+"""Prototypes (§4.6 generic representations), index files and their model identity, resumption."""
+import numpy as np
+import pytest
+
+from tf_partfash import index
+from tf_partfash.attributes import ATTRIBUTE_NAMES
+
+COLLAR = ATTRIBUTE_NAMES.index('collar')
+
+
+def _signatures():
+  """4 images, V = 6, D = 2; only the collar signature (v = 1) matters below."""
+  sig = np.zeros((4, 6, 2), np.float32)
+  sig[:, :, 0] = 1.0
+  sig[:, 1] = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]]
+  labels = np.full((4, len(ATTRIBUTE_NAMES)), -1)
+  labels[:, COLLAR] = [3, 3, 9, -1]   # Hood, Hood, Round, unknown
+  return sig, labels
+
+
+def test_prototypes_are_normalised_means_by_hand():
+  sig, labels = _signatures()
+  protos = index.compute_prototypes(sig, labels, 'm1')
+  # Hood: mean of (1, 0) and (0, 1) = (0.5, 0.5), normalised (0.707107, 0.707107).
+  np.testing.assert_allclose(protos.vector('collar', 3), [0.707107, 0.707107], rtol=1e-5)
+  np.testing.assert_allclose(protos.vector('collar', 9), [0.6, 0.8], rtol=1e-6)
+  # The unknown label (-1) is left out: Hood 2, Round 1, no other collar.
+  assert protos.counts['collar'].tolist() == [0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+  assert np.isfinite(protos.vectors['collar']).all()
+  with pytest.raises(ValueError,
+                     match="no training image has collar='Lapel'.*training: Hood, Round"):
+    protos.vector('collar', 5)
+  with pytest.raises(ValueError, match='out of range'):
+    protos.vector('collar', 17)
+
+
+def test_prototypes_from_chunk_sums_equal_the_whole():
+  sig, labels = _signatures()
+  parts = [index._prototype_sums(sig[:3], labels[:3]), index._prototype_sums(sig[3:], labels[3:])]
+  merged = index._prototypes_from_sums({k: parts[0][k] + parts[1][k] for k in parts[0]}, '')
+  whole = index.compute_prototypes(sig, labels)
+  for name, vectors in whole.vectors.items():
+    np.testing.assert_allclose(merged.vectors[name], vectors, rtol=1e-6)
+
+
+def test_prototypes_save_load_and_model_check(tmp_path):
+  sig, labels = _signatures()
+  protos = index.compute_prototypes(sig, labels, 'aaaa')
+  file = str(tmp_path / 'prototypes.npz')
+  protos.save(file)
+  loaded = index.Prototypes.load(file, expected_model_id='aaaa')
+  np.testing.assert_array_equal(loaded.vectors['collar'], protos.vectors['collar'])
+  assert loaded.counts['collar'].tolist() == protos.counts['collar'].tolist()
+  with pytest.raises(ValueError, match='built by model aaaa, not by the requested model bbbb'):
+    index.Prototypes.load(file, expected_model_id='bbbb')
+
+
+def _gallery(model='m1', n=3):
+  rng = np.random.default_rng(0)
+  probs = {a: rng.dirichlet(np.ones(3), n).astype(np.float32) for a in ATTRIBUTE_NAMES}
+  return index.GalleryIndex(rng.standard_normal((n, 6, 4)).astype(np.float32), probs,
+                            np.full((n, 12), -1), np.array(['A/x.jpg', 'B/y.jpg', 'C/z.jpg'][:n]),
+                            np.array([10, 11, 12][:n]), model, '/data/Images')
+
+
+def test_index_roundtrip_and_lookup(tmp_path):
+  g = _gallery()
+  file = str(tmp_path / 'index_test.npz')
+  g.save(file)
+  loaded = index.GalleryIndex.load(file, expected_model_id='m1')
+  np.testing.assert_array_equal(loaded.signatures, g.signatures)
+  np.testing.assert_array_equal(loaded.probabilities['color'], g.probabilities['color'])
+  assert loaded.paths.tolist() == ['A/x.jpg', 'B/y.jpg', 'C/z.jpg']
+  assert loaded.rows.tolist() == [10, 11, 12] and loaded.image_root == '/data/Images'
+  assert loaded.find('B/y.jpg') == 1 and loaded.find('2') == 2
+  assert loaded.file(0) == '/data/Images/A/x.jpg'
+  assert loaded.take([2, 0]).paths.tolist() == ['C/z.jpg', 'A/x.jpg']
+  with pytest.raises(ValueError, match=r"'D/w.jpg' is not in the gallery.*row number 0..2"):
+    loaded.find('D/w.jpg')
+  with pytest.raises(ValueError, match='not in the gallery'):
+    loaded.find('3')
+
+
+def test_an_index_of_another_model_or_version_is_refused(tmp_path):
+  file = str(tmp_path / 'index_test.npz')
+  _gallery('0123abcd').save(file)
+  with pytest.raises(ValueError, match='built by model 0123abcd, not by the requested model '
+                     'ffff0000'):
+    index.GalleryIndex.load(file, expected_model_id='ffff0000')
+  g = _gallery()
+  g.format_version = 99
+  g.save(file)
+  with pytest.raises(ValueError, match='format version 99, this tf_partfash reads version 1'):
+    index.GalleryIndex.load(file)
+
+
+def test_misaligned_index_is_an_error():
+  g = _gallery()
+  with pytest.raises(ValueError, match='index of 3 signatures has labels of 2'):
+    index.GalleryIndex(g.signatures, g.probabilities, g.labels[:2], g.paths, g.rows, 'm')
+
+
+def test_model_id_follows_the_weights(tmp_path):
+  (tmp_path / 'run.json').write_text('{"a": 1}')
+  with pytest.raises(FileNotFoundError, match='model.weights.h5 not found'):
+    index.model_id(str(tmp_path))
+  (tmp_path / 'model.weights.h5').write_bytes(b'weights one')
+  first = index.model_id(str(tmp_path))
+  assert first == index.model_id(str(tmp_path)) and len(first) == 16
+  (tmp_path / 'model.weights.h5').write_bytes(b'weights two')
+  assert index.model_id(str(tmp_path)) != first
+
+
+def test_chunked_extraction_resumes_after_an_interruption(tmp_path):
+  calls, fail = [], [True]
+
+  def compute(rows):
+    calls.append(rows.tolist())
+    if fail[0] and rows[0] == 4:
+      fail[0] = False
+      raise KeyboardInterrupt  # killed during the second chunk
+    return {'x': rows * 10}
+
+  rows = np.arange(10)
+  directory = str(tmp_path / 'index_test.npz.partial')
+  key = {'model_id': 'm', 'rows': 'r'}
+  with pytest.raises(KeyboardInterrupt):
+    index._chunked(directory, key, rows, 4, 'test', compute, progress=False)
+  out = index._chunked(directory, key, rows, 4, 'test', compute, progress=False)
+  assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [4, 5, 6, 7], [8, 9]]  # chunk 0 not redone
+  assert np.concatenate([c['x'] for c in out]).tolist() == list(range(0, 100, 10))
+  # Another job (another model) in the same directory starts afresh.
+  calls.clear()
+  index._chunked(directory, {'model_id': 'other', 'rows': 'r'}, rows, 4, 'test', compute,
+                 progress=False)
+  assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_a_cache_of_another_version_is_rebuilt_not_read(tmp_path):
+  file = str(tmp_path / 'index_test.npz')
+  assert index._cached_by(file) is None
+  _gallery('0123abcd').save(file)
+  assert index._cached_by(file) == '0123abcd'  # ensure_* rebuilds unless this is the model's id
+  g = _gallery('0123abcd')
+  g.format_version = 99
+  g.save(file)
+  assert index._cached_by(file) is None

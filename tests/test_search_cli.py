@@ -1,0 +1,141 @@
+"""search.py end to end on a tiny untrained model: manipulation, feedback, pictures, errors."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tf_partfash import figures, index, retrieval
+from tf_partfash.attributes import SPECIAL_ATTRIBUTES, attribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tiny_synthetic, tmp_path_factory):
+  """A workdir holding a randomly initialised tiny model of the tiny synthetic set, with its
+  test index and prototypes built in-process (the subprocesses then find them cached)."""
+  import keras
+  from tf_partfash.config import ModelConfig, TrainConfig
+  from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
+  root = tmp_path_factory.mktemp('search')
+  data = root / 'data'
+  shutil.copytree(tiny_synthetic, data)
+  workdir = str(root / 'run')
+  run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
+                                         backbone_norm='batch'), TrainConfig(batch_size=12),
+                  {'data_dir': str(data), 'split_seed': 0, 'synthetic_images': 0,
+                   'synthetic_seed': 0, 'alexnet_weights': None})
+  save_run_config(workdir, run)
+  keras.utils.set_random_seed(0)
+  model = build_model(run)
+  export_model(workdir, model)
+  gallery = index.ensure_index(workdir, model=model, progress=False)
+  prototypes = index.ensure_prototypes(workdir, model=model, progress=False)
+  return workdir, gallery, prototypes
+
+
+def _search(*args):
+  return subprocess.run([sys.executable, 'search.py', *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+
+
+def test_index_and_prototypes_of_the_run(tiny_run):
+  workdir, gallery, prototypes = tiny_run
+  assert gallery.model_id == prototypes.model_id == index.model_id(workdir)
+  assert gallery.signatures.shape == (len(gallery), 6, 8)
+  np.testing.assert_allclose(np.linalg.norm(gallery.signatures, axis=-1), 1.0, atol=1e-5)
+  assert os.path.isfile(gallery.file(0))
+  assert not os.path.exists(os.path.join(workdir, 'index_test.npz.partial'))
+  assert sum(int(c.sum()) for c in prototypes.counts.values()) > 0
+
+
+def test_session_with_two_changes_and_feedback(tiny_run, tmp_path):
+  workdir, gallery, prototypes = tiny_run
+  # Two values the training split has, so they have generic representations.
+  changes = {a: int(np.argmax(prototypes.counts[a])) for a in ('sleevelen', 'color')}
+  sets = [f'--set={a}={attribute(a).values[v]}' for a, v in changes.items()]
+  query = str(gallery.paths[0])
+  out_json, out_png = tmp_path / 'session.json', tmp_path / 'session.png'
+  result = _search(f'--workdir={workdir}', f'--query={query}', *sets, '--feedback=3,5',
+                   '--top_k=4', f'--output_json={out_json}', f'--output_image={out_png}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(out_json.read_text())
+  # The first ranking is the manipulated query's, without the query itself.
+  query_sig = retrieval.manipulate(gallery.signatures[:1], [changes], prototypes)
+  distances = retrieval.signature_distances(query_sig, gallery.signatures)[0]
+  expected = [int(i) for i in np.lexsort((np.arange(len(gallery)), distances)) if i != 0][:4]
+  assert [r['row'] for r in report['results']] == expected
+  np.testing.assert_allclose([r['distance'] for r in report['results']], distances[expected],
+                             rtol=1e-4, atol=1e-6)
+  assert report['changes'] == {a: attribute(a).values[v] for a, v in changes.items()}
+  assert set(report['results'][0]['predicted']) == set(SPECIAL_ATTRIBUTES)
+  # Feedback with two picks: Eq. 5 weights (summing to V = 6) and a second ranking.
+  weights = report['feedback']['weights']
+  np.testing.assert_allclose(
+      list(weights.values()),
+      retrieval.personalization_weights(gallery.signatures[[3, 5]]), rtol=1e-5)
+  assert len(report['feedback']['results']) == 4
+  assert report['feedback']['picked'] == [str(gallery.paths[3]), str(gallery.paths[5])]
+  assert 'after feedback' in result.stdout and query in result.stdout
+  # Fig. 8 layout: 2 rows of query + text panel + 4 results (+ picks not among them, framed blue).
+  shown = {r['row'] for r in report['results']}
+  columns = 2 + 4 + len({3, 5} - shown)
+  width = 2 * figures.MARGIN + columns * (figures.TILE_WIDTH + figures.MARGIN)
+  with Image.open(out_png) as im:
+    assert im.size == (width, figures.MARGIN + 2 * (figures.TITLE_HEIGHT + figures.IMAGE_HEIGHT +
+                                                     figures.CAPTION_LINES * figures.LINE_HEIGHT
+                                                     + figures.MARGIN))
+
+
+def test_query_by_new_image_against_a_folder(tiny_run, tmp_path):
+  workdir, gallery, _ = tiny_run
+  from tf_partfash.workdir import load_trained_model
+  model, run = load_trained_model(workdir)
+  folder = tmp_path / 'closet'
+  (folder / 'sub').mkdir(parents=True)
+  for k in range(3):
+    shutil.copy(gallery.file(k), folder / 'sub' / f'item{k}.jpg')
+  shutil.copy(gallery.file(1), tmp_path / 'photo.jpg')  # the shopper's photo of item 1
+  closet = index.index_folder(workdir, str(folder), model=model, progress=False)
+  assert closet.paths.tolist() == ['sub/item0.jpg', 'sub/item1.jpg', 'sub/item2.jpg']
+  assert (closet.labels == -1).all() and closet.image_root == str(folder)
+  photo = index.embed_images(model, run, str(tmp_path), ['photo.jpg'], closet.model_id,
+                             progress=False)
+  found, dist = retrieval.Searcher(closet.signatures).search(photo.signatures, 3)
+  assert found[0, 0] == 1 and dist[0, 0] < 1e-5  # the same image: the same signatures
+  os.remove(folder / 'sub' / 'item2.jpg')  # a changed folder is indexed again
+  assert len(index.index_folder(workdir, str(folder), model=model, progress=False)) == 2
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--set=category=Coat', "'category' is a general attribute and cannot be manipulated; special "
+                            'attributes: collar, color, fastening, pattern, sleevelen'),
+    ('--set=color=teal', "unknown value 'teal' for attribute 'color'; valid values: Maroon"),
+    ('--set=colour=red', "unknown attribute 'colour'; valid attributes: category"),
+])
+def test_bad_manipulations_list_the_choices(flag, message, tmp_path):
+  result = _search(f'--workdir={tmp_path}', '--query=0', flag)
+  assert result.returncode == 1
+  assert message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_fig7_frames_and_panels(tmp_path):
+  file = str(tmp_path / 'item.png')
+  Image.new('RGB', (60, 80), (128, 128, 128)).save(file)
+  picture = figures.manipulation_figure(
+      figures.Tile(file, 'query'), 'collar:\n  Hood -> Mandarin',
+      [figures.Tile(file, '1. d=0.1', 'green'), figures.Tile(file, '2. d=0.2')])
+  top = figures.MARGIN + figures.TITLE_HEIGHT + 1
+  left = lambda column: figures.MARGIN + column * (figures.TILE_WIDTH + figures.MARGIN) + 1
+  assert picture.getpixel((left(2), top)) == figures.FRAMES['green']   # a match: framed
+  assert picture.getpixel((left(3), top)) == (255, 255, 255)           # no match: no frame
+  assert picture.getpixel((left(1) + figures.FRAME, top + figures.FRAME)) == (240, 240, 240)
+  centre = (left(0) + figures.TILE_WIDTH // 2, top + figures.IMAGE_HEIGHT // 2)
+  assert picture.getpixel(centre) == (128, 128, 128)                   # the query image
+  with pytest.raises(ValueError, match='valid: green, blue'):
+    figures.render_rows([('x', [figures.Tile(file, '', 'red')])])

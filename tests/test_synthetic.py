@@ -1,0 +1,210 @@
+"""Tests of the synthetic in-shop dataset (tf_partfash.data.synthetic, garments)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, LOWER_BODY_CATEGORIES, MISSING,
+                                    SLEEVELESS_VALUES, attribute)
+from tf_partfash.data import shopping100k, synthetic
+from tf_partfash.data.fabrics import COLOR_RGB
+from tf_partfash.data.garments import Look, render
+from tf_partfash.parts.boxes import read_parts_csv
+
+N, SEED, W, H = 40, 5, 128, 184
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory) -> str:
+  out = str(tmp_path_factory.mktemp('synth') / 'one_worker')
+  synthetic.generate(out, N, seed=SEED, width=W, height=H, workers=1)
+  return out
+
+
+def _value(table, row: int, name: str) -> str | None:
+  index = int(table[name].iloc[row])
+  return None if index == MISSING else attribute(name).value(index)
+
+
+def test_layout_reads_back_with_the_shopping100k_loader(dataset):
+  table = shopping100k.read_attributes(dataset)  # also checks every listed image exists
+  assert len(table) == N
+  assert sorted(os.listdir(os.path.join(dataset, 'Attributes'))) == sorted(
+      f'{n}.txt' for n in ATTRIBUTE_NAMES)
+  with open(os.path.join(dataset, 'Attributes', 'color.txt'), encoding='utf-8') as f:
+    text = f.read()
+  assert not text.endswith('\n') and text.count('\n') == N - 1  # as distributed
+  for row, path in enumerate(table['path']):
+    gender, folder, name = path.split('/')
+    assert gender == _value(table, row, 'gender')
+    category = int(table['category'].iloc[row])
+    assert folder == shopping100k.category_folder(gender, category)
+    assert re.fullmatch(r'\d{7}_\d+\.jpg', name), name
+    assert int(name[:7]) == row + 1  # product id = index + 1
+  img = cv2.imread(shopping100k.image_file(dataset, table['path'].iloc[0]))
+  assert img.shape == (H, W, 3)
+  assert (img[0:3, :] > 235).all()  # white background at the top margin
+
+
+def test_lower_body_images_have_no_collar_sleeves_or_parts(dataset):
+  table = shopping100k.read_attributes(dataset)
+  truth = read_parts_csv(os.path.join(dataset, synthetic.PARTS_FILE))
+  lower = [r for r in range(N) if _value(table, r, 'category') in LOWER_BODY_CATEGORIES]
+  assert len(lower) >= 3
+  for r in lower:
+    assert table['collar'].iloc[r] == MISSING and table['sleevelen'].iloc[r] == MISSING
+    parts = truth[table['path'].iloc[r]]
+    assert parts.case == 'lower' and not parts.boxes
+
+
+def test_parts_truth_matches_labels(dataset):
+  table = shopping100k.read_attributes(dataset)
+  truth = read_parts_csv(os.path.join(dataset, synthetic.PARTS_FILE))
+  assert set(truth) == set(table['path'])
+  cases = set()
+  for r, path in enumerate(table['path']):
+    parts = truth[path]
+    cases.add(parts.case)
+    has_sleeves = 'left_sleeve' in parts.boxes and 'right_sleeve' in parts.boxes
+    assert has_sleeves == (parts.case == 'sleeve'), path
+    sleevelen = _value(table, r, 'sleevelen')
+    if sleevelen is not None:
+      assert (parts.case == 'sleeveless') == (sleevelen in SLEEVELESS_VALUES), path
+    if parts.case != 'lower':
+      assert {'collar', 'torso', 'chest', 'fastening'} <= set(parts.boxes)
+      ty1, tx1, ty2, tx2 = parts.boxes['torso']
+      cy1, cx1, cy2, cx2 = parts.boxes['chest']
+      assert tx1 <= cx1 < cx2 <= tx2 and ty1 <= cy1 < cy2 <= ty2, path
+      if has_sleeves:  # left = image left
+        assert parts.boxes['left_sleeve'][1] < parts.boxes['right_sleeve'][1]
+  assert cases == {'lower', 'sleeve', 'sleeveless'}
+
+
+def _nearest_color(rgb: np.ndarray) -> str:
+  return min(COLOR_RGB, key=lambda c: float(np.sum((np.float32(COLOR_RGB[c]) - rgb) ** 2)))
+
+
+def test_chest_shows_the_labelled_colour_on_plain_garments(dataset):
+  table = shopping100k.read_attributes(dataset)
+  truth = read_parts_csv(os.path.join(dataset, synthetic.PARTS_FILE))
+  checked = 0
+  for r, path in enumerate(table['path']):
+    color = _value(table, r, 'color')
+    if _value(table, r, 'pattern') != 'Plain' or color in (None, 'Multi'):
+      continue
+    if truth[path].case == 'lower':
+      continue
+    img = cv2.imread(shopping100k.image_file(dataset, path))[..., ::-1]
+    y1, x1, y2, x2 = truth[path].boxes['chest']
+    crop = img[int(y1 * H):int(y2 * H), int(x1 * W):int(x2 * W)].reshape(-1, 3)
+    median = np.median(crop, axis=0)
+    assert _nearest_color(median) == color, (path, median)
+    assert np.abs(median - COLOR_RGB[color]).max() < 40, (path, median, color)
+    checked += 1
+  assert checked >= 3
+
+
+def test_one_and_two_workers_write_identical_files(dataset, tmp_path):
+  other = str(tmp_path / 'two_workers')
+  synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=2)
+
+  def digests(root: str) -> dict[str, str]:
+    out = {}
+    for d, _, files in os.walk(root):
+      for f in files:
+        with open(os.path.join(d, f), 'rb') as fh:
+          out[os.path.relpath(os.path.join(d, f), root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+  a, b = digests(dataset), digests(other)
+  assert len(a) == N + 12 + 2  # images, attribute files, parts_truth.csv, synthetic.json
+  assert a == b
+
+
+def test_other_seed_gives_other_images(tmp_path):
+  a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+  synthetic.generate(a, 3, seed=0, width=W, height=H)
+  synthetic.generate(b, 3, seed=1, width=W, height=H)
+  ta, tb = shopping100k.read_attributes(a), shopping100k.read_attributes(b)
+  assert not (shopping100k.labels_of(ta) == shopping100k.labels_of(tb)).all()
+
+
+def test_ensure_dataset_marker(tmp_path, monkeypatch):
+  out = str(tmp_path / 'd')
+  assert synthetic.ensure_dataset(out, 4, seed=2, width=W, height=H) == out
+  with open(os.path.join(out, synthetic.MARKER_FILE), encoding='utf-8') as f:
+    assert json.load(f) == {'version': synthetic.VERSION, 'num_images': 4, 'seed': 2,
+                            'width': W, 'height': H}
+
+  def fail(*args, **kwargs):
+    raise AssertionError('a second ensure_dataset call must not regenerate')
+
+  monkeypatch.setattr(synthetic, 'generate', fail)
+  assert synthetic.ensure_dataset(out, 4, seed=2, width=W, height=H) == out
+  with pytest.raises(ValueError, match=r"'num_images': 4.*'num_images': 5"):
+    synthetic.ensure_dataset(out, 5, seed=2, width=W, height=H)
+
+
+def test_generate_rejects_bad_arguments(tmp_path):
+  with pytest.raises(ValueError, match='num_images'):
+    synthetic.generate(str(tmp_path), 0)
+  with pytest.raises(ValueError, match='workers'):
+    synthetic.generate(str(tmp_path), 2, workers=0)
+
+
+def _look(**kw) -> Look:
+  base = dict(gender='Male', category='Jacket', silhouette='top', color='Gray', pattern='Plain',
+              collar='Round', fastening='No closure', sleevelen='Long', fit='Regular')
+  base.update(kw)
+  return Look(**base)
+
+
+def test_sleeves_hang_apart_from_the_torso():
+  """§4.3's jump: below the armpit a row crosses sleeve, torso, sleeve (3 runs), below the
+  cuffs only the torso (1 run)."""
+  img, parts = render(_look(), 381, 550, np.random.default_rng(0))
+  fg = (img.min(axis=2) < 235).astype(np.int8)
+  runs = (np.diff(fg, axis=1) == 1).sum(axis=1) + fg[:, 0]
+  sy1 = max(parts.boxes['left_sleeve'][0], parts.boxes['right_sleeve'][0])
+  sy2 = min(parts.boxes['left_sleeve'][2], parts.boxes['right_sleeve'][2])
+  last_cuff = max(parts.boxes['left_sleeve'][2], parts.boxes['right_sleeve'][2])
+  _, _, ty2, _ = parts.boxes['torso']
+  lower_sleeve = runs[int((0.4 * sy1 + 0.6 * sy2) * 550):int((0.1 * sy1 + 0.9 * sy2) * 550)]
+  assert (lower_sleeve == 3).mean() > 0.9
+  below_cuffs = runs[int(last_cuff * 550) + 3:int(ty2 * 550) - 3]
+  assert len(below_cuffs) > 5 and (below_cuffs == 1).all()
+
+
+@pytest.mark.parametrize('name', ['collar', 'fastening', 'pattern'])
+def test_every_value_is_drawn_distinctly(name):
+  """Same garment, same randomness: each value changes the pixels of its own part."""
+  part = {'collar': 'collar', 'fastening': 'fastening', 'pattern': 'chest'}[name]
+  crops = []
+  for value in attribute(name).values:
+    img, parts = render(_look(**{name: value}), 190, 275, np.random.default_rng(3))
+    y1, x1, y2, x2 = parts.boxes[part]
+    crops.append(cv2.resize(img[int(y1 * 275):int(y2 * 275) + 1, int(x1 * 190):int(x2 * 190) + 1],
+                            (32, 48), interpolation=cv2.INTER_AREA).astype(np.float32))
+  for i in range(len(crops)):
+    for j in range(i):
+      diff = np.abs(crops[i] - crops[j]).mean()
+      assert diff > 1.0, (attribute(name).values[i], attribute(name).values[j], diff)
+
+
+def test_all_sleeve_lengths_and_silhouettes_render():
+  cases = {}
+  for value in attribute('sleevelen').values:
+    _, parts = render(_look(gender='Female', category='Dress', silhouette='dress', sleevelen=value,
+                            collar=None), 96, 138, np.random.default_rng(1))
+    cases[value] = parts.case
+  assert {v for v, c in cases.items() if c == 'sleeveless'} == set(SLEEVELESS_VALUES)
+  for silhouette in ('trousers', 'shorts', 'skirt', 'trunks', 'briefs'):
+    img, parts = render(_look(category='Trouser', silhouette=silhouette, collar=None,
+                              sleevelen=None), 96, 138, np.random.default_rng(1))
+    assert parts.case == 'lower' and (img < 235).any()

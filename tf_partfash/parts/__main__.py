@@ -1,0 +1,96 @@
+"""Part extraction from the command line (§4.3).
+
+  python -m tf_partfash.parts --data_dir DIR --output parts.csv [--workers N] [--truth TRUTH.csv]
+      parts of every image of a dataset in the Shopping100k layout, cached in (and resumed from)
+      `--output`; with `--truth` the scores against true part boxes are printed.
+  python -m tf_partfash.parts --image IMG --overlay out.png [--lower_body true|false]
+      draws one image's part boxes and case.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cv2
+import numpy as np
+
+from tf_partfash.data.shopping100k import read_attributes
+from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
+from tf_partfash.parts.dataset import format_scores, load_or_compute_parts, read_image, score_parts
+from tf_partfash.parts.extraction import extract_parts
+
+# One RGB colour per part, in `PART_NAMES` order.
+PART_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+                (70, 240, 240))
+
+
+def draw_parts(image: np.ndarray, parts: Parts) -> np.ndarray:
+  """A copy of an RGB image with each part box drawn and labelled in its colour, and the case."""
+  out = np.ascontiguousarray(image).copy()
+  h, w = out.shape[:2]
+  thick = max(1, round(h / 300))
+  scale = h / 1100
+  for name, colour in zip(PART_NAMES, PART_COLOURS):
+    if name not in parts.boxes:
+      continue
+    y1, x1, y2, x2 = parts.boxes[name]
+    p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
+    cv2.rectangle(out, p1, (round(x2 * (w - 1)), round(y2 * (h - 1))), colour, thick)
+    cv2.putText(out, name, (p1[0] + 2 * thick, p1[1] + round(28 * scale)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thick, cv2.LINE_AA)
+  # The case in the top left corner, on white so that it reads over the garment too.
+  (tw, th), base = cv2.getTextSize(parts.case, cv2.FONT_HERSHEY_SIMPLEX, 1.2 * scale, 2 * thick)
+  cv2.rectangle(out, (0, 0), (tw + 2 * base, th + 2 * base), (255, 255, 255), cv2.FILLED)
+  cv2.putText(out, parts.case, (base, th + base), cv2.FONT_HERSHEY_SIMPLEX, 1.2 * scale,
+              (0, 0, 0), 2 * thick, cv2.LINE_AA)
+  return out
+
+
+def _bool(text: str) -> bool:
+  if text.lower() not in ('true', 'false'):
+    raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
+  return text.lower() == 'true'
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(prog='python -m tf_partfash.parts', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--data_dir', help='dataset in the Shopping100k layout')
+  parser.add_argument('--output', help='parts CSV to write (and resume from)')
+  parser.add_argument('--workers', type=int, default=1, help='processes extracting parts')
+  parser.add_argument('--truth', help='CSV of true parts to score the output against')
+  parser.add_argument('--image', help='one image to draw the parts of')
+  parser.add_argument('--overlay', help='PNG/JPEG to write the drawing to')
+  parser.add_argument('--lower_body', type=_bool, default=None,
+                      help='true|false when known; default: the image decides')
+  args = parser.parse_args(argv)
+  if (args.data_dir is None) == (args.image is None):
+    parser.error('give either --data_dir (with --output) or --image (with --overlay)')
+  if args.image is not None:
+    if args.overlay is None:
+      parser.error('--image needs --overlay')
+    image = read_image(args.image)
+    parts = extract_parts(image, args.lower_body)
+    drawing = cv2.cvtColor(draw_parts(image, parts), cv2.COLOR_RGB2BGR)
+    try:
+      written = cv2.imwrite(args.overlay, drawing)
+    except cv2.error as e:  # e.g. an extension no image writer knows
+      sys.exit(f'cannot write {args.overlay}: {e}')
+    if not written:
+      sys.exit(f'cannot write {args.overlay}')
+    print(f'{args.image}: {parts.case}; parts: {", ".join(parts.boxes) or "none"} '
+          f'-> {args.overlay}')
+    return
+  if args.output is None:
+    parser.error('--data_dir needs --output')
+  if args.workers < 1:
+    parser.error(f'--workers must be at least 1, got {args.workers}')
+  table = read_attributes(args.data_dir)
+  parts = load_or_compute_parts(args.data_dir, table, args.output, args.workers)
+  print(f'{len(parts)} images -> {args.output}')
+  if args.truth is not None:
+    print(format_scores(score_parts(parts, read_parts_csv(args.truth))))
+
+
+if __name__ == '__main__':
+  main()
