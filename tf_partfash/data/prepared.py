@@ -26,6 +26,7 @@ class PreparedData:
   table: pd.DataFrame       # label table, rows in attribute-file order
   split: pd.DataFrame       # `path`, `subset` in {train, gallery, query}, aligned with `table`
   examples: pipeline.Examples  # aligned with `table`
+  state_dir: str            # where the split, parts and query caches of this dataset live
 
   def rows(self, *subsets: str) -> np.ndarray:
     """Row indices (into `table`/`examples`) of the given subsets."""
@@ -67,4 +68,4 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   counts = split['subset'].value_counts().to_dict()
   logging.info('dataset %s: %d images (%s)', data_dir, len(table),
                ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
-  return PreparedData(data_dir, table, split, examples)
+  return PreparedData(data_dir, table, split, examples, state)

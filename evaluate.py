@@ -1,0 +1,88 @@
+r"""Scores trained runs on the paper's retrieval protocol (§7: Fig. 6, Table 2) or on ADDE's.
+
+  python evaluate.py --workdir=runs/demo
+  python evaluate.py --workdirs=runs/classic,runs/no_parts,runs/paper --protocol=paper
+  python evaluate.py --workdir=runs/paper --protocol=adde [--adde_dir=/data/adde_splits]
+
+Prints the measured numbers beside the published ones and writes results.json (default
+<first workdir>/results_<protocol>.json) and the top-k curves beside it (<same name>_topk.png).
+Queries are drawn once per dataset split and query seed and stored beside the split, so every run
+is scored on the same queries.
+"""
+import logging
+import os
+
+from absl import app, flags
+
+from tf_partfash.retrieval import DISTANCES
+
+flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
+flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
+flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde'],
+                  "'paper' (§7: direct, 1 and 2 manipulations) or 'adde' (ADDE's query files).")
+flags.DEFINE_string('output_json', None, 'results.json path (plots are written beside it).')
+flags.DEFINE_enum('distance', 'squared', list(DISTANCES),
+                  'd of Eq. 4: sum of squared or of plain Euclidean distances per signature.')
+flags.DEFINE_enum('backend', 'exact', ['exact', 'faiss'], 'Nearest-neighbour search backend.')
+flags.DEFINE_integer('query_seed', 0, 'Seed of the paper protocol\'s random manipulations.')
+flags.DEFINE_string('adde_dir', None, 'ADDE release files (imgs_test.txt, ...); default: '
+                    'written by ADDE\'s rule from the run\'s gallery and query images.')
+flags.DEFINE_integer('workers', 2, 'Processes for part extraction if the cache is missing.')
+flags.DEFINE_bool('skip_corrupt_images', False, 'As given to train.py: leave out undecodable '
+                  'images.')
+FLAGS = flags.FLAGS
+
+_DATA_KEYS = ('data_dir', 'split_seed', 'synthetic_images', 'synthetic_seed')
+
+
+def main(argv):
+  del argv
+  workdirs = FLAGS.workdirs or ([FLAGS.workdir] if FLAGS.workdir else [])
+  if not workdirs or (FLAGS.workdir and FLAGS.workdirs):
+    raise app.UsageError('give either --workdir or --workdirs')
+  if FLAGS.adde_dir and FLAGS.protocol != 'adde':
+    raise app.UsageError('--adde_dir is for --protocol=adde')
+  logging.getLogger().setLevel(logging.INFO)
+  # After flag parsing: these import TensorFlow, which is slow.
+  from tf_partfash import evaluation, queries, reports
+  from tf_partfash.data.prepared import prepare
+  from tf_partfash.workdir import load_run_config
+
+  data_settings = [{k: load_run_config(w).data.get(k) for k in _DATA_KEYS} for w in workdirs]
+  for workdir, settings in zip(workdirs[1:], data_settings[1:]):
+    if settings != data_settings[0]:
+      raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '
+                           f'({data_settings[0]}); runs compared side by side share their data')
+  settings = data_settings[0]
+  data = prepare(settings['data_dir'], workdirs[0], settings['split_seed'], FLAGS.workers,
+                 FLAGS.skip_corrupt_images, settings['synthetic_images'],
+                 settings['synthetic_seed'])
+  # The queries belong to the dataset and split, so they go where `prepare` keeps the split.
+  location = data.state_dir
+  dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
+  if FLAGS.protocol == 'paper':
+    query_sets, query_file = queries.load_or_make_paper_queries(
+        location, data.table, data.split, settings['split_seed'], FLAGS.query_seed)
+    results = [evaluation.evaluate_paper(w, data, query_sets, FLAGS.distance, FLAGS.backend)
+               for w in workdirs]
+    print(reports.format_paper_tables(results, dataset))
+  else:
+    test = queries.load_or_make_adde(data.table, data.split, location, settings['split_seed'],
+                                     FLAGS.adde_dir)
+    query_file = test.directory
+    results = [evaluation.evaluate_adde(w, data, test, FLAGS.distance, FLAGS.backend)
+               for w in workdirs]
+    print('\n'.join(test.notes + (reports.format_adde_table(results, dataset),)))
+  print(f'Queries: {query_file}; distance: {FLAGS.distance}')
+  output = FLAGS.output_json or os.path.join(workdirs[0], f'results_{FLAGS.protocol}.json')
+  reports.write_json(output, reports.results_json(
+      FLAGS.protocol, results, dataset, query_file,
+      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
+       'split_seed': settings['split_seed']}))
+  plot = os.path.splitext(output)[0] + '_topk.png'
+  reports.plot_top_k(plot, FLAGS.protocol, results, dataset)
+  print(f'Wrote {output} and {plot}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,248 @@
+"""Retrieval protocols (paper §7 and ADDE): hits, top-k accuracy, NDCG, and scoring a trained run.
+
+Paper protocol (§6, §7), queries from `tf_partfash.queries`: the gallery and query images of the
+stored split. A query hits at k when one of its top-k gallery images has exactly the wanted labels
+on the five special attributes. ADDE protocol (README "The ADDE split files"): the gallery is all
+test images, the reference included; a hit needs the whole 151-dim label vector of the target,
+missing blocks included. In label indices that is equality on all 12 columns, -1 (an all-zero
+block) equal to -1. By construction the reference differs from its target in the manipulated
+attribute, so it never counts as a hit although it is in the gallery.
+
+NDCG@k as AMNet (Zhao et al., CVPR 2017, §5.1) defines it:
+  NDCG@k = 1/Z sum_{j=1..k} (2^rel(j) - 1) / log(j + 1),
+rel(j) = the fraction of the wanted labels that the j-th result has (the columns a hit is judged
+on), Z = the same sum for the best order of the gallery, so a perfect ranking scores 1. The base
+of the logarithm cancels in the ratio.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES, attribute
+from tf_partfash.data.prepared import PreparedData
+from tf_partfash.data.shopping100k import labels_of
+from tf_partfash.index import Prototypes, ensure_index, ensure_prototypes
+from tf_partfash.queries import AddeTest, QuerySet
+from tf_partfash.retrieval import Searcher, manipulate
+from tf_partfash.workdir import load_run_config
+
+PAPER_MAX_K = 30   # Fig. 6: k = 1..30
+ADDE_MAX_K = 50    # ADDE's Table 1 reports up to top-50
+NDCG_K = 20        # AMNet's Table 2
+TABLE2_K = 20      # the paper's Table 2
+
+
+def matches(retrieved: np.ndarray, gallery_labels: np.ndarray,
+            targets: np.ndarray) -> np.ndarray:
+  """(Q, K) bool: whether the j-th result of query q has exactly the labels `targets[q]`.
+
+  `retrieved` (Q, K) indexes `gallery_labels` (N, A); `targets` is (Q, A); -1 matches only -1.
+  """
+  retrieved, targets = np.asarray(retrieved), np.asarray(targets)
+  return (np.asarray(gallery_labels)[retrieved] == targets[:, None, :]).all(axis=-1)
+
+
+def first_hits(hit: np.ndarray) -> np.ndarray:
+  """(Q,) 0-based rank of each query's first hit in a (Q, K) `matches` array, K when none."""
+  hit = np.asarray(hit, bool)
+  return np.where(hit.any(axis=1), hit.argmax(axis=1), hit.shape[1])
+
+
+def top_k_accuracy(first_hit: np.ndarray, max_k: int) -> np.ndarray:
+  """(max_k,) fraction of queries with a hit in the top k, for k = 1..max_k (Fig. 6)."""
+  first_hit = np.asarray(first_hit)
+  if not len(first_hit):
+    return np.full(max_k, np.nan)
+  return (first_hit[None, :] < np.arange(1, max_k + 1)[:, None]).mean(axis=1)
+
+
+def _discounts(k: int) -> np.ndarray:
+  return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def _ideal_dcg(gallery_labels: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+  """(Q,) DCG of the best possible top-k of the gallery for each target (Z of AMNet's NDCG).
+
+  The best order puts gallery images by decreasing number of matched labels, so only how many
+  images match m labels matters. Repeated label vectors (many, on real data) are counted once.
+  """
+  num_columns = targets.shape[1]
+  rows, counts = np.unique(gallery_labels, axis=0, return_counts=True)
+  unique_targets, inverse = np.unique(targets, axis=0, return_inverse=True)
+  levels = np.arange(num_columns, -1, -1)  # matched labels, best first
+  gains = np.append(2.0 ** (levels / num_columns) - 1, 0.0)  # last: no image left
+  positions = np.arange(1, k + 1)
+  ideal = np.empty(len(unique_targets))
+  chunk = max(1, 2 ** 22 // max(1, len(rows) * num_columns))
+  for start in range(0, len(unique_targets), chunk):
+    block = unique_targets[start:start + chunk]
+    matched = (block[:, None, :] == rows[None, :, :]).sum(axis=-1)  # (c, R)
+    # Images per (target, number of matched labels): one weighted bincount over the block.
+    flat = (matched + (num_columns + 1) * np.arange(len(block))[:, None]).ravel()
+    per_level = np.bincount(flat, np.broadcast_to(counts, matched.shape).ravel(),
+                            len(block) * (num_columns + 1)).reshape(len(block), -1)[:, ::-1]
+    cumulative = np.cumsum(per_level, axis=1)  # images with at least levels[i] matches
+    level_of = (cumulative[:, None, :] < positions[None, :, None]).sum(axis=-1)  # (c, k)
+    ideal[start:start + chunk] = (gains[level_of] * _discounts(k)).sum(axis=1)
+  return ideal[np.asarray(inverse).reshape(-1)]
+
+
+def ndcg(retrieved: np.ndarray, gallery_labels: np.ndarray, targets: np.ndarray,
+         k: int = NDCG_K) -> np.ndarray:
+  """(Q,) NDCG@k of AMNet §5.1 for the ranked `retrieved` (Q, >= k) indices into the gallery.
+
+  rel(j) is the fraction of the A target labels the j-th result has. A gallery with fewer than k
+  images ranks all of them. A query whose ideal DCG is 0 (no gallery image shares any wanted
+  label) scores 0.
+  """
+  gallery_labels, targets = np.asarray(gallery_labels), np.asarray(targets)
+  k = min(k, len(gallery_labels))
+  retrieved = np.asarray(retrieved)[:, :k]
+  if retrieved.shape[1] != k:
+    raise ValueError(f'NDCG@{k} needs {k} results per query, got {retrieved.shape[1]}')
+  relevance = (gallery_labels[retrieved] == targets[:, None, :]).mean(axis=-1)
+  # Row sums, not a matrix product: the same numbers whatever the batch size.
+  dcg = ((2.0 ** relevance - 1) * _discounts(k)).sum(axis=1)
+  ideal = _ideal_dcg(gallery_labels, targets, k)
+  return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+
+
+def expressible_changes(changes: Sequence[Mapping[str, int]], prototypes: Prototypes
+                        ) -> tuple[list[dict[str, int]], np.ndarray]:
+  """The part of each query's changes the network can make, and (Q,) whether any was dropped.
+
+  §4.1 and §4.6 manipulate special attributes only, each by its generic prototype; a general
+  attribute (asked for by ADDE's queries) has no signature of its own and a value never seen in
+  training has no prototype. Such a change is left out: the search keeps the reference's
+  signature there, which is what the method can do for that query.
+  """
+  kept, dropped = [], np.zeros(len(changes), bool)
+  for q, change in enumerate(changes):
+    usable = {}
+    for name, value in change.items():
+      if attribute(name).special and prototypes.counts[attribute(name).name][value] > 0:
+        usable[attribute(name).name] = int(value)
+    kept.append(usable)
+    dropped[q] = len(usable) < len(change)
+  return kept, dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+  """One setting's outcome per query, in the order of its `QuerySet`."""
+  setting: str
+  first_hit: np.ndarray    # (Q,) rank of the first hit, max_k when none in the top max_k
+  ndcg: np.ndarray         # (Q,) NDCG@NDCG_K
+  manipulated: tuple[str, ...]  # (Q,) the changed attributes, '+'-joined ('' for direct)
+  unexpressed: np.ndarray  # (Q,) a change the network cannot make was left out
+  reachable: np.ndarray    # (Q,) some gallery image has the wanted labels (a hit is possible)
+  max_k: int
+  gallery_size: int
+
+  def __len__(self) -> int:
+    return len(self.first_hit)
+
+  def top_k(self) -> np.ndarray:
+    """(max_k,) top-k accuracy for k = 1..max_k."""
+    return top_k_accuracy(self.first_hit, self.max_k)
+
+  def per_attribute(self, k: int = TABLE2_K) -> dict[str, tuple[float, int]]:
+    """Top-k accuracy and query count per manipulated attribute (Table 2)."""
+    out = {}
+    names = np.asarray(self.manipulated)
+    for name in sorted(set(self.manipulated) - {''}):
+      chosen = names == name
+      out[name] = (float((self.first_hit[chosen] < k).mean()), int(chosen.sum()))
+    return out
+
+
+def score_queries(searcher: Searcher, signatures: np.ndarray, queries: QuerySet,
+                  gallery_labels: np.ndarray, prototypes: Prototypes | None, max_k: int,
+                  chunk: int = 256) -> Scores:
+  """Searches the gallery for every query of `queries` and judges the results.
+
+  `signatures` (Q, V, D) are the query images' own; each query's changes replace signature blocks
+  by prototypes first (§4.6). `gallery_labels` (N, A) are the gallery's labels on
+  `queries.attributes`, in the searcher's gallery order.
+  """
+  if len(signatures) != len(queries):
+    raise ValueError(f'{len(signatures)} query signatures for {len(queries)} queries')
+  gallery_labels = np.asarray(gallery_labels)
+  depth = min(max(max_k, NDCG_K), len(gallery_labels))
+  in_gallery = set(map(tuple, gallery_labels.tolist()))
+  reachable = np.array([tuple(t) in in_gallery for t in queries.targets.tolist()], bool)
+  first, gains, unexpressed = [], [], np.zeros(len(queries), bool)
+  for start in range(0, len(queries), chunk):
+    stop = min(start + chunk, len(queries))
+    block = signatures[start:stop]
+    changes = queries.changes[start:stop]
+    if any(changes):
+      if prototypes is None:
+        raise ValueError(f'{queries.setting} queries change attributes but no prototypes given')
+      changes, unexpressed[start:stop] = expressible_changes(changes, prototypes)
+      block = manipulate(block, changes, prototypes)
+    retrieved, _ = searcher.search(block, depth)
+    targets = queries.targets[start:stop]
+    hit = first_hits(matches(retrieved[:, :max_k], gallery_labels, targets))
+    first.append(np.where(hit < retrieved[:, :max_k].shape[1], hit, max_k))
+    gains.append(ndcg(retrieved, gallery_labels, targets, NDCG_K))
+  manipulated = tuple('+'.join(sorted(c)) for c in queries.changes)
+  return Scores(queries.setting,
+                np.concatenate(first) if first else np.zeros(0, np.int64),
+                np.concatenate(gains) if gains else np.zeros(0), manipulated, unexpressed,
+                reachable, max_k, len(gallery_labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """One trained run's scores on every setting of a protocol."""
+  workdir: str
+  method: str
+  scores: dict[str, Scores]
+
+
+def _positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarray:
+  """Where each dataset row's features are in an index; a row it lacks is an error."""
+  lookup = np.full(max(int(np.max(index_rows, initial=-1)), int(np.max(rows, initial=-1))) + 1,
+                   -1, np.int64)
+  lookup[index_rows] = np.arange(len(index_rows))
+  found = lookup[rows]
+  if (found < 0).any():
+    raise ValueError(f'{file} has no features for dataset row {int(rows[np.argmax(found < 0)])}; '
+                     'delete it to compute the index again')
+  return found
+
+
+def evaluate_paper(workdir: str, data: PreparedData, queries: Mapping[str, QuerySet],
+                   distance: str = 'squared', backend: str = 'exact') -> RunResult:
+  """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2)."""
+  run = load_run_config(workdir)
+  index = ensure_index(workdir, 'test', data=data)
+  prototypes = ensure_prototypes(workdir, data=data)
+  gallery_rows = data.rows('gallery')
+  where = lambda rows: _positions(index.rows, rows, f'{workdir}/index_test.npz')
+  searcher = Searcher(index.signatures[where(gallery_rows)], backend, distance)
+  columns = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
+  gallery_labels = labels_of(data.table)[gallery_rows][:, columns]
+  scores = {name: score_queries(searcher, index.signatures[where(q.rows)], q, gallery_labels,
+                                prototypes, PAPER_MAX_K)
+            for name, q in queries.items()}
+  return RunResult(workdir, run.method, scores)
+
+
+def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: str = 'squared',
+                  backend: str = 'exact') -> RunResult:
+  """Scores a trained run on ADDE's queries: gallery = all test images, exact 151-dim hits."""
+  run = load_run_config(workdir)
+  own_split = np.array_equal(np.sort(test.rows), data.rows('gallery', 'query'))
+  name = 'test' if own_split else 'adde'
+  index = ensure_index(workdir, name, rows=None if own_split else test.rows, data=data)
+  prototypes = ensure_prototypes(workdir, data=data)
+  signatures = index.signatures[_positions(index.rows, test.rows, f'{workdir}/index_{name}.npz')]
+  searcher = Searcher(signatures, backend, distance)
+  scores = score_queries(searcher, signatures[test.queries.rows], test.queries, test.labels,
+                         prototypes, ADDE_MAX_K)
+  return RunResult(workdir, run.method, {'adde': scores})

@@ -1,0 +1,284 @@
+"""The query sets of both retrieval protocols: drawn once per dataset and split, stored, read back.
+
+Paper protocol (§7): queries are the split's query images with a label on every special attribute.
+  direct       the query's own special labels are wanted (Fig. 6 a);
+  manipulate1  one random special attribute gets another value, chosen so that some gallery image
+               has the demanded labels (the query's with that value replaced) (Fig. 6 b, Table 2);
+  manipulate2  the same with two attributes ("maximum 2 attribute manipulations").
+The draw depends on a seed and on each query's path only, and is stored beside the split
+(`paper_queries_split<split seed>_seed<seed>.json`), so every method is scored on the same queries.
+
+ADDE protocol: the files of `tf_partfash.data.adde` (ADDE's own, or written by ADDE's rule with
+the split's query images first, so they are the references, then its gallery images).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute,
+                                   decode)
+from tf_partfash.data import adde
+from tf_partfash.data.shopping100k import labels_of
+from tf_partfash.data.splits import evaluable_queries
+
+PAPER_SETTINGS = ('direct', 'manipulate1', 'manipulate2')
+FORMAT_VERSION = 1
+_SPECIAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuerySet:
+  """The queries of one setting. `rows` index the images whose signatures are the queries (table
+  rows under the paper protocol, test images under ADDE's); a hit needs `targets` on
+  `attributes`."""
+  setting: str
+  rows: np.ndarray                     # (Q,) int64
+  changes: tuple[dict[str, int], ...]  # per query: attribute -> wanted value index
+  targets: np.ndarray                  # (Q, A) int64, -1 = missing
+  attributes: tuple[str, ...]          # the A label columns of `targets`
+
+  def __post_init__(self):
+    q = len(self.rows)
+    if len(self.changes) != q or self.targets.shape != (q, len(self.attributes)):
+      raise ValueError(f'{self.setting}: {q} rows, {len(self.changes)} changes, targets of shape '
+                       f'{self.targets.shape}; expected ({q}, {len(self.attributes)})')
+
+  def __len__(self) -> int:
+    return len(self.rows)
+
+
+def _path_seed(path: str) -> int:
+  # hashlib, not hash(): Python salts str hashes per process.
+  return int.from_bytes(hashlib.blake2b(path.encode('utf-8'), digest_size=8).digest(), 'big')
+
+
+def feasible_changes(query: np.ndarray, gallery: np.ndarray, allowed: np.ndarray,
+                     num_changes: int) -> np.ndarray:
+  """(F, 2 n) unique rows `[attributes..., values...]`: every way to change `n` of the query's
+  special labels into labels that some gallery image has exactly.
+
+  `query` (5,) and `gallery` (N, 5) are complete special labels; `allowed[a, v]` says whether value
+  v of special attribute a may be asked for.
+  """
+  differs = gallery != query
+  candidates = gallery[differs.sum(axis=1) == num_changes]
+  mask = candidates != query
+  # Row-major nonzero: per candidate, its changed columns in increasing order, values alike.
+  attrs = np.nonzero(mask)[1].reshape(-1, num_changes)
+  values = candidates[mask].reshape(-1, num_changes)
+  options = np.concatenate([attrs, values], axis=1)
+  options = options[allowed[attrs, values].all(axis=1)]
+  return np.unique(options, axis=0)
+
+
+def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0
+                       ) -> dict[str, QuerySet]:
+  """The three settings' queries (§7) for a label table and its aligned split.
+
+  For a manipulation, first the attribute(s) are drawn uniformly among those that can be changed,
+  then the value(s) uniformly among those leading to a gallery image. Wanted values must occur in
+  the training subset too: a method knows a value only from training (its prototype, §4.6); on
+  Shopping100k every gallery value does. A query with no possible change is left out of that
+  setting.
+  """
+  labels = labels_of(table)[:, _SPECIAL_COLUMNS]
+  subset = split['subset'].to_numpy()
+  query_rows = evaluable_queries(split, table)
+  gallery = labels[subset == 'gallery']
+  gallery = gallery[(gallery != MISSING).all(axis=1)]
+  allowed = np.zeros((len(SPECIAL_ATTRIBUTES), max(attribute(n).num_values
+                                                   for n in SPECIAL_ATTRIBUTES)), bool)
+  train = labels[subset == 'train']
+  for a in range(len(SPECIAL_ATTRIBUTES)):
+    allowed[a, train[:, a][train[:, a] != MISSING]] = True
+  out = {'direct': QuerySet('direct', query_rows, tuple({} for _ in query_rows),
+                            labels[query_rows], SPECIAL_ATTRIBUTES)}
+  paths = table['path'].to_numpy()
+  for n in (1, 2):
+    rows, changes, targets = [], [], []
+    for row in query_rows:
+      options = feasible_changes(labels[row], gallery, allowed, n)
+      if not len(options):
+        continue
+      rng = np.random.default_rng([seed, n, _path_seed(paths[row])])
+      choices = np.unique(options[:, :n], axis=0)
+      picked = choices[rng.integers(len(choices))]
+      values = options[(options[:, :n] == picked).all(axis=1), n:]
+      wanted = values[rng.integers(len(values))]
+      target = labels[row].copy()
+      target[picked] = wanted
+      rows.append(row)
+      changes.append({SPECIAL_ATTRIBUTES[a]: int(v) for a, v in zip(picked, wanted)})
+      targets.append(target)
+    out[f'manipulate{n}'] = QuerySet(
+        f'manipulate{n}', np.asarray(rows, np.int64), tuple(changes),
+        np.asarray(targets, np.int64).reshape(-1, len(SPECIAL_ATTRIBUTES)), SPECIAL_ATTRIBUTES)
+  return out
+
+
+def paper_query_file(directory: str, split_seed: int, seed: int) -> str:
+  return os.path.join(directory, f'paper_queries_split{split_seed}_seed{seed}.json')
+
+
+def _gallery_digest(paths: Sequence[str]) -> str:
+  return hashlib.blake2b('\n'.join(sorted(paths)).encode('utf-8'), digest_size=16).hexdigest()
+
+
+def save_paper_queries(file: str, queries: dict[str, QuerySet], table: pd.DataFrame,
+                       split: pd.DataFrame, seed: int) -> None:
+  """Writes the queries as JSON: per setting, each query's image path, changes and target labels."""
+  paths = table['path'].to_numpy()
+  blob = {'format_version': FORMAT_VERSION, 'protocol': 'paper', 'seed': seed,
+          'attributes': list(SPECIAL_ATTRIBUTES),
+          'gallery': {'images': int((split['subset'] == 'gallery').sum()),
+                      'digest': _gallery_digest(paths[(split['subset'] == 'gallery').to_numpy()])},
+          'settings': {name: [{'path': str(paths[r]), 'changes': c, 'target': t.tolist()}
+                              for r, c, t in zip(q.rows, q.changes, q.targets)]
+                       for name, q in queries.items()}}
+  tmp = f'{file}.tmp{os.getpid()}'
+  with open(tmp, 'w', encoding='utf-8') as f:
+    json.dump(blob, f, indent=1)
+  os.replace(tmp, file)  # atomic: several evaluations may start at once
+
+
+def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
+                       ) -> dict[str, QuerySet]:
+  """Reads queries written by `save_paper_queries`, checked against the dataset and its split."""
+  with open(file, encoding='utf-8') as f:
+    blob = json.load(f)
+  redo = f'; delete {file} to draw the queries again'
+  if blob.get('format_version') != FORMAT_VERSION or blob.get('protocol') != 'paper':
+    raise ValueError(f'{file}: format {blob.get("format_version")!r} / protocol '
+                     f'{blob.get("protocol")!r}, expected {FORMAT_VERSION} / paper{redo}')
+  paths = table['path'].to_numpy()
+  gallery = (split['subset'] == 'gallery').to_numpy()
+  if blob['gallery']['digest'] != _gallery_digest(paths[gallery]):
+    raise ValueError(f'{file}: drawn for another gallery ({blob["gallery"]["images"]} images; '
+                     f'the split has {int(gallery.sum())}){redo}')
+  row_of = {p: i for i, p in enumerate(paths)}
+  is_query = (split['subset'] == 'query').to_numpy()
+  labels = labels_of(table)[:, _SPECIAL_COLUMNS]
+  out = {}
+  for name in PAPER_SETTINGS:
+    rows, changes, targets = [], [], []
+    for i, entry in enumerate(blob['settings'][name]):
+      row = row_of.get(entry['path'])
+      if row is None or not is_query[row]:
+        raise ValueError(f'{file}: {name} query {i}: {entry["path"]!r} is not a query image of '
+                         f'the split{redo}')
+      wanted = labels[row].copy()
+      for attr, value in entry['changes'].items():
+        wanted[SPECIAL_ATTRIBUTES.index(attribute(attr).name)] = value
+      if wanted.tolist() != entry['target']:
+        raise ValueError(f'{file}: {name} query {i} ({entry["path"]}): target {entry["target"]} '
+                         f'but the labels with its changes give {wanted.tolist()}{redo}')
+      rows.append(row)
+      changes.append({attribute(a).name: int(v) for a, v in entry['changes'].items()})
+      targets.append(wanted)
+    out[name] = QuerySet(name, np.asarray(rows, np.int64), tuple(changes),
+                         np.asarray(targets, np.int64).reshape(-1, len(SPECIAL_ATTRIBUTES)),
+                         SPECIAL_ATTRIBUTES)
+  return out
+
+
+def load_or_make_paper_queries(directory: str, table: pd.DataFrame, split: pd.DataFrame,
+                               split_seed: int, seed: int) -> tuple[dict[str, QuerySet], str]:
+  """The stored queries of this split and seed, drawn and written on first use; and their file."""
+  file = paper_query_file(directory, split_seed, seed)
+  if not os.path.exists(file):
+    save_paper_queries(file, make_paper_queries(table, split, seed), table, split, seed)
+  return load_paper_queries(file, table, split), file
+
+
+def adde_query_set(queries: adde.AddeQueries) -> QuerySet:
+  """ADDE's queries as a `QuerySet` over all 12 attributes (rows index the test images)."""
+  attrs, values = queries.manipulations()
+  changes = tuple({ATTRIBUTE_NAMES[a]: int(v)} for a, v in zip(attrs, values))
+  return QuerySet('adde', queries.ref.astype(np.int64), changes, decode(queries.target),
+                  ATTRIBUTE_NAMES)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddeTest:
+  """The test images of the ADDE protocol (gallery = all of them) and its queries."""
+  directory: str        # where the ADDE files are
+  rows: np.ndarray      # (N,) table rows of `imgs_test.txt`, in its order
+  labels: np.ndarray    # (N, 12) the labels a hit is judged on (`labels_test.txt` when present)
+  queries: QuerySet
+  notes: tuple[str, ...] = ()  # disagreements with the user's files worth printing
+
+
+def _write_missing_adde_files(directory: str, paths: Sequence[str], labels: np.ndarray,
+                              num_references: int) -> None:
+  """Writes the test list, its labels and ADDE's queries by ADDE's rule, unless already there."""
+  images = adde.images_file(directory, 'test')
+  if os.path.exists(images):
+    if adde.read_image_list(images) != list(paths):
+      raise ValueError(f'{images} lists other test images than this split has; delete '
+                       f'{directory} to write the ADDE files again')
+  else:
+    adde.write_attr_num(os.path.join(directory, adde.ATTR_NUM_FILE))
+    adde.write_labels(adde.labels_file(directory, 'test'), labels)
+    adde.write_image_list(images, paths)  # last: its presence means the lists are complete
+  names = (adde.REFERENCE_FILE, adde.INDICATOR_FILE, adde.TARGET_FILE)
+  if not all(os.path.exists(os.path.join(directory, n)) for n in names):
+    adde.write_adde_queries(directory, adde.make_adde_queries(labels, num_references))
+
+
+def _has_queries(directory: str) -> bool:
+  return all(os.path.exists(os.path.join(directory, n))
+             for n in (adde.INDICATOR_FILE, adde.TARGET_FILE))
+
+
+def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, state_dir: str,
+                      split_seed: int, adde_dir: str | None = None) -> AddeTest:
+  """The ADDE protocol's test images, labels and queries.
+
+  Without `adde_dir` the test images are the split's query images (first: ADDE draws references
+  from the first test images) then its gallery images, and the files are written by ADDE's rule
+  into `<state_dir>/adde_split<split_seed>/`. With `adde_dir` (ADDE's release) its
+  `imgs_test.txt` names the test images, which must be in the dataset; its `labels_test.txt`,
+  `indfull_test.txt` and `gt_test.txt` are used when present. Without the last two, the queries are
+  built by ADDE's rule into `<state_dir>/adde_<digest of the list>/`, and the references are
+  compared with the release's `ref_test.txt` when there is one.
+  """
+  all_labels = labels_of(table)
+  notes = []
+  if adde_dir is None:
+    subset = split['subset'].to_numpy()
+    rows = np.concatenate([np.nonzero(subset == 'query')[0], np.nonzero(subset == 'gallery')[0]])
+    directory = os.path.join(state_dir, f'adde_split{split_seed}')
+    _write_missing_adde_files(directory, table['path'].to_numpy()[rows].tolist(),
+                              all_labels[rows], int((subset == 'query').sum()))
+  else:
+    images = adde.images_file(adde_dir, 'test')
+    paths = adde.read_image_list(images)
+    row_of = {p: i for i, p in enumerate(table['path'])}
+    for line, path in enumerate(paths, start=1):
+      if path not in row_of:
+        raise ValueError(f'{images}:{line}: image {path!r} is not in the dataset')
+    rows = np.asarray([row_of[p] for p in paths], np.int64)
+    directory = adde_dir
+    if not _has_queries(adde_dir):
+      directory = os.path.join(state_dir, f'adde_{_gallery_digest(paths)[:12]}')
+      _write_missing_adde_files(directory, paths, all_labels[rows], adde.NUM_REFERENCES)
+      given = os.path.join(adde_dir, adde.REFERENCE_FILE)
+      if os.path.exists(given):
+        ours = adde.read_references(os.path.join(directory, adde.REFERENCE_FILE))
+        theirs = adde.read_references(given, len(paths))
+        if not np.array_equal(ours, theirs):
+          notes.append(f"{given}: {len(theirs)} queries, ADDE's rule on this dataset's labels "
+                       f"gives {len(ours)} (labels differ from ADDE's); scored on the latter")
+  labels_file = adde.labels_file(directory, 'test')
+  labels = adde.read_labels(labels_file) if os.path.exists(labels_file) else all_labels[rows]
+  if len(labels) != len(rows):
+    raise ValueError(f'{labels_file} has {len(labels)} label lines for {len(rows)} test images')
+  queries = adde_query_set(adde.read_adde_queries(directory, len(rows)))
+  return AddeTest(directory, rows, labels, queries, tuple(notes))
