@@ -14,3 +14,39 @@ def tiny_synthetic(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('tiny_synthetic'))
   synthetic.generate(out, 72, seed=0, width=127, height=184, workers=1)
   return out
+
+
+@pytest.fixture(scope='session')
+def untrained_run(tiny_synthetic, tmp_path_factory):
+  """A workdir holding a randomly initialised tiny model of a copy of the tiny synthetic set.
+
+  Its test index and prototypes are built in-process, so the CLIs run as subprocesses find them
+  cached and skip loading the model a second time. Fields: workdir, data_dir, data, gallery,
+  prototypes.
+  """
+  import shutil
+  import types
+
+  import keras
+
+  from tf_partfash import index
+  from tf_partfash.config import ModelConfig, TrainConfig
+  from tf_partfash.data.prepared import prepare
+  from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
+  root = tmp_path_factory.mktemp('untrained_run')
+  data_dir = root / 'data'
+  shutil.copytree(tiny_synthetic, data_dir)
+  workdir = str(root / 'run')
+  run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
+                                         backbone_norm='batch'), TrainConfig(batch_size=24),
+                  {'data_dir': str(data_dir), 'split_seed': 0, 'synthetic_images': 0,
+                   'synthetic_seed': 0, 'alexnet_weights': None})
+  save_run_config(workdir, run)
+  keras.utils.set_random_seed(0)
+  model = build_model(run)
+  export_model(workdir, model)
+  data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
+  gallery = index.ensure_index(workdir, model=model, data=data, progress=False)
+  prototypes = index.ensure_prototypes(workdir, model=model, data=data, progress=False)
+  return types.SimpleNamespace(workdir=workdir, data_dir=data_dir, data=data, gallery=gallery,
+                               prototypes=prototypes)

@@ -1,13 +1,20 @@
-"""The whole flow from the command line on a tiny synthetic set: train -> evaluate -> search."""
+"""The whole flow from the command line on a tiny synthetic set.
+
+train (killed with SIGKILL mid-run) -> the same command again (resumes) -> evaluate -> search.
+"""
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
-        '--stage1_epochs=1', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1']
+        '--stage1_epochs=2', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
+        '--log_every_secs=0', '--checkpoint_every_secs=0']
 
 
 def _run(script, *args):
@@ -17,13 +24,44 @@ def _run(script, *args):
   return result
 
 
-def test_train_evaluate_search(tiny_synthetic, tmp_path):
+def _latest_checkpoint_step(workdir) -> int:
+  index = os.path.join(workdir, 'checkpoints', 'checkpoint')
+  if not os.path.exists(index):
+    return 0
+  with open(index) as f:
+    match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
+  return int(match.group(1)) if match else 0
+
+
+def _train_until_killed(command, workdir, step):
+  process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  while _latest_checkpoint_step(workdir) < step and time.time() < deadline:
+    assert process.poll() is None, 'training ended before it could be interrupted'
+    time.sleep(0.1)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  return _latest_checkpoint_step(workdir)
+
+
+def test_train_resume_evaluate_search(tiny_synthetic, tmp_path):
   data = tmp_path / 'data'
   shutil.copytree(tiny_synthetic, data)
   workdir = tmp_path / 'run'
-  trained = _run('train.py', f'--data_dir={data}', f'--workdir={workdir}', *TINY)
+  train = ['train.py', f'--data_dir={data}', f'--workdir={workdir}', *TINY]
+
+  killed_at = _train_until_killed([sys.executable, *train], workdir, step=3)
+  assert killed_at >= 3 and not (workdir / 'model.weights.h5').exists()
+  trained = _run(*train)
+  resumed = re.search(r'resuming from .*ckpt-(\d+) at step (\d+)', trained.stderr)
+  assert resumed and int(resumed.group(2)) == killed_at  # nothing lost but the running step
+  steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', trained.stderr)
+  assert int(steps[0][2]) == killed_at + 1
+  # 2 + 1 epochs, all done, the last one in stage 2.
+  assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '3')
   assert 'mean of the special attributes' in trained.stderr
-  for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json', 'prototypes.npz'):
+  for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name
   # flags.txt is itself a valid flagfile of the run.
   _run('train.py', f'--flagfile={workdir / "flags.txt"}', '--only_check_args')
@@ -36,11 +74,11 @@ def test_train_evaluate_search(tiny_synthetic, tmp_path):
   (run,) = blob['runs']
   assert run['method'] == 'partnet'
   assert set(run['settings']) == {'direct', 'manipulate1', 'manipulate2'}
-  assert os.path.exists(str(results).replace('.json', '_topk.png'))
+  assert (tmp_path / 'results_topk.png').exists()
+  assert (workdir / 'prototypes.npz').exists() and (workdir / 'index_test.npz').exists()
 
   picture = tmp_path / 'fig7.png'
   found = _run('search.py', f'--workdir={workdir}', '--query=0', '--set=sleevelen=long',
                '--top_k=3', f'--output_image={picture}', f'--output_json={tmp_path / "s.json"}')
   assert picture.exists() and 'rank' in found.stdout.lower()
-  hits = json.loads((tmp_path / 's.json').read_text())
-  assert len(hits['results']) == 3
+  assert len(json.loads((tmp_path / 's.json').read_text())['results']) == 3

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -120,28 +119,10 @@ def test_results_json_and_plot(tmp_path):
   assert os.path.getsize(plot) > 10000
 
 
-def test_evaluate_cli_scores_two_runs_side_by_side(tiny_synthetic, tmp_path):
+def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
   """evaluate.py end to end on a randomly initialised tiny model of the tiny synthetic set."""
-  import keras
-  from tf_partfash import evaluation, index, queries
-  from tf_partfash.config import ModelConfig, TrainConfig
-  from tf_partfash.data.prepared import prepare
-  from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
-  data_dir = tmp_path / 'data'
-  shutil.copytree(tiny_synthetic, data_dir)
-  workdir = str(tmp_path / 'run')
-  run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
-                                         backbone_norm='batch'), TrainConfig(batch_size=12),
-                  {'data_dir': str(data_dir), 'split_seed': 0, 'synthetic_images': 0,
-                   'synthetic_seed': 0, 'alexnet_weights': None})
-  save_run_config(workdir, run)
-  keras.utils.set_random_seed(0)
-  model = build_model(run)
-  export_model(workdir, model)
-  data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
-  # Features in-process (the subprocess finds them cached): one model load instead of two.
-  index.ensure_index(workdir, model=model, data=data, progress=False)
-  index.ensure_prototypes(workdir, model=model, data=data, progress=False)
+  from tf_partfash import evaluation, queries
+  workdir, data_dir, data = untrained_run.workdir, untrained_run.data_dir, untrained_run.data
   output = tmp_path / 'out' / 'results.json'
   result = subprocess.run(
       [sys.executable, 'evaluate.py', f'--workdirs={workdir},{workdir}',

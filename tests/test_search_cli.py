@@ -16,27 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
-def tiny_run(tiny_synthetic, tmp_path_factory):
-  """A workdir holding a randomly initialised tiny model of the tiny synthetic set, with its
-  test index and prototypes built in-process (the subprocesses then find them cached)."""
-  import keras
-  from tf_partfash.config import ModelConfig, TrainConfig
-  from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
-  root = tmp_path_factory.mktemp('search')
-  data = root / 'data'
-  shutil.copytree(tiny_synthetic, data)
-  workdir = str(root / 'run')
-  run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
-                                         backbone_norm='batch'), TrainConfig(batch_size=12),
-                  {'data_dir': str(data), 'split_seed': 0, 'synthetic_images': 0,
-                   'synthetic_seed': 0, 'alexnet_weights': None})
-  save_run_config(workdir, run)
-  keras.utils.set_random_seed(0)
-  model = build_model(run)
-  export_model(workdir, model)
-  gallery = index.ensure_index(workdir, model=model, progress=False)
-  prototypes = index.ensure_prototypes(workdir, model=model, progress=False)
-  return workdir, gallery, prototypes
+def tiny_run(untrained_run):
+  return untrained_run.workdir, untrained_run.gallery, untrained_run.prototypes
 
 
 def _search(*args):

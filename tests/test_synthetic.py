@@ -1,6 +1,7 @@
 """Tests of the synthetic in-shop dataset (tf_partfash.data.synthetic, garments)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,19 +12,20 @@ import numpy as np
 import pytest
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, LOWER_BODY_CATEGORIES, MISSING,
-                                    SLEEVELESS_VALUES, attribute)
-from tf_partfash.data import shopping100k, synthetic
+                                    SLEEVELESS_VALUES, SPECIAL_ATTRIBUTES, attribute)
+from tf_partfash.data import catalogue, shopping100k, synthetic
 from tf_partfash.data.fabrics import COLOR_RGB
 from tf_partfash.data.garments import Look, render
 from tf_partfash.parts.boxes import read_parts_csv
 
-N, SEED, W, H = 40, 5, 128, 184
+N, SEED, W, H = 40, 0, 128, 184
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory) -> str:
   out = str(tmp_path_factory.mktemp('synth') / 'one_worker')
-  synthetic.generate(out, N, seed=SEED, width=W, height=H, workers=1)
+  # One style per image on average, so 40 images still show every case.
+  synthetic.generate(out, N, seed=SEED, width=W, height=H, workers=1, images_per_style=1)
   return out
 
 
@@ -112,7 +114,7 @@ def test_chest_shows_the_labelled_colour_on_plain_garments(dataset):
 
 def test_one_and_two_workers_write_identical_files(dataset, tmp_path):
   other = str(tmp_path / 'two_workers')
-  synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=2)
+  synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=2, images_per_style=1)
 
   def digests(root: str) -> dict[str, str]:
     out = {}
@@ -140,7 +142,7 @@ def test_ensure_dataset_marker(tmp_path, monkeypatch):
   assert synthetic.ensure_dataset(out, 4, seed=2, width=W, height=H) == out
   with open(os.path.join(out, synthetic.MARKER_FILE), encoding='utf-8') as f:
     assert json.load(f) == {'version': synthetic.VERSION, 'num_images': 4, 'seed': 2,
-                            'width': W, 'height': H}
+                            'width': W, 'height': H, 'images_per_style': 8}
 
   def fail(*args, **kwargs):
     raise AssertionError('a second ensure_dataset call must not regenerate')
@@ -149,6 +151,8 @@ def test_ensure_dataset_marker(tmp_path, monkeypatch):
   assert synthetic.ensure_dataset(out, 4, seed=2, width=W, height=H) == out
   with pytest.raises(ValueError, match=r"'num_images': 4.*'num_images': 5"):
     synthetic.ensure_dataset(out, 5, seed=2, width=W, height=H)
+  with pytest.raises(ValueError, match=r"'images_per_style': 8}.*'images_per_style': 2}"):
+    synthetic.ensure_dataset(out, 4, seed=2, width=W, height=H, images_per_style=2)
 
 
 def test_generate_rejects_bad_arguments(tmp_path):
@@ -156,6 +160,77 @@ def test_generate_rejects_bad_arguments(tmp_path):
     synthetic.generate(str(tmp_path), 0)
   with pytest.raises(ValueError, match='workers'):
     synthetic.generate(str(tmp_path), 2, workers=0)
+  with pytest.raises(ValueError, match='images_per_style must be >= 1, got 0.5'):
+    synthetic.generate(str(tmp_path), 2, images_per_style=0.5)
+
+
+def test_label_only_sample_is_what_generate_writes(dataset):
+  table, _ = catalogue.sample_table(N, SEED, images_per_style=1)
+  written = shopping100k.read_attributes(dataset)
+  assert table['path'].tolist() == written['path'].tolist()
+  assert (shopping100k.labels_of(table) == shopping100k.labels_of(written)).all()
+
+
+def test_num_styles():
+  assert catalogue.num_styles(5000, 8) == 625
+  assert catalogue.num_styles(100, 8) == 12  # 12.5 rounds to even
+  assert catalogue.num_styles(3, 8) == 1  # never an empty catalogue
+  with pytest.raises(ValueError, match='images_per_style'):
+    catalogue.num_styles(10, 0)
+
+
+def test_catalogue_depends_on_the_seed_alone():
+  a = catalogue.make_catalogue(7, 30)
+  catalogue.make_catalogue.cache_clear()
+  b = catalogue.make_catalogue(7, 30)
+  assert b is not a and b.styles == a.styles and np.array_equal(b.cumulative, a.cumulative)
+  assert catalogue.make_catalogue(7, 10).styles == a.styles[:10]  # style k from (seed, k)
+  assert catalogue.make_catalogue(8, 30).styles != a.styles
+  # Popularity (r + 0.07) ** -2.5 at ranks r = 0.5/30, 29.5/30: 0.08667 ** -2.5 = 452.2 and
+  # 1.0533 ** -2.5 = 0.878.
+  weights = np.diff(a.cumulative, prepend=0.0)
+  assert weights[0] == pytest.approx(452.2, rel=1e-3)
+  assert weights[-1] == pytest.approx(0.878, rel=1e-3)
+  assert (np.diff(weights) < 0).all()  # best-seller first
+
+
+def test_versions_of_a_style_differ_only_in_its_alternatives():
+  cat = catalogue.make_catalogue(3, 40)
+  seen_variants = set()
+  for index in range(600):
+    k, look, labels, _, _ = catalogue.draw_image(3, index, cat)
+    style = cat.styles[k]
+    base = style.look
+    # Apart from the five special attributes the image is its style's base garment, shape and all.
+    assert dataclasses.replace(look, **{n: getattr(base, n) for n in SPECIAL_ATTRIBUTES}) == base
+    for name in SPECIAL_ATTRIBUTES:
+      shown = getattr(look, name)
+      assert shown == getattr(base, name) or shown in style.alternatives[name], (k, name, shown)
+      if shown != getattr(base, name):
+        seen_variants.add(name)
+      assert labels[name] in (None, shown)
+    assert labels['category'] == base.category and labels['gender'] == base.gender
+    assert labels['fit'] == base.fit and labels['pocket'] == base.pocket
+    assert labels['fabric'] in (None, style.fabric) or labels['fabric'] == 'Denim'
+    if base.category in LOWER_BODY_CATEGORIES:
+      assert look.collar is None and look.sleevelen is None
+      assert style.alternatives['collar'] == style.alternatives['sleevelen'] == ()
+    elif look.sleevelen is not None:  # sleeve versions keep the case of §4.3 apart from bareness
+      assert (look.sleevelen in ('Spaghetti', 'Strapless')) == (
+          base.sleevelen in ('Spaghetti', 'Strapless'))
+  assert seen_variants == set(SPECIAL_ATTRIBUTES)
+
+
+def test_label_only_sample_offers_paper_queries():
+  """§7's queries need exact and one-attribute-off gallery matches; with independent labels a
+  4,000-image dataset offered no direct target at all."""
+  table, _ = catalogue.sample_table(4000, 0)
+  figures = catalogue.query_availability(table)
+  assert figures['evaluable'] >= 35
+  assert figures['direct_with_target'] >= 0.4
+  assert figures['manipulate1'] >= 0.7 * figures['evaluable']
+  for name in SPECIAL_ATTRIBUTES:
+    assert figures[f'manipulate1_{name}'] >= 3, (name, figures)
 
 
 def _look(**kw) -> Look:

@@ -1,4 +1,9 @@
-"""A whole training run, as train.py starts it: data, both stages, export, test accuracy."""
+"""A whole training run, as train.py starts it: data, both stages, export, test accuracy.
+
+The generic attribute representations (§4.6) and the gallery index are computed from the exported
+model on first use by evaluate.py or search.py (`index.ensure_prototypes`, `index.ensure_index`)
+and cached in the workdir.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +15,6 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data.prepared import PreparedData, prepare
-from tf_partfash.index import ensure_prototypes
 from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.recognition import accuracy_table, predict
 from tf_partfash.training import Trainer
@@ -77,6 +81,4 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
   with open(os.path.join(workdir, 'accuracy.json'), 'w') as f:
     json.dump(table, f, indent=2)
   logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
-  # The generic attribute representations (§4.6) are part of the trained model: store them now.
-  ensure_prototypes(workdir, model=trainer.model, data=data)
   return table

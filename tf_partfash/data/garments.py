@@ -50,6 +50,10 @@ class Look:
   sleevelen: str | None = None
   fit: str | None = None
   pocket: str | None = None
+  # Seeds the garment's shape (proportions, lengths, collar and closure details) apart from the
+  # per-image placement, fabric and shading, so the versions of one style are visibly one garment;
+  # None draws the shape from the image's RNG.
+  shape_seed: int | None = None
 
   @property
   def case(self) -> str:
@@ -302,13 +306,14 @@ def render(look: Look, width: int, height: int,
            rng: np.random.Generator) -> tuple[np.ndarray, Parts]:
   """The garment `look` on a white `width` x `height` canvas: (H, W, 3) uint8 RGB and its parts."""
   sk = Sketch()
+  shape_rng = rng if look.shape_seed is None else np.random.default_rng(look.shape_seed)
   lower = look.silhouette in LOWER_SILHOUETTES
   if lower:
-    _lower(sk, look, rng)
+    _lower(sk, look, shape_rng)
     chest = pts((-0.3, 0.15), (0.3, 0.6))
     outlines: dict[str, np.ndarray] = {}
   elif look.silhouette in UPPER_SILHOUETTES:
-    outlines = _upper(sk, look, rng)
+    outlines = _upper(sk, look, shape_rng)
     chest = outlines['chest']
   else:
     raise ValueError(f'unknown silhouette {look.silhouette!r}')
