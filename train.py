@@ -60,7 +60,7 @@ flags.DEFINE_string('data_dir', None, 'Dataset in the Shopping100k layout (defau
 flags.DEFINE_enum('method', 'partnet', ['partnet', 'no_parts', 'no_parts_no_ranking'],
                   'Network and losses (paper §7 baselines).')
 flags.DEFINE_string('alexnet_weights', None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights.')
-flags.DEFINE_integer('synthetic_images', 6000, 'Size of the built-in synthetic dataset.')
+flags.DEFINE_integer('synthetic_images', 5500, 'Size of the built-in synthetic dataset.')
 flags.DEFINE_integer('synthetic_seed', 0, 'Seed of the built-in synthetic dataset.')
 flags.DEFINE_integer('split_seed', 0, 'Seed of the stored paper split.')
 flags.DEFINE_integer('workers', 2, 'Processes for dataset generation and part extraction.')

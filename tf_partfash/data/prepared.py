@@ -16,7 +16,7 @@ from tf_partfash.data import pipeline, shopping100k, splits, synthetic
 from tf_partfash.parts import load_or_compute_parts
 from tf_partfash.parts.extraction import ALGORITHM_VERSION
 
-DEFAULT_SYNTHETIC_IMAGES = 6000
+DEFAULT_SYNTHETIC_IMAGES = 5500
 DEFAULT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tf_partfash')
 
 
