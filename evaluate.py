@@ -45,7 +45,7 @@ def main(argv):
   logging.getLogger().setLevel(logging.INFO)
   # After flag parsing: these import TensorFlow, which is slow.
   from tf_partfash import evaluation, queries, reports
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.data.prepared import prepare_run_data
   from tf_partfash.workdir import load_run_config
 
   data_settings = [{k: load_run_config(w).data.get(k) for k in _DATA_KEYS} for w in workdirs]
@@ -54,9 +54,7 @@ def main(argv):
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '
                            f'({data_settings[0]}); runs compared side by side share their data')
   settings = data_settings[0]
-  data = prepare(settings['data_dir'], workdirs[0], settings['split_seed'], FLAGS.workers,
-                 FLAGS.skip_corrupt_images, settings['synthetic_images'],
-                 settings['synthetic_seed'])
+  data = prepare_run_data(settings, workdirs[0], FLAGS.workers, FLAGS.skip_corrupt_images)
   # The queries belong to the dataset and split, so they go where `prepare` keeps the split.
   location = data.state_dir
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))

@@ -8,7 +8,8 @@ import pytest
 
 from tf_partfash import losses
 from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES
-from tf_partfash.data.sampling import SIGNATURES, BalancedBatchSampler, general_groups
+from tf_partfash.data.sampling import SIGNATURE_NAMES as SIGNATURES
+from tf_partfash.data.sampling import BalancedBatchSampler, general_groups
 
 COLUMN = {n: j for j, n in enumerate(ATTRIBUTE_NAMES)}
 GENERAL = [COLUMN[n] for n in GENERAL_ATTRIBUTES]

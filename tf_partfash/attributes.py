@@ -87,6 +87,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 ATTRIBUTE_NAMES: tuple[str, ...] = tuple(a.name for a in ATTRIBUTES)
 SPECIAL_ATTRIBUTES: tuple[str, ...] = tuple(a.name for a in ATTRIBUTES if a.special)
 GENERAL_ATTRIBUTES: tuple[str, ...] = tuple(a.name for a in ATTRIBUTES if not a.special)
+# Columns of the special and general attributes in an (N, 12) label array.
+SPECIAL_COLUMNS: tuple[int, ...] = tuple(ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES)
+GENERAL_COLUMNS: tuple[int, ...] = tuple(ATTRIBUTE_NAMES.index(n) for n in GENERAL_ATTRIBUTES)
+# The S + 1 signature vectors of Eq. 3-6, in the network's output order: v = 0 is the general one.
+SIGNATURE_NAMES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES
 NUM_VALUES: int = sum(a.num_values for a in ATTRIBUTES)
 # Start of each attribute's one-hot block in a 151-dim encoding.
 OFFSETS: dict[str, int] = dict(zip(

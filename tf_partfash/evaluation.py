@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES, attribute
+from tf_partfash.attributes import SPECIAL_COLUMNS, attribute
 from tf_partfash.data.prepared import PreparedData
 from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.index import Prototypes, ensure_index, ensure_prototypes
@@ -225,7 +225,7 @@ def evaluate_paper(workdir: str, data: PreparedData, queries: Mapping[str, Query
   gallery_rows = data.rows('gallery')
   where = lambda rows: _positions(index.rows, rows, f'{workdir}/index_test.npz')
   searcher = Searcher(index.signatures[where(gallery_rows)], backend, distance)
-  columns = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
+  columns = list(SPECIAL_COLUMNS)
   gallery_labels = labels_of(data.table)[gallery_rows][:, columns]
   scores = {name: score_queries(searcher, index.signatures[where(q.rows)], q, gallery_labels,
                                 prototypes, PAPER_MAX_K)

@@ -267,9 +267,8 @@ def _prepare(workdir: str, run: RunConfig, data: PreparedData | None) -> Prepare
   """The run's dataset and split (the same `prepare` call as training)."""
   if data is not None:
     return data
-  from tf_partfash.data.prepared import prepare
-  return prepare(run.data['data_dir'], workdir, run.data['split_seed'], 1, False,
-                 run.data['synthetic_images'], run.data['synthetic_seed'])
+  from tf_partfash.data.prepared import prepare_run_data
+  return prepare_run_data(run.data, workdir)
 
 
 def ensure_prototypes(workdir: str, model: keras.Model | None = None,

@@ -15,9 +15,8 @@ from typing import NamedTuple, Sequence
 import keras
 import tensorflow as tf
 
-from tf_partfash.attributes import GENERAL_ATTRIBUTES, MISSING, SPECIAL_ATTRIBUTES
+from tf_partfash.attributes import GENERAL_ATTRIBUTES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES
 
-SIGNATURE_NAMES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES
 DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
 
 

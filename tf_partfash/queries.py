@@ -22,7 +22,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute,
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, SPECIAL_COLUMNS,
+                                    attribute,
                                    decode)
 from tf_partfash.data import adde
 from tf_partfash.data.shopping100k import labels_of
@@ -30,7 +31,6 @@ from tf_partfash.data.splits import evaluable_queries
 
 PAPER_SETTINGS = ('direct', 'manipulate1', 'manipulate2')
 FORMAT_VERSION = 1
-_SPECIAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0
   Shopping100k every gallery value does. A query with no possible change is left out of that
   setting.
   """
-  labels = labels_of(table)[:, _SPECIAL_COLUMNS]
+  labels = labels_of(table)[:, list(SPECIAL_COLUMNS)]
   subset = split['subset'].to_numpy()
   query_rows = evaluable_queries(split, table)
   gallery = labels[subset == 'gallery']
@@ -164,7 +164,7 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
                      f'the split has {int(gallery.sum())}){redo}')
   row_of = {p: i for i, p in enumerate(paths)}
   is_query = (split['subset'] == 'query').to_numpy()
-  labels = labels_of(table)[:, _SPECIAL_COLUMNS]
+  labels = labels_of(table)[:, list(SPECIAL_COLUMNS)]
   out = {}
   for name in PAPER_SETTINGS:
     rows, changes, targets = [], [], []

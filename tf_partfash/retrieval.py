@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, special_attribute
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
+                                    special_attribute)
 
 if TYPE_CHECKING:
   from tf_partfash.index import Prototypes
 
-# Signature v of an image, as `tf_partfash.models.partnet.SIGNATURE_NAMES` (here without TF).
-SIGNATURE_NAMES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES
 DISTANCES: tuple[str, ...] = ('squared', 'euclidean')
 BACKENDS: tuple[str, ...] = ('exact', 'faiss')
 # Bound on the (queries x gallery chunk) distance block of exact search: 16M floats = 64 MB.

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
-from tf_partfash.data.prepared import PreparedData, prepare
+from tf_partfash.data.prepared import PreparedData, prepare_run_data
 from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.recognition import accuracy_table, predict
 from tf_partfash.training import Trainer
@@ -56,8 +56,7 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
   a resumed run takes every weight from its checkpoint instead.
   """
   if data is None:
-    data = prepare(run.data['data_dir'], workdir, run.data['split_seed'], workers, skip_corrupt,
-                   run.data['synthetic_images'], run.data['synthetic_seed'])
+    data = prepare_run_data(run.data, workdir, workers, skip_corrupt)
   save_run_config(workdir, run)
   keras.utils.set_random_seed(run.train.seed)
   train_rows = data.rows('train')

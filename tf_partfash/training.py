@@ -18,14 +18,12 @@ import keras
 import tensorflow as tf
 
 from tf_partfash import losses
-from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES
+from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_COLUMNS, SPECIAL_ATTRIBUTES, SPECIAL_COLUMNS
 from tf_partfash.config import ModelConfig, TrainConfig
 from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
 from tf_partfash.data.sampling import BalancedBatchSampler
 from tf_partfash.progress import ProgressLine
 
-_GENERAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in GENERAL_ATTRIBUTES]
-_SPECIAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]
 
 
 @keras.saving.register_keras_serializable(package='tf_partfash')
@@ -79,8 +77,8 @@ def partnet_loss(outputs: dict, batch: dict, with_triplets: bool, config: TrainC
   if with_triplets:
     signatures = tf.math.l2_normalize(outputs['signatures'], axis=-1)
     triplet, stats = losses.part_triplet_loss(
-        tf.unstack(signatures, axis=1), tf.gather(labels, _SPECIAL_COLUMNS, axis=1),
-        tf.gather(labels, _GENERAL_COLUMNS, axis=1), config.margin, seed, config.distance)
+        tf.unstack(signatures, axis=1), tf.gather(labels, SPECIAL_COLUMNS, axis=1),
+        tf.gather(labels, GENERAL_COLUMNS, axis=1), config.margin, seed, config.distance)
     total += config.triplet_weight * triplet
     logs['loss/triplet'] = triplet
     logs['triplets/active_fraction'] = tf.reduce_mean(stats.active_fraction)
@@ -172,9 +170,9 @@ class Trainer:
         step += 1
         progress.update(step, f'stage {stage} epoch {epoch + 1}', logs['loss/total'])
         if time.monotonic() - last_save > self.config.checkpoint_every_secs:
-          self.manager.save(checkpoint_number=step)
+          self._save(step)
           last_save = time.monotonic()
-      self.manager.save(checkpoint_number=step)
+      self._save(step)  # every epoch ends on a checkpoint
       last_save = time.monotonic()
       self._write_summaries(stage, step, sums, len(order) // self.config.batch_size)
       if sums:
@@ -184,6 +182,12 @@ class Trainer:
                      sums['loss/total'] / max(len(order) // self.config.batch_size, 1),
                      ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
     progress.close()
+
+  def _save(self, step: int) -> None:
+    """Checkpoints `step`, unless the latest checkpoint already is that step."""
+    latest = self.manager.latest_checkpoint
+    if latest is None or not latest.endswith(f'-{step}'):
+      self.manager.save(checkpoint_number=step)
 
   def _write_summaries(self, stage: int, step: int, sums: dict[str, float], batches: int) -> None:
     if not batches:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -69,3 +70,11 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   logging.info('dataset %s: %d images (%s)', data_dir, len(table),
                ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
   return PreparedData(data_dir, table, split, examples, state)
+
+
+def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1,
+                     skip_corrupt: bool = False) -> PreparedData:
+  """`prepare` with a run's recorded inputs (`RunConfig.data`): train, evaluate and search all
+  call this, so they see the same dataset, split and parts."""
+  return prepare(inputs['data_dir'], cache_dir, inputs['split_seed'], workers, skip_corrupt,
+                 inputs['synthetic_images'], inputs['synthetic_seed'])

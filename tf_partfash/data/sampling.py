@@ -12,13 +12,8 @@ import math
 
 import numpy as np
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, GENERAL_ATTRIBUTES, MISSING,
-                                    SPECIAL_ATTRIBUTES)
-
-# The order of `losses.SIGNATURE_NAMES` (this module stays free of TensorFlow).
-SIGNATURES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES
-_GENERAL_COLUMNS = [ATTRIBUTE_NAMES.index(n) for n in GENERAL_ATTRIBUTES]
-
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, GENERAL_ATTRIBUTES,
+                                    GENERAL_COLUMNS, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES)
 
 def general_groups(labels: np.ndarray) -> np.ndarray:
   """(N, 12) labels -> (N,) group ids of the strict general rule (§4.5).
@@ -26,7 +21,7 @@ def general_groups(labels: np.ndarray) -> np.ndarray:
   Two images share a group iff all their general labels are equal, a missing label counting as its
   own value -1: the numpy twin of `losses.general_group_ids`.
   """
-  _, inverse = np.unique(np.asarray(labels)[:, _GENERAL_COLUMNS], axis=0, return_inverse=True)
+  _, inverse = np.unique(np.asarray(labels)[:, list(GENERAL_COLUMNS)], axis=0, return_inverse=True)
   return inverse.reshape(-1)
 
 
@@ -56,7 +51,7 @@ def _pair_groups(column: np.ndarray, allow_missing: bool) -> list[np.ndarray]:
 class BalancedBatchSampler:
   """Index batches where every signature has at least `pairs_per_signature` positive pairs.
 
-  For each of the 6 signatures (`SIGNATURES`: general, then the special attributes) a batch holds
+  For each of the 6 signatures (`SIGNATURE_NAMES`: general, then the special attributes) a batch holds
   `pairs_per_signature` pairs of distinct images sharing that signature's label, disjoint within the
   signature. A pair's label is drawn uniformly over the labels with >= 2 images (so rare labels are
   seen as often as common ones); a special attribute only pairs images whose label is not -1; the
@@ -84,10 +79,10 @@ class BalancedBatchSampler:
       pairs_per_signature = max(1, batch_size // 32)
     if pairs_per_signature < 1:
       raise ValueError(f'pairs_per_signature must be >= 1, got {pairs_per_signature}')
-    needed = 2 * len(SIGNATURES) * pairs_per_signature
+    needed = 2 * len(SIGNATURE_NAMES) * pairs_per_signature
     if batch_size <= needed:  # at least one place for the random fill that makes up an epoch
       raise ValueError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
-                       f'each of the {len(SIGNATURES)} signatures and the random fill: it must '
+                       f'each of the {len(SIGNATURE_NAMES)} signatures and the random fill: it must '
                        f'be > {needed}')
     if labels.shape[0] < batch_size:
       raise ValueError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
@@ -103,7 +98,7 @@ class BalancedBatchSampler:
     self._groups: list[list[np.ndarray]] = []
     # Disjoint pairs each label can give, to cap how often one label is drawn in a batch.
     self._capacity: list[np.ndarray] = []
-    for name, column in zip(SIGNATURES, columns):
+    for name, column in zip(SIGNATURE_NAMES, columns):
       groups = _pair_groups(column, allow_missing=name == 'general')
       capacity = np.array([len(g) // 2 for g in groups], np.int64)
       if capacity.sum() < pairs_per_signature:
@@ -120,7 +115,7 @@ class BalancedBatchSampler:
   def batches_per_epoch(self) -> int:
     # Every batch fills at least `batch_size - 2 * 6 * pairs` places from the epoch's
     # permutation, so this many batches show every image at least once per epoch.
-    fill = self.batch_size - 2 * len(SIGNATURES) * self.pairs_per_signature
+    fill = self.batch_size - 2 * len(SIGNATURE_NAMES) * self.pairs_per_signature
     return math.ceil(self.num_images / fill)
 
   def _pair_images(self, rng: np.random.Generator) -> list[int]:

@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES, attribute
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SIGNATURE_NAMES,
+                                    SPECIAL_ATTRIBUTES, attribute)
 from tf_partfash.config import ModelConfig
 from tf_partfash.models.alexnet import BN_MOMENTUM, build_alexnet, conv5_size
 from tf_partfash.parts.boxes import CASES, PART_NAMES
@@ -33,7 +34,6 @@ from tf_partfash.parts.boxes import CASES, PART_NAMES
 _CASE_ALLOWS = np.array([[c == 'sleeve' or (c == 'sleeveless' and not n.endswith('_sleeve'))
                           for n in PART_NAMES] for c in CASES], np.float32)
 WHOLE_BOX = (0.0, 0.0, 1.0, 1.0)
-SIGNATURE_NAMES: tuple[str, ...] = ('general',) + SPECIAL_ATTRIBUTES  # v = 0 .. S (Eq. 3)
 
 
 def _fc_block(units: int, dropout: float, name: str) -> keras.Sequential:
