@@ -18,8 +18,10 @@ import sys
 
 from absl import app, flags
 
-from tf_partfash import figures, index, retrieval
+from tf_partfash import encoders, figures, index, retrieval
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute
+from tf_partfash.encoders import SIGNATURE_METHODS
+from tf_partfash.workdir import load_run_config
 
 flags.DEFINE_string('workdir', None, 'Training directory of the model (train.py --workdir).')
 flags.DEFINE_string('query', None, 'Gallery ID (path relative to Images/ or row number) or an '
@@ -55,9 +57,9 @@ def _query(gallery: index.GalleryIndex, text: str,
   return index.embed_images(model, run, folder, [name], mid, progress=False), None
 
 
-def _search(searcher, gallery, signatures, exclude, demanded, weights=None) -> list[dict]:
-  """Ranked results of one query, leaving out `exclude` (the query's own gallery items)."""
-  found, dist = searcher.search(signatures[None], FLAGS.top_k + len(exclude), weights)
+def _search(searcher, gallery, vectors, exclude, demanded, weights=None) -> list[dict]:
+  """Ranked results of one query's (1, V, D) vectors, leaving out `exclude` (its own items)."""
+  found, dist = searcher.search(vectors, FLAGS.top_k + len(exclude), weights)
   hits = [(int(p), float(d)) for p, d in zip(found[0], dist[0]) if int(p) not in exclude]
   labelled = demanded and (gallery.labels != MISSING).any()
   out = []
@@ -95,17 +97,23 @@ def _session() -> None:
              else index.index_folder(FLAGS.workdir, FLAGS.gallery))
   picked = list(dict.fromkeys(gallery.find(item) for item in FLAGS.feedback))  # no repeats
   query, position = _query(gallery, FLAGS.query, mid)
-  prototypes = index.ensure_prototypes(FLAGS.workdir) if changes else None
-  manipulated = lambda sig: retrieval.manipulate(sig, [changes], prototypes) if changes else sig
+  method = load_run_config(FLAGS.workdir).method
+  if len(picked) > 1 and method not in SIGNATURE_METHODS:
+    raise ValueError(f'--feedback with several images weighs the S + 1 signatures of the '
+                     f'proposed network (Eq. 5-6); a {method} model has one feature vector: '
+                     'pick one image (it replaces the query)')
+  # Prototypes are computed on first use, which needs the model: only when a change asks.
+  encoder = encoders.encoder_for(FLAGS.workdir, method, with_prototypes=bool(changes))
+  manipulated = lambda features: encoder.queries(features, [changes])
   known = {a: int(query.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
   demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
   describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
                         attribute(a).values[int(query.probabilities[a][0].argmax())] + '?')
   edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
   text = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
-  searcher = retrieval.Searcher(gallery.signatures, FLAGS.backend, FLAGS.distance)
+  searcher = retrieval.Searcher(encoder.gallery(gallery), FLAGS.backend, FLAGS.distance)
   own = {position} - {None}
-  results = _search(searcher, gallery, manipulated(query.signatures)[0], own, demanded)
+  results = _search(searcher, gallery, manipulated(query), own, demanded)
   print(f'query {query.paths[0]}; manipulation: '
         + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'))
   _print_table(f'top {FLAGS.top_k} of {len(gallery)} ({FLAGS.distance}, {FLAGS.backend})', results)
@@ -123,7 +131,7 @@ def _session() -> None:
     else:
       weights = retrieval.personalization_weights(gallery.signatures[picked], FLAGS.distance)
       note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(retrieval.SIGNATURE_NAMES, weights))
-    after = _search(searcher, gallery, manipulated(again.signatures)[0], own, demanded, weights)
+    after = _search(searcher, gallery, manipulated(again), own, demanded, weights)
     print('\nfeedback ' + ', '.join(FLAGS.feedback) + ': ' + note.replace('\n', ', '))
     _print_table('after feedback', after)
     report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,

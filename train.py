@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.config import METHODS, ModelConfig, TrainConfig, method_configs
 
 _HELP = {
     'image_size': 'Square model input (227 as in AlexNet; >= 147 keeps conv5 at least 8x8).',
@@ -57,8 +57,9 @@ _define(ModelConfig)
 _define(TrainConfig)
 flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoints, logs, final model.')
 flags.DEFINE_string('data_dir', None, 'Dataset in the Shopping100k layout (default: synthetic).')
-flags.DEFINE_enum('method', 'partnet', ['partnet', 'no_parts', 'no_parts_no_ranking'],
-                  'Network and losses (paper §7 baselines).')
+flags.DEFINE_enum('model', 'partnet', list(METHODS),
+                  'Method of the paper\'s comparison (§7, Table 2): the proposed partnet, its '
+                  'ablations no_parts and no_parts_no_ranking, or the baselines classic and amnet.')
 flags.DEFINE_string('alexnet_weights', None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights.')
 flags.DEFINE_integer('synthetic_images', 5500, 'Size of the built-in synthetic dataset.')
 flags.DEFINE_integer('synthetic_seed', 0, 'Seed of the built-in synthetic dataset.')
@@ -68,6 +69,26 @@ flags.DEFINE_bool('skip_corrupt_images', False, 'Leave out (and log) undecodable
 flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'], 'tf.distribute strategy.')
 flags.mark_flag_as_required('workdir')
 FLAGS = flags.FLAGS
+_CONFIG_FIELDS = {c: [f.name for f in dataclasses.fields(c)] for c in (ModelConfig, TrainConfig)}
+
+
+def _configs() -> tuple[ModelConfig, TrainConfig]:
+  """The configurations of the flags, with the settings --model implies applied."""
+  model = ModelConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[ModelConfig]})
+  train = TrainConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[TrainConfig]})
+  given = {n: FLAGS[n].value for names in _CONFIG_FIELDS.values() for n in names
+           if FLAGS[n].present}
+  return method_configs(FLAGS.model, model, train, given)
+
+
+@flags.multi_flags_validator(['model'] + sum(_CONFIG_FIELDS.values(), []),
+                             message='--model contradicts another flag')
+def _check_model(values) -> bool:
+  try:
+    _configs()
+  except ValueError as e:
+    raise flags.ValidationError(f'--model={values["model"]}: {e}') from None
+  return True
 
 
 def _write_flagfile(workdir: str) -> None:
@@ -84,12 +105,8 @@ def main(argv):
   from tf_partfash.run import train_and_report  # after flag parsing: importing TF is slow
   from tf_partfash.workdir import RunConfig
 
-  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(ModelConfig)}
-  model = ModelConfig(**{**values, 'use_parts': FLAGS.use_parts and FLAGS.method == 'partnet'})
-  train = TrainConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)})
-  if FLAGS.method == 'no_parts_no_ranking':
-    train = dataclasses.replace(train, triplet_weight=0.0)
-  run = RunConfig(FLAGS.method, model, train, {
+  model, train = _configs()
+  run = RunConfig(FLAGS.model, model, train, {
       'data_dir': FLAGS.data_dir, 'split_seed': FLAGS.split_seed,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
       'alexnet_weights': FLAGS.alexnet_weights})

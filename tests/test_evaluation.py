@@ -9,9 +9,9 @@ import pytest
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
-from tf_partfash.evaluation import (expressible_changes, first_hits, matches, ndcg,
-                                    score_queries, top_k_accuracy)
-from tf_partfash.index import Prototypes
+from tf_partfash.encoders import SignatureEncoder
+from tf_partfash.evaluation import first_hits, matches, ndcg, score_queries, top_k_accuracy
+from tf_partfash.index import GalleryIndex, Prototypes
 from tf_partfash.queries import (QuerySet, adde_query_set, feasible_changes,
                                  load_or_make_adde, load_or_make_paper_queries,
                                  make_paper_queries)
@@ -41,6 +41,13 @@ def _prototypes(**known: dict[int, np.ndarray]) -> Prototypes:
     for value, vector in known.get(name, {}).items():
       vectors[name][value], counts[name][value] = vector, 1
   return Prototypes(vectors=vectors, counts=counts)
+
+
+def features(signatures: np.ndarray, **probabilities: np.ndarray) -> GalleryIndex:
+  """Index rows of query images with the given signatures (labels unknown)."""
+  n = len(signatures)
+  return GalleryIndex(np.asarray(signatures, np.float32), probabilities,
+                      np.full((n, len(ATTRIBUTE_NAMES)), -1), np.array([''] * n), np.arange(n), '')
 
 
 # The paper protocol's gallery: signatures and special labels (collar, color, fastening, pattern,
@@ -105,7 +112,8 @@ def test_direct_and_manipulated_search_on_a_hand_made_gallery():
   direct = QuerySet('direct', np.array([0]), ({},), np.zeros((1, 5), np.int64),
                     SPECIAL_ATTRIBUTES)
   # Distances 0, 2, 4, 6: g0 (sleeve 1) first, the exact g2 third.
-  scores = score_queries(searcher, QUERY[None], direct, GALLERY_LABELS, PROTOTYPES, max_k=4)
+  scores = score_queries(searcher, features(QUERY[None]), direct, GALLERY_LABELS,
+                         SignatureEncoder(PROTOTYPES), max_k=4)
   assert scores.first_hit.tolist() == [2]
   np.testing.assert_allclose(scores.top_k(), [0, 0, 1, 1])
   assert scores.ndcg[0] == pytest.approx(1.930791 / 2.060240, abs=1e-6)
@@ -114,14 +122,14 @@ def test_direct_and_manipulated_search_on_a_hand_made_gallery():
   manipulated = QuerySet('manipulate', np.array([0, 0]), ({'color': 1},
                                                           {'color': 1, 'sleevelen': 1}),
                          np.array([[0, 1, 0, 0, 0], [0, 1, 0, 0, 1]]), SPECIAL_ATTRIBUTES)
-  scores = score_queries(searcher, np.stack([QUERY, QUERY]), manipulated, GALLERY_LABELS,
-                         PROTOTYPES, max_k=4)
+  scores = score_queries(searcher, features(np.stack([QUERY, QUERY])), manipulated,
+                         GALLERY_LABELS, SignatureEncoder(PROTOTYPES), max_k=4)
   assert scores.first_hit.tolist() == [0, 1]
   assert scores.manipulated == ('color', 'color+sleevelen')
   assert scores.per_attribute(k=1) == {'color': (1.0, 1), 'color+sleevelen': (0.0, 1)}
   # The same queries give the same numbers twice.
-  again = score_queries(searcher, np.stack([QUERY, QUERY]), manipulated, GALLERY_LABELS,
-                        PROTOTYPES, max_k=4, chunk=1)
+  again = score_queries(searcher, features(np.stack([QUERY, QUERY])), manipulated,
+                        GALLERY_LABELS, SignatureEncoder(PROTOTYPES), max_k=4, chunk=1)
   assert again.first_hit.tolist() == scores.first_hit.tolist()
   np.testing.assert_array_equal(again.ndcg, scores.ndcg)
 
@@ -145,22 +153,22 @@ def test_adde_reference_never_counts_and_missing_blocks_must_match():
   assert query_set.changes == ({'color': 2},)
   # Manipulated t0 (color block E1) ranks t1 (0), t0 (2), t2 (4): the first hit is t2, rank 2;
   # t1 differs only by a label the target lacks, t0 by construction.
-  scores = score_queries(Searcher(signatures), signatures[query_set.rows], query_set, labels,
-                         _prototypes(color={2: E1}), max_k=3)
+  scores = score_queries(Searcher(signatures), features(signatures[query_set.rows]), query_set,
+                         labels, SignatureEncoder(_prototypes(color={2: E1})), max_k=3)
   assert scores.first_hit.tolist() == [2]
   np.testing.assert_allclose(scores.top_k(), [0, 0, 1])
   # From t3, category 4 -> 5 (a general attribute: no prototype) searches t3 unchanged: the
   # reference itself ranks first, but it is no hit, and no image has the target labels.
   general = QuerySet('adde', np.array([3]), ({'category': 5},),
                      np.array([_labels12(collar=3, color=1, category=5)]), ATTRIBUTE_NAMES)
-  scores = score_queries(Searcher(signatures), signatures[[3]], general, labels,
-                         _prototypes(color={2: E1}), max_k=3)
+  scores = score_queries(Searcher(signatures), features(signatures[[3]]), general, labels,
+                         SignatureEncoder(_prototypes(color={2: E1})), max_k=3)
   assert scores.first_hit.tolist() == [3] and scores.unexpressed.tolist() == [True]
 
 
 def test_expressible_changes_drop_general_attributes_and_unseen_values():
-  kept, dropped = expressible_changes(
-      [{'color': 1}, {'color': 3}, {'category': 2, 'sleevelen': 1}, {}], PROTOTYPES)
+  kept, dropped = SignatureEncoder(PROTOTYPES).expressible(
+      [{'color': 1}, {'color': 3}, {'category': 2, 'sleevelen': 1}, {}])
   assert kept == [{'color': 1}, {}, {'sleevelen': 1}, {}]
   assert dropped.tolist() == [False, True, True, False]
 

@@ -96,6 +96,11 @@ NUM_VALUES: int = sum(a.num_values for a in ATTRIBUTES)
 # Start of each attribute's one-hot block in a 151-dim encoding.
 OFFSETS: dict[str, int] = dict(zip(
     ATTRIBUTE_NAMES, np.cumsum([0] + [a.num_values for a in ATTRIBUTES[:-1]]).tolist()))
+# The same for the special attributes alone: the 71 values a search can ask for (Classic's
+# attribute vector, AMNet's memory rows).
+NUM_SPECIAL_VALUES: int = sum(a.num_values for a in ATTRIBUTES if a.special)
+SPECIAL_OFFSETS: tuple[int, ...] = tuple(np.cumsum(
+    [0] + [a.num_values for a in ATTRIBUTES if a.special][:-1]).tolist())
 
 # Categories that settle the "Extract Parts?" case as `lower` (§4.3). Swimming and Pyjamas can be
 # either a top, a bottom or both: for them the image decides.

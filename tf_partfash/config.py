@@ -6,7 +6,7 @@ Fields with `metadata={'choices': ...}` become enum flags in train.py and are va
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 
 def check_choices(config: Any) -> None:
@@ -62,3 +62,35 @@ class TrainConfig:
 
   def __post_init__(self):
     check_choices(self)
+
+
+# The methods of the paper's comparison (§7, Table 2), each a network and its losses
+# (`tf_partfash.methods`), and the settings that define it. Flags naming one of these settings
+# may repeat the value but not contradict it.
+METHOD_SETTINGS: dict[str, dict[str, Any]] = {
+    'partnet': {},                                   # the proposed network
+    'no_parts': {'use_parts': False},                # every special branch sees the whole conv5
+    'no_parts_no_ranking': {'use_parts': False, 'triplet_weight': 0.0},
+    'classic': {'use_parts': False, 'triplet_weight': 0.0},  # one path, classification only
+    'amnet': {'use_parts': False},                   # AMNet (Zhao et al., CVPR 2017)
+}
+METHODS: tuple[str, ...] = tuple(METHOD_SETTINGS)
+
+
+def method_configs(method: str, model: ModelConfig, train: TrainConfig,
+                   explicit: Mapping[str, Any] = {}) -> tuple[ModelConfig, TrainConfig]:
+  """The configurations with `method`'s defining settings applied.
+
+  `explicit` holds settings the user gave (flag name -> value); one contradicting the method is an
+  error rather than silently overridden.
+  """
+  if method not in METHOD_SETTINGS:
+    raise ValueError(f'unknown method {method!r}; valid methods: {", ".join(METHODS)}')
+  fixed = METHOD_SETTINGS[method]
+  for name, value in fixed.items():
+    if name in explicit and explicit[name] != value:
+      raise ValueError(f'method {method} implies {name}={value!r}, but {name}='
+                       f'{explicit[name]!r} was given')
+  model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+  return (dataclasses.replace(model, **{k: v for k, v in fixed.items() if k in model_fields}),
+          dataclasses.replace(train, **{k: v for k, v in fixed.items() if k not in model_fields}))

@@ -17,16 +17,17 @@ of the logarithm cancels in the ratio.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
-from tf_partfash.attributes import SPECIAL_COLUMNS, attribute
+from tf_partfash.attributes import SPECIAL_COLUMNS
 from tf_partfash.data.prepared import PreparedData
 from tf_partfash.data.shopping100k import labels_of
-from tf_partfash.index import Prototypes, ensure_index, ensure_prototypes
+from tf_partfash.encoders import Encoder, encoder_for
+from tf_partfash.index import GalleryIndex, ensure_index
 from tf_partfash.queries import AddeTest, QuerySet
-from tf_partfash.retrieval import Searcher, manipulate
+from tf_partfash.retrieval import Searcher
 from tf_partfash.workdir import load_run_config
 
 PAPER_MAX_K = 30   # Fig. 6: k = 1..30
@@ -110,26 +111,6 @@ def ndcg(retrieved: np.ndarray, gallery_labels: np.ndarray, targets: np.ndarray,
   return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
 
 
-def expressible_changes(changes: Sequence[Mapping[str, int]], prototypes: Prototypes
-                        ) -> tuple[list[dict[str, int]], np.ndarray]:
-  """The part of each query's changes the network can make, and (Q,) whether any was dropped.
-
-  §4.1 and §4.6 manipulate special attributes only, each by its generic prototype; a general
-  attribute (asked for by ADDE's queries) has no signature of its own and a value never seen in
-  training has no prototype. Such a change is left out: the search keeps the reference's
-  signature there, which is what the method can do for that query.
-  """
-  kept, dropped = [], np.zeros(len(changes), bool)
-  for q, change in enumerate(changes):
-    usable = {}
-    for name, value in change.items():
-      if attribute(name).special and prototypes.counts[attribute(name).name][value] > 0:
-        usable[attribute(name).name] = int(value)
-    kept.append(usable)
-    dropped[q] = len(usable) < len(change)
-  return kept, dropped
-
-
 @dataclasses.dataclass(frozen=True)
 class Scores:
   """One setting's outcome per query, in the order of its `QuerySet`."""
@@ -159,17 +140,18 @@ class Scores:
     return out
 
 
-def score_queries(searcher: Searcher, signatures: np.ndarray, queries: QuerySet,
-                  gallery_labels: np.ndarray, prototypes: Prototypes | None, max_k: int,
+def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
+                  gallery_labels: np.ndarray, encoder: Encoder, max_k: int,
                   chunk: int = 256) -> Scores:
   """Searches the gallery for every query of `queries` and judges the results.
 
-  `signatures` (Q, V, D) are the query images' own; each query's changes replace signature blocks
-  by prototypes first (§4.6). `gallery_labels` (N, A) are the gallery's labels on
-  `queries.attributes`, in the searcher's gallery order.
+  `features` are the query images' own (their index rows, in the order of `queries`); `encoder`
+  is the method's (`encoders`), whose gallery vectors `searcher` holds: it applies each query's
+  changes, leaving out those the method cannot make. `gallery_labels` (N, A) are the gallery's
+  labels on `queries.attributes`, in the searcher's gallery order.
   """
-  if len(signatures) != len(queries):
-    raise ValueError(f'{len(signatures)} query signatures for {len(queries)} queries')
+  if len(features) != len(queries):
+    raise ValueError(f'{len(features)} query feature rows for {len(queries)} queries')
   gallery_labels = np.asarray(gallery_labels)
   depth = min(max(max_k, NDCG_K), len(gallery_labels))
   in_gallery = set(map(tuple, gallery_labels.tolist()))
@@ -177,13 +159,8 @@ def score_queries(searcher: Searcher, signatures: np.ndarray, queries: QuerySet,
   first, gains, unexpressed = [], [], np.zeros(len(queries), bool)
   for start in range(0, len(queries), chunk):
     stop = min(start + chunk, len(queries))
-    block = signatures[start:stop]
-    changes = queries.changes[start:stop]
-    if any(changes):
-      if prototypes is None:
-        raise ValueError(f'{queries.setting} queries change attributes but no prototypes given')
-      changes, unexpressed[start:stop] = expressible_changes(changes, prototypes)
-      block = manipulate(block, changes, prototypes)
+    changes, unexpressed[start:stop] = encoder.expressible(queries.changes[start:stop])
+    block = encoder.queries(features.take(np.arange(start, stop)), changes)
     retrieved, _ = searcher.search(block, depth)
     targets = queries.targets[start:stop]
     hit = first_hits(matches(retrieved[:, :max_k], gallery_labels, targets))
@@ -221,14 +198,14 @@ def evaluate_paper(workdir: str, data: PreparedData, queries: Mapping[str, Query
   """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2)."""
   run = load_run_config(workdir)
   index = ensure_index(workdir, 'test', data=data)
-  prototypes = ensure_prototypes(workdir, data=data)
+  encoder = encoder_for(workdir, run.method, data)
   gallery_rows = data.rows('gallery')
   where = lambda rows: _positions(index.rows, rows, f'{workdir}/index_test.npz')
-  searcher = Searcher(index.signatures[where(gallery_rows)], backend, distance)
+  searcher = Searcher(encoder.gallery(index.take(where(gallery_rows))), backend, distance)
   columns = list(SPECIAL_COLUMNS)
   gallery_labels = labels_of(data.table)[gallery_rows][:, columns]
-  scores = {name: score_queries(searcher, index.signatures[where(q.rows)], q, gallery_labels,
-                                prototypes, PAPER_MAX_K)
+  scores = {name: score_queries(searcher, index.take(where(q.rows)), q, gallery_labels, encoder,
+                                PAPER_MAX_K)
             for name, q in queries.items()}
   return RunResult(workdir, run.method, scores)
 
@@ -240,9 +217,9 @@ def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: st
   own_split = np.array_equal(np.sort(test.rows), data.rows('gallery', 'query'))
   name = 'test' if own_split else 'adde'
   index = ensure_index(workdir, name, rows=None if own_split else test.rows, data=data)
-  prototypes = ensure_prototypes(workdir, data=data)
-  signatures = index.signatures[_positions(index.rows, test.rows, f'{workdir}/index_{name}.npz')]
-  searcher = Searcher(signatures, backend, distance)
-  scores = score_queries(searcher, signatures[test.queries.rows], test.queries, test.labels,
-                         prototypes, ADDE_MAX_K)
+  encoder = encoder_for(workdir, run.method, data)
+  test_index = index.take(_positions(index.rows, test.rows, f'{workdir}/index_{name}.npz'))
+  searcher = Searcher(encoder.gallery(test_index), backend, distance)
+  scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
+                         encoder, ADDE_MAX_K)
   return RunResult(workdir, run.method, {'adde': scores})

@@ -18,7 +18,7 @@ class Predictions:
   rows: np.ndarray                    # (N,) rows of the Examples
   signatures: np.ndarray              # (N, S + 1, D) float32, L2-normalised per signature
   probabilities: dict[str, np.ndarray]  # attribute -> (N, K) softmax
-  case_probabilities: np.ndarray      # (N, 3)
+  case_probabilities: np.ndarray | None  # (N, 3); None for a network without the head
 
 
 def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size: int,
@@ -31,8 +31,8 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
   @tf.function
   def forward(batch):
     out = model({k: batch[k] for k in ('image', 'boxes', 'present')}, training=False)
-    return {'signatures': tf.math.l2_normalize(out['signatures'], axis=-1),
-            'case': tf.nn.softmax(out['case_logits']),
+    case = {'case': tf.nn.softmax(out['case_logits'])} if 'case_logits' in out else {}
+    return {'signatures': tf.math.l2_normalize(out['signatures'], axis=-1), **case,
             **{f'p/{n}': tf.nn.softmax(out['logits'][n]) for n in ATTRIBUTE_NAMES}}
 
   chunks: dict[str, list[np.ndarray]] = {}
@@ -47,7 +47,7 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
       progress.update(done, 'features')
   joined = {k: np.concatenate(v) for k, v in chunks.items()}
   return Predictions(rows, joined['signatures'],
-                     {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined['case'])
+                     {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined.get('case'))
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray, train: np.ndarray) -> dict[str, float] | None:
@@ -74,7 +74,8 @@ def accuracy_table(labels: np.ndarray, predictions: Predictions, train_labels: n
     row = _scores(labels[:, j], predictions.probabilities[name].argmax(axis=1), train_labels[:, j])
     if row:
       table[name] = row
-  if case is not None and train_case is not None:
+  if (case is not None and train_case is not None
+      and predictions.case_probabilities is not None):
     table['extract_parts'] = _scores(case, predictions.case_probabilities.argmax(axis=1),
                                      train_case)
   return table

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data.prepared import PreparedData, prepare_run_data
+from tf_partfash.methods import method
 from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.recognition import accuracy_table, predict
 from tf_partfash.training import Trainer
@@ -68,7 +69,7 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
     return model
 
   trainer = Trainer(initial_model, run.model, run.train, data.examples.subset(train_rows), workdir,
-                    strategy or make_strategy(strategy_name))
+                    strategy or make_strategy(strategy_name), method(run.method))
   trainer.run()
   export_model(workdir, trainer.model)
   test_rows = data.rows('gallery', 'query')

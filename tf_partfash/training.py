@@ -1,9 +1,10 @@
 """Two-stage training (paper §6): attribute classification, then classification + part triplets.
 
-Stage 1 minimises L_attribute (Eq. 1-2) plus the "Extract Parts?" cross entropy; stage 2 adds
-L_triplet (Eq. 3) over the S + 1 L2-normalised signatures, starting from stage 1's weights. One
-optimizer runs through both stages and its step counter is the whole training state: the stage,
-epoch and batch of a resumed run follow from it, the balanced sampler regenerates that epoch's
+For the proposed network stage 1 minimises L_attribute (Eq. 1-2) plus the "Extract Parts?" cross
+entropy and stage 2 adds L_triplet (Eq. 3) over the S + 1 L2-normalised signatures, starting from
+stage 1's weights; the baselines bring their own network, losses and batches (`methods.Method`).
+One optimizer runs through both stages and its step counter is the whole training state: the
+stage, epoch and batch of a resumed run follow from it, the sampler regenerates that epoch's
 batches from (seed, epoch), and the run continues from the last checkpoint after any interruption.
 """
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from tf_partfash import losses
-from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_COLUMNS, SPECIAL_ATTRIBUTES, SPECIAL_COLUMNS
+from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import ModelConfig, TrainConfig
 from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
-from tf_partfash.data.sampling import BalancedBatchSampler
+from tf_partfash.methods import METHODS, Method
 from tf_partfash.progress import ProgressLine
 
 
@@ -55,35 +55,14 @@ class StagedSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 rate2=self.rate2, schedule=self.schedule, warmup_steps=self.warmup_steps)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-  schedule = StagedSchedule(config.stage1_epochs * steps_per_epoch,
-                            config.stage2_epochs * steps_per_epoch, config.stage1_learning_rate,
+def make_optimizer(config: TrainConfig, stage1_steps: int,
+                   stage2_steps: int) -> keras.optimizers.Optimizer:
+  schedule = StagedSchedule(stage1_steps, stage2_steps, config.stage1_learning_rate,
                             config.stage2_learning_rate, config.schedule, config.warmup_steps)
   if config.optimizer == 'sgd':
     return keras.optimizers.SGD(schedule, momentum=config.momentum,
                                 weight_decay=config.weight_decay or None)
   return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-
-
-def partnet_loss(outputs: dict, batch: dict, with_triplets: bool, config: TrainConfig,
-                 seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-  """L_attribute (Eq. 1-2) + "Extract Parts?" cross entropy (+ L_triplet, Eq. 3, in stage 2)."""
-  labels = batch['labels']
-  classification = losses.attribute_classification_loss(
-      labels, [outputs['logits'][n] for n in ATTRIBUTE_NAMES])
-  case = losses.masked_cross_entropy(batch['case'], outputs['case_logits'])
-  total = classification + case
-  logs = {'loss/classification': classification, 'loss/extract_parts': case}
-  if with_triplets:
-    signatures = tf.math.l2_normalize(outputs['signatures'], axis=-1)
-    triplet, stats = losses.part_triplet_loss(
-        tf.unstack(signatures, axis=1), tf.gather(labels, SPECIAL_COLUMNS, axis=1),
-        tf.gather(labels, GENERAL_COLUMNS, axis=1), config.margin, seed, config.distance)
-    total += config.triplet_weight * triplet
-    logs['loss/triplet'] = triplet
-    logs['triplets/active_fraction'] = tf.reduce_mean(stats.active_fraction)
-  logs['loss/total'] = total
-  return total, logs
 
 
 def masked_accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -93,44 +72,50 @@ def masked_accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf
   return tf.reduce_sum(tf.cast(correct, tf.float32)), tf.reduce_sum(tf.cast(valid, tf.float32))
 
 
-LossFn = Callable[[dict, dict, bool, TrainConfig, tf.Tensor], tuple[tf.Tensor, dict]]
-
-
 class Trainer:
   """Runs both stages under a `tf.distribute` strategy with checkpoints every few seconds."""
 
   def __init__(self, build_model: Callable[[], keras.Model], model_config: ModelConfig,
                config: TrainConfig, train: Examples, workdir: str,
-               strategy: tf.distribute.Strategy, loss_fn: LossFn = partnet_loss):
-    self.model_config, self.config = model_config, config
-    self.train, self.workdir, self.strategy, self.loss_fn = train, workdir, strategy, loss_fn
-    self.sampler = BalancedBatchSampler(train.labels, config.batch_size, config.seed)
-    self.steps_per_epoch = self.sampler.batches_per_epoch
-    self.stage1_steps = config.stage1_epochs * self.steps_per_epoch
-    self.total_steps = self.stage1_steps + config.stage2_epochs * self.steps_per_epoch
+               strategy: tf.distribute.Strategy, method: Method = METHODS['partnet']):
+    self.model_config, self.config, self.method = model_config, config, method
+    self.train, self.workdir, self.strategy = train, workdir, strategy
+    self.samplers = {s: method.sampler(s, train.labels, config.batch_size, config.seed)
+                     for s in (1, 2)}
+    group = getattr(self.samplers[2], 'group_size', 1)
+    if config.batch_size % (group * strategy.num_replicas_in_sync):
+      raise ValueError(f'batch_size {config.batch_size} does not split into whole groups of '
+                       f'{group} images over {strategy.num_replicas_in_sync} replicas')
+    self.steps_per_epoch = {s: self.samplers[s].batches_per_epoch for s in (1, 2)}
+    self.stage1_steps = config.stage1_epochs * self.steps_per_epoch[1]
+    self.total_steps = self.stage1_steps + config.stage2_epochs * self.steps_per_epoch[2]
     with strategy.scope():  # variables must be created under the strategy
       self.model = model = build_model()
-      self.optimizer = make_optimizer(config, self.steps_per_epoch)
+      self.optimizer = make_optimizer(config, self.stage1_steps,
+                                      self.total_steps - self.stage1_steps)
       self.optimizer.build(model.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer)
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),
                                               max_to_keep=2)
-    self._steps = {True: self._make_step(True), False: self._make_step(False)}
+    self._steps = {1: self._make_step(1), 2: self._make_step(2)}
     self._writers = {s: tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard',
                                                                    f'stage{s}')) for s in (1, 2)}
 
-  def _make_step(self, with_triplets: bool):
+  def _make_step(self, stage: int):
     replicas = self.strategy.num_replicas_in_sync
 
     def replica_step(batch, seed):
       inputs = {k: batch[k] for k in ('image', 'boxes', 'present')}
       with tf.GradientTape() as tape:
         outputs = self.model(inputs, training=True)
-        loss, logs = self.loss_fn(outputs, batch, with_triplets, self.config, seed)
+        loss, logs = self.method.loss(self.model, outputs, batch, stage, self.config, seed)
         # Gradients of replicas are summed: each contributes its share of the mean.
         scaled = loss / replicas
       grads = tape.gradient(scaled, self.model.trainable_variables)
-      self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+      # A stage may leave variables unused (AMNet's manipulator in stage 1, its fc7 classifiers
+      # in stage 2): their gradient is None when the step is traced.
+      self.optimizer.apply_gradients((g, v) for g, v in zip(grads, self.model.trainable_variables)
+                                     if g is not None)
       for j, name in enumerate(ATTRIBUTE_NAMES):
         logs[f'correct/{name}'], logs[f'labelled/{name}'] = masked_accuracy(
             batch['labels'][:, j], outputs['logits'][name])
@@ -155,16 +140,25 @@ class Trainer:
     pipeline_config = PipelineConfig(self.model_config.image_size, self.config.batch_size,
                                      self.config.flip, self.config.seed)
     while step < self.total_steps:
-      # Stages hold whole epochs, so an epoch never straddles the stage boundary.
-      epoch, first = divmod(step, self.steps_per_epoch)
+      # Stages hold whole epochs, so an epoch never straddles the stage boundary. Epochs are
+      # numbered through both stages (the sampler's seed).
       stage = 1 if step < self.stage1_steps else 2
-      order = self.sampler.epoch(epoch)[first:].reshape(-1)
+      if stage == 1:
+        epoch, first = divmod(step, self.steps_per_epoch[1])
+      else:
+        epoch, first = divmod(step - self.stage1_steps, self.steps_per_epoch[2])
+        epoch += self.config.stage1_epochs
+        if step == self.stage1_steps and self.method.begin_stage2:
+          # Not checkpointed until stage 2's first save, so an interruption redoes it.
+          self.method.begin_stage2(self.model, self.train, self.model_config.image_size,
+                                   self.config.batch_size)
+      order = self.samplers[stage].epoch(epoch)[first:].reshape(-1)
       dataset = self.strategy.experimental_distribute_dataset(make_dataset(
           self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))
       sums: dict[str, float] = {}
       for batch in iterate_batches(dataset, self.train, order, self.config.batch_size):
         seed = tf.constant([self.config.seed, step], tf.int64)
-        logs = {k: float(v) for k, v in self._steps[stage == 2](batch, seed).items()}
+        logs = {k: float(v) for k, v in self._steps[stage](batch, seed).items()}
         for k, v in logs.items():
           sums[k] = sums.get(k, 0.0) + v
         step += 1

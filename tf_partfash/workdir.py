@@ -16,7 +16,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.config import METHODS, ModelConfig, TrainConfig
 
 if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to compute features
   import keras
@@ -44,6 +44,9 @@ class RunConfig:
     if blob.get('format_version') != FORMAT_VERSION:
       raise ValueError(f'{file}: format version {blob.get("format_version")!r}, this tf_partfash '
                        f'reads version {FORMAT_VERSION}')
+    if blob.get('method') not in METHODS:
+      raise ValueError(f'{file}: unknown method {blob.get("method")!r}; this tf_partfash knows '
+                       + ', '.join(METHODS))
     try:
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
                  blob['data'])
@@ -96,10 +99,8 @@ def load_run_config(workdir: str) -> RunConfig:
 
 def build_model(run: RunConfig) -> keras.Model:
   """The network of a run's method, built (weights created, not loaded)."""
-  from tf_partfash.models.partnet import build_partnet
-  if run.method in ('partnet', 'no_parts', 'no_parts_no_ranking'):
-    return build_partnet(run.model)
-  raise ValueError(f'unknown method {run.method!r}; valid: partnet, no_parts, no_parts_no_ranking')
+  from tf_partfash.methods import method
+  return method(run.method).build(run.model)
 
 
 def export_model(workdir: str, model: keras.Model) -> str:

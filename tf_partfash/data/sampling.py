@@ -153,3 +153,75 @@ class BalancedBatchSampler:
       # Shuffled so that the pairs do not always sit at the front of the batch.
       batches[b] = rng.permutation(np.fromiter(chosen, np.int64, self.batch_size))
     return batches
+
+
+class ManipulationTripletSampler:
+  """Batches of AMNet's training triplets ⟨ref, pos, neg⟩ (AMNet §4 "Training Phase").
+
+  The manipulation indicator of a triplet changes one special attribute of the reference: `pos`
+  has exactly the reference's special labels with that one changed (the change is labelled in
+  both; -1 elsewhere must match -1), and `neg` is a random image whose special labels differ
+  from that target. As for the paper's queries (`queries.make_paper_queries`), the attribute is
+  drawn first, uniformly among those the reference can change, then the target uniformly among
+  the label combinations present. A batch is `batch_size / 3` triplets laid out ref, pos, neg,
+  ref, pos, neg, ... so any split of the batch into whole triplets (one per replica) keeps them
+  together; the indicator follows from the labels (`methods.manipulation_of`).
+
+  An epoch takes every image that has a one-change partner once as a reference; it is a pure
+  function of `(seed, epoch)`, as for `BalancedBatchSampler`.
+  """
+  group_size = 3
+
+  def __init__(self, labels: np.ndarray, batch_size: int, seed: int):
+    labels = _check_labels(labels)
+    if batch_size % self.group_size or batch_size < self.group_size:
+      raise ValueError(f'batch_size {batch_size}: AMNet trains on triplets, so the batch size must '
+                       'be a multiple of 3')
+    self.batch_size, self._seed = batch_size, seed
+    special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
+    keys, self._key_of = np.unique(special, axis=0, return_inverse=True)
+    self._key_of = self._key_of.reshape(-1)
+    self._members = np.split(np.argsort(self._key_of, kind='stable'),
+                             np.cumsum(np.bincount(self._key_of))[:-1])
+    # partners[u][a]: keys equal to key u except in special attribute a (labelled in both).
+    self._partners: list[dict[int, list[int]]] = [{} for _ in range(len(keys))]
+    for a in range(special.shape[1]):
+      rest = np.delete(keys, a, axis=1)
+      _, bucket = np.unique(rest, axis=0, return_inverse=True)
+      for members in np.split(np.argsort(bucket.reshape(-1), kind='stable'),
+                              np.cumsum(np.bincount(bucket.reshape(-1)))[:-1]):
+        members = members[keys[members, a] != MISSING]
+        for u in members:
+          others = [int(v) for v in members if v != u]
+          if others:
+            self._partners[u][a] = others
+    self._references = np.flatnonzero([bool(self._partners[u]) for u in self._key_of])
+    if not len(self._references):
+      raise ValueError('no two images differ in exactly one special attribute: AMNet has no '
+                       'training triplets on this data')
+    if len(keys) < 2:
+      raise ValueError('every image has the same special labels: no negative for a triplet')
+    self.num_images = len(self._key_of)
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return math.ceil(len(self._references) / (self.batch_size // self.group_size))
+
+  def epoch(self, epoch: int) -> np.ndarray:
+    """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
+    if epoch < 0:
+      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    rng = np.random.default_rng([self._seed, epoch, self.group_size])
+    count = self.batches_per_epoch * (self.batch_size // self.group_size)
+    references = np.resize(rng.permutation(self._references), count)  # wraps to fill the last batch
+    triplets = np.empty((count, self.group_size), np.int64)
+    for i, ref in enumerate(references):
+      options = self._partners[self._key_of[ref]]
+      changed = list(options)[rng.integers(len(options))]
+      target = options[changed][rng.integers(len(options[changed]))]
+      positives = self._members[target]
+      negative = int(rng.integers(self.num_images))
+      while self._key_of[negative] == target:
+        negative = int(rng.integers(self.num_images))
+      triplets[i] = (ref, positives[rng.integers(len(positives))], negative)
+    return triplets.reshape(self.batches_per_epoch, self.batch_size)

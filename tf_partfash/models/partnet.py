@@ -36,7 +36,7 @@ _CASE_ALLOWS = np.array([[c == 'sleeve' or (c == 'sleeveless' and not n.endswith
 WHOLE_BOX = (0.0, 0.0, 1.0, 1.0)
 
 
-def _fc_block(units: int, dropout: float, name: str) -> keras.Sequential:
+def fc_block(units: int, dropout: float, name: str) -> keras.Sequential:
   """Dense -> BatchNorm -> ReLU (-> Dropout): BatchNorm in the new layers speeds from-scratch training."""
   layers = [keras.layers.Dense(units, use_bias=False, kernel_initializer='he_normal',
                                name=f'{name}_dense'),
@@ -78,8 +78,8 @@ class PartNet(keras.Model):
     self.branches = {}
     self.classifiers = {}
     for v in SIGNATURE_NAMES:
-      self.branches[v] = (_fc_block(config.hidden_size, config.dropout, f'{v}_fc6'),
-                          _fc_block(config.signature_size, 0.0, f'{v}_fc7'))
+      self.branches[v] = (fc_block(config.hidden_size, config.dropout, f'{v}_fc6'),
+                          fc_block(config.signature_size, 0.0, f'{v}_fc7'))
     self.head_dropout = keras.layers.Dropout(config.dropout)
     for name in ATTRIBUTE_NAMES:
       self.classifiers[name] = keras.layers.Dense(attribute(name).num_values,

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The paper's comparison in one command (§7: Fig. 6, Table 2): trains the five methods, each with
+# its flagfile, then scores them with evaluate.py on the same stored queries, printing the top-20
+# table, NDCG@20 and Table 2 beside the paper's numbers and writing the top-k plots.
+#
+#   benchmarks/reproduce_table2.sh synthetic runs/table2
+#       flags/demo*.flags on the built-in synthetic data (2 CPU cores: see README "Results")
+#   benchmarks/reproduce_table2.sh /data/Shopping100k runs/table2 --alexnet_weights=/data/bvlc_alexnet.npy
+#       the paper's flagfiles (flags/shopping100k.flags and flags/<method>.flags), for a GPU
+#
+# Arguments after OUT_DIR go to every train.py. Rerunning resumes: finished methods are skipped
+# by train.py itself (their checkpoints are complete), an interrupted one continues.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: $0 DATA_DIR|synthetic OUT_DIR [train.py flags...]" >&2
+  exit 2
+fi
+DATA_DIR=$1
+OUT_DIR=$(mkdir -p "$2" && cd "$2" && pwd)
+shift 2
+PYTHON=${PYTHON:-python}
+cd "$(dirname "$0")/.."  # flagfiles name each other relative to the repository root
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+
+if [ "$DATA_DIR" = synthetic ]; then
+  prefix=demo_ proposed=flags/demo.flags data=()
+else
+  prefix= proposed=flags/shopping100k.flags data=(--data_dir="$DATA_DIR")
+fi
+methods=(classic no_parts_no_ranking no_parts amnet partnet)  # Table 2's column order
+workdirs=()
+total_start=$(date +%s)
+for method in "${methods[@]}"; do
+  flagfile=flags/${prefix}${method}.flags
+  [ "$method" = partnet ] && flagfile=$proposed
+  log=$OUT_DIR/$method.train.log
+  start=$(date +%s)
+  echo "== $method: $PYTHON train.py --flagfile=$flagfile ${data[*]} --workdir=$OUT_DIR/$method $* (log: $log)"
+  "$PYTHON" train.py --flagfile="$flagfile" "${data[@]}" --workdir="$OUT_DIR/$method" "$@" \
+      > "$log" 2>&1 || { tail -20 "$log"; exit 1; }
+  grep -h "mean of the special" "$log" | tail -1
+  echo "   trained in $(( $(date +%s) - start )) s"
+  workdirs+=("$OUT_DIR/$method")
+done
+
+start=$(date +%s)
+(IFS=,; "$PYTHON" evaluate.py --workdirs="${workdirs[*]}" --output_json="$OUT_DIR/results_paper.json") \
+    2> "$OUT_DIR/evaluate.log" | tee "$OUT_DIR/table2.txt"
+echo "evaluated in $(( $(date +%s) - start )) s; all in $(( $(date +%s) - total_start )) s"

@@ -1,0 +1,174 @@
+"""The paper's baselines (§7): Classic and AMNet, by hand-computed values, and trained end to end."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
+                                    SPECIAL_OFFSETS)
+from tf_partfash.config import ModelConfig, TrainConfig, method_configs
+from tf_partfash.data.sampling import ManipulationTripletSampler
+from tf_partfash.encoders import AmnetEncoder, ClassicEncoder
+from tf_partfash.index import GalleryIndex
+from tf_partfash.methods import amnet_loss, manipulation_of
+from tf_partfash.models.amnet import retrieve_prototype
+
+COLOR = ATTRIBUTE_NAMES.index('color')
+
+
+def _labels(**values: int) -> list[int]:
+  return [values.get(name, -1) for name in ATTRIBUTE_NAMES]
+
+
+def test_memory_addressing_is_amnet_eq1():
+  memory = tf.constant([[1.0, 0.0], [5.0, 5.0], [0.0, 3.0]])
+  # h = rows 0 and 2 -> h' = (1/2, 0, 1/2) -> t = (0.5, 1.5); no manipulation -> t = 0.
+  t = retrieve_prototype(tf.constant([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), memory)
+  np.testing.assert_allclose(t.numpy(), [[0.5, 1.5], [0.0, 0.0]])
+
+
+def test_indicator_and_manipulated_labels_follow_the_positive():
+  reference = tf.constant([_labels(category=4, collar=2, color=0, sleevelen=6)])
+  positive = tf.constant([_labels(category=3, collar=2, color=5, sleevelen=6)])
+  indicator, wanted = manipulation_of(reference, positive)
+  expected = np.zeros((1, NUM_SPECIAL_VALUES))
+  expected[0, SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index('color')] + 5] = 1.0
+  np.testing.assert_array_equal(indicator.numpy(), expected)
+  # Special labels from the positive, general ones (category 4) kept from the reference.
+  assert wanted.numpy().tolist() == [_labels(category=4, collar=2, color=5, sleevelen=6)]
+
+
+class _StubAmnet:
+  """manipulate -> a fixed r' = (0, 3); manipulated classifiers -> zero logits."""
+
+  def manipulate(self, normalised, indicator):
+    return tf.tile(tf.constant([[0.0, 3.0]]), [tf.shape(normalised)[0], 1])
+
+  def classify_manipulated(self, manipulated, training=False):
+    from tf_partfash.attributes import attribute
+    return {n: tf.zeros((tf.shape(manipulated)[0], attribute(n).num_values))
+            for n in ATTRIBUTE_NAMES}
+
+
+def test_amnet_loss_is_eq6_by_hand():
+  # One triplet: ref color 0 -> pos color 1; neg color 2. r' normalises to (0, 1) = pos, and
+  # neg (0.28, 0.96) is 0.282843 from it: L_t = 0.5 + 0 - 0.282843 = 0.217157. Zero logits:
+  # L_a = log 19 (only color is labelled). L = 0.2 L_a + 0.8 L_t with triplet_weight 0.8.
+  batch = {'labels': tf.constant([_labels(color=0), _labels(color=1), _labels(color=2)])}
+  outputs = {'signatures': tf.constant([[[1.0, 0.0]], [[0.0, 1.0]], [[0.28, 0.96]]])}
+  config = TrainConfig(margin=0.5, triplet_weight=0.8, distance='euclidean')
+  total, logs = amnet_loss(_StubAmnet(), outputs, batch, 2, config, tf.constant([0, 0]))
+  assert float(logs['loss/classification']) == pytest.approx(math.log(19), abs=1e-5)
+  assert float(logs['loss/triplet']) == pytest.approx(0.217157, abs=1e-5)
+  assert float(total) == pytest.approx(0.2 * math.log(19) + 0.8 * 0.217157, abs=1e-5)
+
+
+def test_triplet_sampler_pairs_one_change_and_a_dissimilar_negative():
+  labels = np.array([_labels(color=0, collar=1), _labels(color=1, collar=1),   # differ in color
+                     _labels(color=1, collar=2), _labels(color=7, collar=3),   # 2 ~ 1 by collar
+                     _labels(color=5), _labels(color=-1, collar=1)])           # 4, 5: no partner
+  sampler = ManipulationTripletSampler(labels, batch_size=6, seed=0)
+  special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
+  batches = sampler.epoch(0)
+  assert batches.shape == (sampler.batches_per_epoch, 6) and sampler.batches_per_epoch == 2
+  triplets = batches.reshape(-1, 3)
+  assert set(triplets[:, 0]) == {0, 1, 2}  # 3 differs from all in two attributes
+  for ref, pos, neg in triplets:
+    differs = special[ref] != special[pos]
+    assert differs.sum() == 1 and (special[[ref, pos]][:, differs] >= 0).all()
+    assert (special[neg] != special[pos]).any()
+  np.testing.assert_array_equal(sampler.epoch(0), batches)
+  with pytest.raises(ValueError, match='multiple of 3'):
+    ManipulationTripletSampler(labels, batch_size=4, seed=0)
+
+
+def _index(features, predicted: dict[str, list[int]]) -> GalleryIndex:
+  """An index whose recognised special attributes are `predicted` (one-hot probabilities)."""
+  from tf_partfash.attributes import attribute
+  n = len(features)
+  probabilities = {}
+  for name in ATTRIBUTE_NAMES:
+    p = np.zeros((n, attribute(name).num_values), np.float32)
+    p[np.arange(n), predicted.get(name, [0] * n)] = 1.0
+    probabilities[name] = p
+  return GalleryIndex(np.asarray(features, np.float32)[:, None], probabilities,
+                      np.full((n, 12), -1), np.array([''] * n), np.arange(n), '')
+
+
+def test_classic_ranks_by_recognised_attributes_then_fc7():
+  from tf_partfash.retrieval import Searcher
+  # Gallery: g0 is the query's twin but red (color 12); g1 far in fc7 but navy (5); g2 navy and
+  # near; g3 navy with another collar. Query (color 12) asks for navy.
+  gallery = _index([[1, 0], [0, 1], [0.8, 0.6], [1, 0]],
+                   {'color': [12, 5, 5, 5], 'collar': [0, 0, 0, 3]})
+  query = _index([[1, 0]], {'color': [12]})
+  encoder = ClassicEncoder()
+  searcher = Searcher(encoder.gallery(gallery))
+  found, distance = searcher.search(encoder.queries(query, [{'color': 5}]), 4)
+  # All wanted attributes: g2 (|Δfc7|² = 0.4), g1 (2.0); one difference: g0 (0 + 5), g3 (0 + 5),
+  # tied, lower index first.
+  assert found.tolist() == [[2, 1, 0, 3]]
+  np.testing.assert_allclose(distance, [[0.4, 2.0, 5.0, 5.0]], atol=1e-5)
+  # Direct: the recognised attributes as they are; g0 first.
+  assert searcher.search(encoder.queries(query, [{}]), 1)[0].tolist() == [[0]]
+  assert encoder.expressible([{'category': 1, 'color': 5}])[0] == [{'color': 5}]
+
+
+def test_amnet_encoder_manipulates_only_changed_queries():
+  class Model:
+    memory_counts = np.ones(NUM_SPECIAL_VALUES)
+
+    def manipulate(self, normalised, indicator):
+      self.indicator = np.asarray(indicator)
+      return np.asarray(normalised) * 0 + [3.0, 4.0]
+
+  model = Model()
+  encoder = AmnetEncoder(model)
+  out = encoder.queries(_index([[1, 0], [0, 1]], {}), [{}, {'pattern': 2}])
+  np.testing.assert_allclose(out[:, 0], [[1, 0], [0.6, 0.8]])  # r' normalised; query 0 as is
+  assert np.flatnonzero(model.indicator[0]).tolist() == [SPECIAL_OFFSETS[3] + 2]
+
+
+def test_a_flag_contradicting_the_method_is_an_error():
+  model, train = method_configs('no_parts_no_ranking', ModelConfig(), TrainConfig())
+  assert not model.use_parts and train.triplet_weight == 0
+  with pytest.raises(ValueError, match='implies triplet_weight=0.0'):
+    method_configs('classic', ModelConfig(), TrainConfig(), {'triplet_weight': 1.0})
+
+
+@pytest.mark.parametrize('method', ['classic', 'amnet'])
+def test_baseline_trains_and_is_scored(method, tiny_synthetic, tmp_path):
+  from tf_partfash import evaluation, queries
+  from tf_partfash.data.prepared import prepare
+  from tf_partfash.run import train_and_report
+  from tf_partfash.workdir import RunConfig, load_trained_model
+  model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
+                                                    signature_size=8, backbone_norm='batch'),
+                                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24,
+                                            log_every_secs=0, triplet_weight=0.8, margin=0.5)
+                                if method == 'amnet' else
+                                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24,
+                                            log_every_secs=0, triplet_weight=0.0))
+  run = RunConfig(method, model, train, {'data_dir': tiny_synthetic, 'split_seed': 0,
+                                         'synthetic_images': 0, 'synthetic_seed': 0,
+                                         'alexnet_weights': None})
+  workdir = str(tmp_path / method)
+  data = prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
+  table = train_and_report(run, workdir, data=data)
+  assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
+  trained, _ = load_trained_model(workdir)
+  if method == 'amnet':
+    # Memory rows count the training images of each value (AMNet §3.4 initialisation).
+    labels = data.examples.labels[data.rows('train')]
+    column = labels[:, COLOR]
+    expected = np.bincount(column[column >= 0], minlength=19)
+    offset = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index('color')]
+    np.testing.assert_array_equal(np.asarray(trained.memory_counts)[offset:offset + 19], expected)
+  query_sets, _ = queries.load_or_make_paper_queries(workdir, data.table, data.split, 0, 0)
+  result = evaluation.evaluate_paper(workdir, data, query_sets)
+  assert result.method == method
+  assert {len(s) for s in result.scores.values()} == {len(q) for q in query_sets.values()}
+  assert not any(s.unexpressed.any() for s in result.scores.values())
