@@ -172,3 +172,26 @@ def test_baseline_trains_and_is_scored(method, tiny_synthetic, tmp_path):
   assert result.method == method
   assert {len(s) for s in result.scores.values()} == {len(q) for q in query_sets.values()}
   assert not any(s.unexpressed.any() for s in result.scores.values())
+
+
+def test_shapes_parameter_counts_and_weights_round_trip(tmp_path):
+  from tf_partfash.models.amnet import build_amnet
+  from tf_partfash.models.classic import build_classic
+  from tf_partfash.models.partnet import dummy_inputs
+  config = ModelConfig(image_size=147, hidden_size=16, signature_size=8, backbone_norm='batch')
+  classic, amnet = build_classic(config), build_amnet(config)
+  backbone = classic.backbone.count_params()
+  # fc6: 3x3x256 pool5 -> 16 without bias + BatchNorm (4 x 16); fc7: 16 -> 8 + 4 x 8;
+  # 12 classifiers: 9 x 151 values.
+  assert classic.count_params() == backbone + 2304 * 16 + 64 + 16 * 8 + 32 + 9 * 151
+  # AMNet adds the memory (71 x 8) and its counts (71), the manipulator (16 -> 8 + bias) and
+  # the classifiers of r' (9 x 151).
+  assert amnet.count_params() == classic.count_params() + 71 * 8 + 71 + 16 * 8 + 8 + 9 * 151
+  outputs = amnet(dummy_inputs(config, 2))
+  assert outputs['signatures'].shape == (2, 1, 8) and outputs['logits']['color'].shape == (2, 19)
+  amnet.initialise_memory(np.ones((NUM_SPECIAL_VALUES, 8)) * 3, np.full(NUM_SPECIAL_VALUES, 3))
+  amnet.save_weights(str(tmp_path / 'amnet.weights.h5'))
+  again = build_amnet(config)
+  again.load_weights(str(tmp_path / 'amnet.weights.h5'))
+  np.testing.assert_allclose(np.asarray(again.memory), 1.0)
+  assert again.memory_initialised

@@ -43,3 +43,12 @@ def test_a_bad_flag_value_is_rejected(tmp_path):
                            '--optimizer=adam_typo', '--only_check_args'],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
+
+
+def test_a_flag_contradicting_the_model_is_rejected(tmp_path):
+  # demo.flags nests shopping100k.flags, which asks for parts: no_parts must say otherwise.
+  result = subprocess.run([sys.executable, 'train.py', '--flagfile=flags/demo.flags',
+                           '--model=no_parts', f'--workdir={tmp_path}', '--only_check_args'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert 'method no_parts implies use_parts=False, but use_parts=True was given' in result.stderr
