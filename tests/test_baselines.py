@@ -73,8 +73,10 @@ def test_triplet_sampler_pairs_one_change_and_a_dissimilar_negative():
   sampler = ManipulationTripletSampler(labels, batch_size=6, seed=0)
   special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
   batches = sampler.epoch(0)
-  assert batches.shape == (sampler.batches_per_epoch, 6) and sampler.batches_per_epoch == 2
-  triplets = batches.reshape(-1, 3)
+  # An epoch is as many images as the data: one batch of two triplets.
+  assert batches.shape == (sampler.batches_per_epoch, 6) and sampler.batches_per_epoch == 1
+  triplets = np.concatenate([sampler.epoch(e) for e in range(8)]).reshape(-1, 3)
+  assert len(set(batches.reshape(-1, 3)[:, 0])) == 2  # no reference twice in an epoch
   assert set(triplets[:, 0]) == {0, 1, 2}  # 3 differs from all in two attributes
   for ref, pos, neg in triplets:
     differs = special[ref] != special[pos]

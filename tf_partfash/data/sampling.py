@@ -167,8 +167,10 @@ class ManipulationTripletSampler:
   ref, pos, neg, ... so any split of the batch into whole triplets (one per replica) keeps them
   together; the indicator follows from the labels (`methods.manipulation_of`).
 
-  An epoch takes every image that has a one-change partner once as a reference; it is a pure
-  function of `(seed, epoch)`, as for `BalancedBatchSampler`.
+  An epoch is as many images as the dataset (`ceil(N / batch_size)` batches, so a third of them
+  references), the same compute per epoch as the other methods; references are drawn without
+  repetition among the images that have a one-change partner. It is a pure function of
+  `(seed, epoch)`, as for `BalancedBatchSampler`.
   """
   group_size = 3
 
@@ -205,7 +207,7 @@ class ManipulationTripletSampler:
 
   @property
   def batches_per_epoch(self) -> int:
-    return math.ceil(len(self._references) / (self.batch_size // self.group_size))
+    return math.ceil(self.num_images / self.batch_size)
 
   def epoch(self, epoch: int) -> np.ndarray:
     """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
@@ -213,7 +215,7 @@ class ManipulationTripletSampler:
       raise ValueError(f'epoch must be >= 0, got {epoch}')
     rng = np.random.default_rng([self._seed, epoch, self.group_size])
     count = self.batches_per_epoch * (self.batch_size // self.group_size)
-    references = np.resize(rng.permutation(self._references), count)  # wraps to fill the last batch
+    references = np.resize(rng.permutation(self._references), count)  # wraps if too few
     triplets = np.empty((count, self.group_size), np.int64)
     for i, ref in enumerate(references):
       options = self._partners[self._key_of[ref]]
