@@ -197,3 +197,27 @@ def test_shapes_parameter_counts_and_weights_round_trip(tmp_path):
   again.load_weights(str(tmp_path / 'amnet.weights.h5'))
   np.testing.assert_allclose(np.asarray(again.memory), 1.0)
   assert again.memory_initialised
+
+
+def test_only_addressed_memory_rows_move():
+  # AMNet §3.4 (Eq. 2): the gradient reaches the rows the indicator addresses, and weight decay
+  # is kept off the memory, so under AdamW with decay every other row stays exactly as it was.
+  from tf_partfash.models.amnet import build_amnet
+  from tf_partfash.training import make_optimizer
+  model = build_amnet(ModelConfig(image_size=147, hidden_size=16, signature_size=8,
+                                  backbone_norm='batch'))
+  model.initialise_memory(np.ones((NUM_SPECIAL_VALUES, 8)), np.ones(NUM_SPECIAL_VALUES))
+  optimizer = make_optimizer(TrainConfig(optimizer='adamw', weight_decay=0.1,
+                                         stage1_learning_rate=0.1), 10, 0)
+  optimizer.exclude_from_weight_decay(var_list=model.no_weight_decay)
+  variables = [model.memory] + model.manipulator.trainable_variables
+  optimizer.build(variables)
+  indicator = np.zeros((1, NUM_SPECIAL_VALUES), np.float32)
+  indicator[0, 3] = 1.0
+  for _ in range(3):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(model.manipulate(tf.ones((1, 8)), indicator) ** 2)
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+  memory = np.asarray(model.memory)
+  np.testing.assert_array_equal(np.delete(memory, 3, axis=0), 1.0)
+  assert not np.allclose(memory[3], 1.0)

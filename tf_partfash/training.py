@@ -93,6 +93,8 @@ class Trainer:
       self.model = model = build_model()
       self.optimizer = make_optimizer(config, self.stage1_steps,
                                       self.total_steps - self.stage1_steps)
+      # Variables whose unaddressed parts must stay put (AMNet's memory rows).
+      self.optimizer.exclude_from_weight_decay(var_list=getattr(model, 'no_weight_decay', []))
       self.optimizer.build(model.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer)
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),

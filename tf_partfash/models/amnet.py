@@ -72,6 +72,12 @@ class AMNet(ClassicNet):
     return {name: self.manipulated_classifiers[name](dropped) for name in ATTRIBUTE_NAMES}
 
   @property
+  def no_weight_decay(self) -> list:
+    """AMNet §3.4: only the memory rows an indicator addresses are updated, so weight decay,
+    which would shrink every row at every step, leaves the memory alone."""
+    return [self.memory]
+
+  @property
   def memory_initialised(self) -> bool:
     return bool(np.asarray(self.memory_counts).sum() > 0)
 
