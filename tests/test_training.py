@@ -68,3 +68,32 @@ def test_training_runs_under_mirrored_strategy_on_two_cpus(tiny_synthetic, tmp_p
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'replicas 2' in result.stdout
   assert re.search(r'stage 2 epoch 2 \| step (\d+)/\1 ', result.stderr)
+
+
+@pytest.mark.parametrize('method', ['partnet', 'amnet'])
+def test_a_resumed_run_restores_every_weight(method, tiny_synthetic, tmp_path):
+  # BatchNorm statistics of the branches and AMNet's memory counts are not trainable: a resumed
+  # run must restore them too (the finished run's checkpoint vs its exported model).
+  from tf_partfash.config import ModelConfig, TrainConfig, method_configs
+  from tf_partfash.data.prepared import prepare
+  from tf_partfash.methods import method as get_method
+  from tf_partfash.run import make_strategy, train_and_report
+  from tf_partfash.training import Trainer
+  from tf_partfash.workdir import RunConfig, build_model, load_trained_model
+  model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
+                                                    signature_size=8, backbone_norm='batch'),
+                                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24,
+                                            log_every_secs=0, margin=0.5))
+  run = RunConfig(method, model, train, {'data_dir': tiny_synthetic, 'split_seed': 0,
+                                         'synthetic_images': 0, 'synthetic_seed': 0,
+                                         'alexnet_weights': None})
+  workdir = str(tmp_path / method)
+  data = prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
+  train_and_report(run, workdir, data=data)
+  exported, _ = load_trained_model(workdir)
+  resumed = Trainer(lambda: build_model(run), run.model, run.train,
+                    data.examples.subset(data.rows('train')), workdir, make_strategy(),
+                    get_method(method))
+  resumed.run()  # restores the last checkpoint; nothing is left to train
+  for saved, restored in zip(exported.weights, resumed.model.weights):
+    np.testing.assert_array_equal(saved.numpy(), restored.numpy(), err_msg=saved.path)

@@ -96,7 +96,9 @@ class Trainer:
       # Variables whose unaddressed parts must stay put (AMNet's memory rows).
       self.optimizer.exclude_from_weight_decay(var_list=getattr(model, 'no_weight_decay', []))
       self.optimizer.build(model.trainable_variables)
-    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer)
+    # Every weight by position, non-trainable ones (BatchNorm statistics, AMNet's memory counts)
+    # included: Keras 3 layers kept in dicts are not checkpoint dependencies of their model.
+    self.checkpoint = tf.train.Checkpoint(weights=list(model.weights), optimizer=self.optimizer)
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),
                                               max_to_keep=2)
     self._steps = {1: self._make_step(1), 2: self._make_step(2)}
@@ -133,7 +135,12 @@ class Trainer:
 
   def run(self) -> None:
     if self.manager.latest_checkpoint:
-      self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      try:
+        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+      except AssertionError as e:
+        raise ValueError(f'{self.manager.latest_checkpoint} does not hold every weight of this '
+                         f'model (written by another network or an older tf_partfash): {e}; '
+                         'use a new --workdir') from None
       logging.info('resuming from %s at step %d', self.manager.latest_checkpoint,
                    int(self.optimizer.iterations.numpy()))
     step = int(self.optimizer.iterations.numpy())
