@@ -16,6 +16,7 @@ Choices the AMNet paper leaves open, made here:
   images of each value (AMNet §3.4 "Memory Initialization", §4) by `initialise_memory`.
 - r' has its own classifiers: r' is a new representation, not fc7, and fc7's classifiers are
   those of the pretraining network (stage 1) that the memory is initialised from.
+- W starts as [I; I] and b as 0, so r' = r̂ + t before training.
 """
 from __future__ import annotations
 
@@ -53,7 +54,11 @@ class AMNet(ClassicNet):
     # Training images per memory row at initialisation; all zero until `initialise_memory`.
     self.memory_counts = self.add_weight(shape=(NUM_SPECIAL_VALUES,), initializer='zeros',
                                          trainable=False, name='memory_counts')
-    self.manipulator = keras.layers.Dense(size, name='manipulator')
+    # W starts as [I; I]: r' = r̂ + t, the query moved toward the prototype (AMNet leaves the
+    # initialisation open; a random W starts from outputs unrelated to the query).
+    self.manipulator = keras.layers.Dense(
+        size, name='manipulator',
+        kernel_initializer=lambda shape, dtype=None: np.vstack([np.eye(size)] * 2).astype(dtype))
     self.manipulator.build((None, 2 * size))
     self.manipulated_classifiers = {}
     for name in ATTRIBUTE_NAMES:
