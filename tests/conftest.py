@@ -50,3 +50,28 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
   prototypes = index.ensure_prototypes(workdir, model=model, data=data, progress=False)
   return types.SimpleNamespace(workdir=workdir, data_dir=data_dir, data=data, gallery=gallery,
                                prototypes=prototypes)
+
+
+@pytest.fixture
+def tiny_method_run(tiny_synthetic, tmp_path):
+  """Factory: (method, **TrainConfig overrides) -> (RunConfig, workdir, PreparedData).
+
+  A tiny network of the method (its implied settings applied) on the tiny synthetic set, one
+  epoch per stage, its workdir under this test's tmp_path, the data prepared.
+  """
+  from tf_partfash.config import ModelConfig, TrainConfig, method_configs
+  from tf_partfash.data.prepared import prepare
+  from tf_partfash.workdir import RunConfig
+
+  def make(method, **train_overrides):
+    train_fields = dict(stage1_epochs=1, stage2_epochs=1, batch_size=24, log_every_secs=0)
+    train_fields.update(train_overrides)
+    model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
+                                                      signature_size=8, backbone_norm='batch'),
+                                  TrainConfig(**train_fields))
+    run = RunConfig(method, model, train, {'data_dir': tiny_synthetic, 'split_seed': 0,
+                                           'synthetic_images': 0, 'synthetic_seed': 0,
+                                           'alexnet_weights': None})
+    workdir = str(tmp_path / method)
+    return run, workdir, prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
+  return make

@@ -142,23 +142,12 @@ def test_a_flag_contradicting_the_method_is_an_error():
 
 
 @pytest.mark.parametrize('method', ['classic', 'amnet'])
-def test_baseline_trains_and_is_scored(method, tiny_synthetic, tmp_path):
+def test_baseline_trains_and_is_scored(method, tiny_method_run):
   from tf_partfash import evaluation, queries
-  from tf_partfash.data.prepared import prepare
   from tf_partfash.run import train_and_report
-  from tf_partfash.workdir import RunConfig, load_trained_model
-  model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
-                                                    signature_size=8, backbone_norm='batch'),
-                                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24,
-                                            log_every_secs=0, triplet_weight=0.8, margin=0.5)
-                                if method == 'amnet' else
-                                TrainConfig(stage1_epochs=1, stage2_epochs=1, batch_size=24,
-                                            log_every_secs=0, triplet_weight=0.0))
-  run = RunConfig(method, model, train, {'data_dir': tiny_synthetic, 'split_seed': 0,
-                                         'synthetic_images': 0, 'synthetic_seed': 0,
-                                         'alexnet_weights': None})
-  workdir = str(tmp_path / method)
-  data = prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
+  from tf_partfash.workdir import load_trained_model
+  run, workdir, data = (tiny_method_run(method, triplet_weight=0.8, margin=0.5)
+                        if method == 'amnet' else tiny_method_run(method, triplet_weight=0.0))
   table = train_and_report(run, workdir, data=data)
   assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
   trained, _ = load_trained_model(workdir)

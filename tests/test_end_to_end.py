@@ -58,8 +58,8 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path):
   assert resumed and int(resumed.group(2)) == killed_at  # nothing lost but the running step
   steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', trained.stderr)
   assert int(steps[0][2]) == killed_at + 1
-  # 2 + 1 epochs, all done, the last one in stage 2.
-  assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '3')
+  # 2 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
+  assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
   assert 'mean of the special attributes' in trained.stderr
   for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name

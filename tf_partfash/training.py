@@ -164,6 +164,8 @@ class Trainer:
       order = self.samplers[stage].epoch(epoch)[first:].reshape(-1)
       dataset = self.strategy.experimental_distribute_dataset(make_dataset(
           self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))
+      # Logs number epochs within their stage.
+      stage_epoch = epoch + 1 - (self.config.stage1_epochs if stage == 2 else 0)
       sums: dict[str, float] = {}
       for batch in iterate_batches(dataset, self.train, order, self.config.batch_size):
         seed = tf.constant([self.config.seed, step], tf.int64)
@@ -171,7 +173,7 @@ class Trainer:
         for k, v in logs.items():
           sums[k] = sums.get(k, 0.0) + v
         step += 1
-        progress.update(step, f'stage {stage} epoch {epoch + 1}', logs['loss/total'])
+        progress.update(step, f'stage {stage} epoch {stage_epoch}', logs['loss/total'])
         if time.monotonic() - last_save > self.config.checkpoint_every_secs:
           self._save(step)
           last_save = time.monotonic()
@@ -181,7 +183,7 @@ class Trainer:
       if sums:
         accuracy = {n: sums[f'correct/{n}'] / max(sums[f'labelled/{n}'], 1.0)
                     for n in SPECIAL_ATTRIBUTES}
-        logging.info('stage %d epoch %d: loss %.3f, train accuracy %s', stage, epoch + 1,
+        logging.info('stage %d epoch %d: loss %.3f, train accuracy %s', stage, stage_epoch,
                      sums['loss/total'] / max(len(order) // self.config.batch_size, 1),
                      ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
     progress.close()
