@@ -75,3 +75,31 @@ def tiny_method_run(tiny_synthetic, tmp_path):
     workdir = str(tmp_path / method)
     return run, workdir, prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
   return make
+
+
+@pytest.fixture
+def assert_checkpoint_restores_every_weight():
+  """The check below, for tests that trained a workdir."""
+  return _assert_checkpoint_restores_every_weight
+
+
+def _assert_checkpoint_restores_every_weight(workdir: str, data) -> None:
+  """A Trainer started on a finished workdir restores exactly the exported model's weights.
+
+  BatchNorm statistics and AMNet's memory counts are not trainable: a resumed run must restore
+  them too, not only what the optimiser updates.
+  """
+  import numpy as np
+
+  from tf_partfash.methods import method
+  from tf_partfash.run import make_strategy
+  from tf_partfash.training import Trainer
+  from tf_partfash.workdir import build_model, load_trained_model
+  exported, run = load_trained_model(workdir)
+  resumed = Trainer(lambda: build_model(run), run.model, run.train,
+                    data.examples.subset(data.rows('train')), workdir, make_strategy(),
+                    method(run.method))
+  resumed.run()  # restores the last checkpoint; nothing is left to train
+  assert len(exported.weights) == len(resumed.model.weights)
+  for saved, restored in zip(exported.weights, resumed.model.weights):
+    np.testing.assert_array_equal(saved.numpy(), restored.numpy(), err_msg=saved.path)

@@ -142,7 +142,8 @@ def test_a_flag_contradicting_the_method_is_an_error():
 
 
 @pytest.mark.parametrize('method', ['classic', 'amnet'])
-def test_baseline_trains_and_is_scored(method, tiny_method_run):
+def test_baseline_trains_and_is_scored(method, tiny_method_run,
+                                      assert_checkpoint_restores_every_weight):
   from tf_partfash import evaluation, queries
   from tf_partfash.run import train_and_report
   from tf_partfash.workdir import load_trained_model
@@ -150,6 +151,7 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run):
                         if method == 'amnet' else tiny_method_run(method, triplet_weight=0.0))
   table = train_and_report(run, workdir, data=data)
   assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
+  assert_checkpoint_restores_every_weight(workdir, data)
   trained, _ = load_trained_model(workdir)
   if method == 'amnet':
     # Memory rows count the training images of each value (AMNet §3.4 initialisation).

@@ -45,7 +45,8 @@ def _train_until_killed(command, workdir, step):
   return _latest_checkpoint_step(workdir)
 
 
-def test_train_resume_evaluate_search(tiny_synthetic, tmp_path):
+def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
+                                     assert_checkpoint_restores_every_weight):
   data = tmp_path / 'data'
   shutil.copytree(tiny_synthetic, data)
   workdir = tmp_path / 'run'
@@ -61,6 +62,8 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path):
   # 2 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
   assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
   assert 'mean of the special attributes' in trained.stderr
+  from tf_partfash.data.prepared import prepare
+  assert_checkpoint_restores_every_weight(str(workdir), prepare(str(data), str(workdir)))
   for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name
   # flags.txt is itself a valid flagfile of the run.

@@ -1,6 +1,7 @@
 """Two-stage training: the learning-rate schedule, run configuration checks, two replicas.
 
-Resumption after SIGKILL is tested end to end in test_end_to_end.py.
+Resumption after SIGKILL is tested end to end in test_end_to_end.py (every weight
+restored: conftest.assert_checkpoint_restores_every_weight).
 """
 import os
 import re
@@ -68,22 +69,3 @@ def test_training_runs_under_mirrored_strategy_on_two_cpus(tiny_synthetic, tmp_p
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'replicas 2' in result.stdout
   assert re.search(r'stage 2 epoch 1 \| step (\d+)/\1 ', result.stderr)
-
-
-@pytest.mark.parametrize('method', ['partnet', 'amnet'])
-def test_a_resumed_run_restores_every_weight(method, tiny_method_run):
-  # BatchNorm statistics of the branches and AMNet's memory counts are not trainable: a resumed
-  # run must restore them too (the finished run's checkpoint vs its exported model).
-  from tf_partfash.methods import method as get_method
-  from tf_partfash.run import make_strategy, train_and_report
-  from tf_partfash.training import Trainer
-  from tf_partfash.workdir import build_model, load_trained_model
-  run, workdir, data = tiny_method_run(method, margin=0.5)
-  train_and_report(run, workdir, data=data)
-  exported, _ = load_trained_model(workdir)
-  resumed = Trainer(lambda: build_model(run), run.model, run.train,
-                    data.examples.subset(data.rows('train')), workdir, make_strategy(),
-                    get_method(method))
-  resumed.run()  # restores the last checkpoint; nothing is left to train
-  for saved, restored in zip(exported.weights, resumed.model.weights):
-    np.testing.assert_array_equal(saved.numpy(), restored.numpy(), err_msg=saved.path)
