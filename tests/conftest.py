@@ -16,6 +16,17 @@ def tiny_synthetic(tmp_path_factory):
   return out
 
 
+def _tiny_run_config(method: str, data_dir: str, train):
+  """The tests' tiny network of `method` (its implied settings applied) on `data_dir`."""
+  from tf_partfash.config import ModelConfig, method_configs
+  from tf_partfash.workdir import RunConfig
+  model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
+                                                    signature_size=8, backbone_norm='batch'), train)
+  return RunConfig(method, model, train, {'data_dir': data_dir, 'split_seed': 0,
+                                          'synthetic_images': 0, 'synthetic_seed': 0,
+                                          'alexnet_weights': None})
+
+
 @pytest.fixture(scope='session')
 def untrained_run(tiny_synthetic, tmp_path_factory):
   """A workdir holding a randomly initialised tiny model of a copy of the tiny synthetic set.
@@ -30,17 +41,14 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
   import keras
 
   from tf_partfash import index
-  from tf_partfash.config import ModelConfig, TrainConfig
+  from tf_partfash.config import TrainConfig
   from tf_partfash.data.prepared import prepare
-  from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
+  from tf_partfash.workdir import build_model, export_model, save_run_config
   root = tmp_path_factory.mktemp('untrained_run')
   data_dir = root / 'data'
   shutil.copytree(tiny_synthetic, data_dir)
   workdir = str(root / 'run')
-  run = RunConfig('partnet', ModelConfig(image_size=147, hidden_size=16, signature_size=8,
-                                         backbone_norm='batch'), TrainConfig(batch_size=24),
-                  {'data_dir': str(data_dir), 'split_seed': 0, 'synthetic_images': 0,
-                   'synthetic_seed': 0, 'alexnet_weights': None})
+  run = _tiny_run_config('partnet', str(data_dir), TrainConfig(batch_size=24))
   save_run_config(workdir, run)
   keras.utils.set_random_seed(0)
   model = build_model(run)
@@ -59,19 +67,13 @@ def tiny_method_run(tiny_synthetic, tmp_path):
   A tiny network of the method (its implied settings applied) on the tiny synthetic set, one
   epoch per stage, its workdir under this test's tmp_path, the data prepared.
   """
-  from tf_partfash.config import ModelConfig, TrainConfig, method_configs
+  from tf_partfash.config import TrainConfig
   from tf_partfash.data.prepared import prepare
-  from tf_partfash.workdir import RunConfig
 
   def make(method, **train_overrides):
     train_fields = dict(stage1_epochs=1, stage2_epochs=1, batch_size=24, log_every_secs=0)
     train_fields.update(train_overrides)
-    model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
-                                                      signature_size=8, backbone_norm='batch'),
-                                  TrainConfig(**train_fields))
-    run = RunConfig(method, model, train, {'data_dir': tiny_synthetic, 'split_seed': 0,
-                                           'synthetic_images': 0, 'synthetic_seed': 0,
-                                           'alexnet_weights': None})
+    run = _tiny_run_config(method, tiny_synthetic, TrainConfig(**train_fields))
     workdir = str(tmp_path / method)
     return run, workdir, prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
   return make
