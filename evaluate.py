@@ -32,7 +32,8 @@ flags.DEFINE_bool('skip_corrupt_images', False, 'As given to train.py: leave out
                   'images.')
 FLAGS = flags.FLAGS
 
-_DATA_KEYS = ('data_dir', 'split_seed', 'synthetic_images', 'synthetic_seed')
+_DATA_KEYS = ('data_dir', 'split_seed', 'synthetic_images', 'synthetic_seed', 'gallery_images',
+              'query_images')
 
 
 def main(argv):

@@ -64,6 +64,11 @@ flags.DEFINE_string('alexnet_weights', None, 'bvlc_alexnet.npy with ImageNet con
 flags.DEFINE_integer('synthetic_images', 5500, 'Size of the built-in synthetic dataset.')
 flags.DEFINE_integer('synthetic_seed', 0, 'Seed of the built-in synthetic dataset.')
 flags.DEFINE_integer('split_seed', 0, 'Seed of the stored paper split.')
+flags.DEFINE_integer('gallery_images', None, 'Retrieval gallery size of the split (paper §6: '
+                     '19,000 of 101,021; default: that proportion of the dataset).', lower_bound=0)
+flags.DEFINE_integer('query_images', None, 'Query images of the split (paper §6: 2,000 of '
+                     '101,021; default: that proportion). The rest of the dataset trains.',
+                     lower_bound=0)
 flags.DEFINE_integer('workers', 2, 'Processes for dataset generation and part extraction.')
 flags.DEFINE_bool('skip_corrupt_images', False, 'Leave out (and log) undecodable images.')
 flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'], 'tf.distribute strategy.')
@@ -108,6 +113,7 @@ def main(argv):
   model, train = _configs()
   run = RunConfig(FLAGS.model, model, train, {
       'data_dir': FLAGS.data_dir, 'split_seed': FLAGS.split_seed,
+      'gallery_images': FLAGS.gallery_images, 'query_images': FLAGS.query_images,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
       'alexnet_weights': FLAGS.alexnet_weights})
   os.makedirs(FLAGS.workdir, exist_ok=True)

@@ -139,18 +139,44 @@ def test_read_split_checks_against_table(tmp_path):
 
 def test_load_or_create_split_reuses_the_file(tmp_path):
   table = _table(_paths(100))
-  first = splits.load_or_create_split(str(tmp_path), table, seed=3)
-  file = tmp_path / 'paper_split_seed3.csv'
-  assert file.exists()
+  first, file = splits.load_or_create_split(str(tmp_path), table, seed=3)
+  assert file == str(tmp_path / 'paper_split_seed3.csv')
   assert first.equals(splits.paper_split(table['path'], seed=3))
-  # Hand-edit the stored split: the stored file, not a recomputation, is what is returned.
-  edited = first.assign(subset='train')
-  splits.write_split(str(file), edited)
-  assert splits.load_or_create_split(str(tmp_path), table, seed=3).equals(edited)
+  # Hand-edit the stored split (swap a gallery and a train image, sizes kept): the stored file,
+  # not a recomputation, is what is returned.
+  subset = first['subset'].to_numpy().copy()
+  g, t = int(np.argmax(subset == 'gallery')), int(np.argmax(subset == 'train'))
+  subset[g], subset[t] = 'train', 'gallery'
+  edited = first.assign(subset=subset)
+  splits.write_split(file, edited)
+  assert splits.load_or_create_split(str(tmp_path), table, seed=3)[0].equals(edited)
+  # An edit that changes the sizes disagrees with what was asked for.
+  splits.write_split(file, first.assign(subset='train'))
+  with pytest.raises(ValueError, match=r'paper_split_seed3.csv has 0 gallery and 0 query images, '
+                     r'but gallery_images=None and query_images=None give 19 and 2; delete'):
+    splits.load_or_create_split(str(tmp_path), table, seed=3)
   explicit = str(tmp_path / 'work' / 'split.csv')
-  assert splits.load_or_create_split(explicit, table, seed=3).equals(first)
-  with pytest.raises(ValueError, match=r'dataset image .* is not in the split\n.*delete it'):
+  assert splits.load_or_create_split(explicit, table, seed=3)[0].equals(first)
+  with pytest.raises(ValueError, match=r'dataset image .* is not in the split\n.*delete'):
     splits.load_or_create_split(explicit, _table(_paths(101)), seed=3)
+
+
+def test_split_of_given_sizes(tmp_path):
+  table = _table(_paths(100))
+  split, file = splits.load_or_create_split(str(tmp_path), table, seed=0, gallery_images=60,
+                                            query_images=30)
+  assert os.path.basename(file) == 'paper_split_seed0_gallery60_query30.csv'
+  assert split['subset'].value_counts().to_dict() == {'gallery': 60, 'query': 30, 'train': 10}
+  # Only the query size given: the gallery keeps the paper's proportion (19000/101021 of 100).
+  assert splits.subset_sizes(100, query_images=5) == (76, 19, 5)
+  assert splits.split_file_name(1, query_images=5) == 'paper_split_seed1_query5.csv'
+  with pytest.raises(ValueError, match=r'gallery_images=19000 \+ query_images=2000 = 21000 test '
+                     r'images, but the dataset has 100 images'):
+    splits.subset_sizes(100, 19000, 2000)
+  # A stored split read under other sizes (an explicit file) names both pairs of numbers.
+  with pytest.raises(ValueError, match=r'has 60 gallery and 30 query images, but '
+                     r'gallery_images=50 and query_images=30 give 50 and 30'):
+    splits.load_or_create_split(file, table, seed=0, gallery_images=50, query_images=30)
 
 
 def test_evaluable_queries():

@@ -31,7 +31,8 @@ class RunConfig:
   method: str
   model: ModelConfig
   train: TrainConfig
-  # Inputs of the run: data_dir, split_seed, synthetic_images/_seed, alexnet_weights.
+  # Inputs of the run: data_dir, split_seed, gallery_images, query_images (None: the paper's
+  # proportions), synthetic_images/_seed, alexnet_weights.
   data: dict[str, Any]
 
   def to_json(self) -> dict[str, Any]:

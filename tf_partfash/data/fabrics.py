@@ -12,23 +12,26 @@ import numpy as np
 
 from tf_partfash.attributes import attribute
 
-# RGB of each `color` value (vocabulary order), chosen so that near neighbours stay apart: maroon vs
-# red, navy vs indigo vs blue vs light blue, charcoal vs gray vs black. Multi has no single RGB.
+# RGB of each `color` value (vocabulary order). Neighbours are as close as in shop photos, where
+# navy, indigo and black or charcoal and gray are told apart by a few tens of levels, and the
+# exposure of each photo (`base_rgb`) moves them further into each other. Multi has no single RGB.
 COLOR_RGB: dict[str, tuple[int, int, int]] = {
-    'Maroon': (118, 18, 38), 'Black': (22, 22, 24), 'White': (238, 238, 234),
-    'Charcoal': (64, 66, 72), 'Indigo': (48, 58, 128), 'Navy': (22, 32, 78),
+    'Maroon': (110, 24, 40), 'Black': (24, 24, 28), 'White': (238, 238, 234),
+    'Charcoal': (66, 68, 74), 'Indigo': (44, 52, 104), 'Navy': (28, 34, 70),
     'Pink': (242, 154, 186), 'Light blue': (150, 196, 236), 'Blue': (30, 88, 206),
     'Beige': (222, 202, 166), 'Orange': (242, 122, 28), 'Yellow': (246, 212, 40),
     'Red': (214, 26, 32), 'Purple': (128, 48, 158), 'Brown': (112, 70, 38),
-    'Olive': (112, 112, 36), 'Green': (28, 136, 62), 'Gray': (152, 152, 154),
+    'Olive': (112, 112, 36), 'Green': (28, 136, 62), 'Gray': (124, 124, 128),
 }
 _SOLID = [c for c in attribute('color').values if c != 'Multi']
 _FLORAL = [(236, 70, 110), (250, 210, 60), (255, 255, 255), (160, 90, 210), (250, 140, 40)]
 
 
 def base_rgb(color: str, rng: np.random.Generator) -> np.ndarray:
-  """The labelled colour with a small dye variation (+-7 per channel), float32 RGB."""
-  return np.clip(np.float32(COLOR_RGB[color]) + rng.uniform(-7, 7, 3), 0, 255).astype(np.float32)
+  """The shown colour: a dye variation (+-10 per channel) under the photo's exposure (x0.85-1.15),
+  float32 RGB."""
+  rgb = (np.float32(COLOR_RGB[color]) + rng.uniform(-10, 10, 3)) * rng.uniform(0.85, 1.15)
+  return np.clip(rgb, 0, 255).astype(np.float32)
 
 
 def contrast_rgb(rgb: np.ndarray) -> np.ndarray:

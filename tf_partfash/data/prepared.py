@@ -28,6 +28,7 @@ class PreparedData:
   split: pd.DataFrame       # `path`, `subset` in {train, gallery, query}, aligned with `table`
   examples: pipeline.Examples  # aligned with `table`
   state_dir: str            # where the split, parts and query caches of this dataset live
+  split_file: str           # the stored split (queries are stored beside it, named after it)
 
   def rows(self, *subsets: str) -> np.ndarray:
     """Row indices (into `table`/`examples`) of the given subsets."""
@@ -49,14 +50,21 @@ def _state_dir(data_dir: str, fallback: str) -> str:
 
 def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: int = 1,
             skip_corrupt: bool = False, synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES,
-            synthetic_seed: int = 0) -> PreparedData:
-  """Reads (or, when `data_dir` is None, generates the built-in synthetic) dataset for a run."""
+            synthetic_seed: int = 0, gallery_images: int | None = None,
+            query_images: int | None = None) -> PreparedData:
+  """Reads (or, when `data_dir` is None, generates the built-in synthetic) dataset for a run.
+
+  `gallery_images` / `query_images`: sizes of the split's gallery and query subsets (None: the
+  paper's proportions, `splits.subset_sizes`).
+  """
   if data_dir is None:
+    splits.subset_sizes(synthetic_images, gallery_images, query_images)  # before generating
     data_dir = synthetic.ensure_dataset(default_synthetic_dir(synthetic_images, synthetic_seed),
                                         synthetic_images, synthetic_seed, workers=workers)
   table = shopping100k.read_attributes(data_dir)
   state = _state_dir(data_dir, cache_dir)
-  split = splits.load_or_create_split(state, table, split_seed)
+  split, split_file = splits.load_or_create_split(state, table, split_seed, gallery_images,
+                                                  query_images)
   # Named by the algorithm's version, so a cache of an older extraction is not reused.
   parts = load_or_compute_parts(data_dir, table,
                                 os.path.join(state, f'parts_v{ALGORITHM_VERSION}.csv'), workers)
@@ -69,7 +77,7 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   counts = split['subset'].value_counts().to_dict()
   logging.info('dataset %s: %d images (%s)', data_dir, len(table),
                ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
-  return PreparedData(data_dir, table, split, examples, state)
+  return PreparedData(data_dir, table, split, examples, state, split_file)
 
 
 def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1,
@@ -77,4 +85,5 @@ def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1
   """`prepare` with a run's recorded inputs (`RunConfig.data`): train, evaluate and search all
   call this, so they see the same dataset, split and parts."""
   return prepare(inputs['data_dir'], cache_dir, inputs['split_seed'], workers, skip_corrupt,
-                 inputs['synthetic_images'], inputs['synthetic_seed'])
+                 inputs['synthetic_images'], inputs['synthetic_seed'],
+                 inputs.get('gallery_images'), inputs.get('query_images'))

@@ -4,10 +4,11 @@
 leaves us with around 21k images. For the retrieval gallery, 19,000 images are reserved and rest
 2,000 images are served as the queries." 80 % of 101,021 leaves 20,204 images, not "around 21k" nor
 19,000 + 2,000 = 21,000; the concrete counts are taken as the spec: 19,000 gallery + 2,000 query
-images and the other 80,021 (79.2 %) for training, scaled proportionally on smaller datasets.
+images and the other 80,021 (79.2 %) for training, scaled proportionally on smaller datasets unless
+the gallery and query sizes are given (the demo keeps the paper's 19,000 / 2,000 on fewer images).
 
-The split is written once per work directory and reused, so every method is evaluated on the same
-images.
+The split is written once per dataset and sizes and reused, so every method is evaluated on the
+same images.
 """
 from __future__ import annotations
 
@@ -33,11 +34,33 @@ SPLIT_COLUMNS = ('path', 'subset')
 _PRODUCT_FILE = re.compile(r'(\d{7})_\d+\.jpe?g', re.IGNORECASE)
 
 
-def subset_sizes(num_images: int) -> tuple[int, int, int]:
-  """(train, gallery, query) image counts: 80,021 / 19,000 / 2,000 of 101,021, scaled (§6)."""
-  query = round(num_images * FULL_QUERY / FULL_SIZE)
-  gallery = round(num_images * FULL_GALLERY / FULL_SIZE)
+def subset_sizes(num_images: int, gallery_images: int | None = None,
+                 query_images: int | None = None) -> tuple[int, int, int]:
+  """(train, gallery, query) image counts (§6).
+
+  A size left None is the paper's proportion (19,000 and 2,000 of 101,021, scaled); given sizes
+  are taken as they are and must leave at least one training image.
+  """
+  query = round(num_images * FULL_QUERY / FULL_SIZE) if query_images is None else query_images
+  gallery = (round(num_images * FULL_GALLERY / FULL_SIZE) if gallery_images is None
+             else gallery_images)
+  if gallery < 0 or query < 0:
+    raise ValueError(f'gallery_images={gallery} and query_images={query} must not be negative')
+  if gallery + query >= num_images:
+    raise ValueError(f'gallery_images={gallery} + query_images={query} = {gallery + query} test '
+                     f'images, but the dataset has {num_images} images (at least one must be left '
+                     'for training)')
   return num_images - gallery - query, gallery, query
+
+
+def split_file_name(seed: int, gallery_images: int | None = None,
+                    query_images: int | None = None) -> str:
+  """`paper_split_seed<seed>.csv` for the paper's proportions, with the sizes when given."""
+  if gallery_images is None and query_images is None:
+    return f'paper_split_seed{seed}.csv'
+  sizes = ''.join(f'_{name}{n}' for name, n in (('gallery', gallery_images),
+                                                 ('query', query_images)) if n is not None)
+  return f'paper_split_seed{seed}{sizes}.csv'
 
 
 def product_key(path: str) -> str:
@@ -57,10 +80,11 @@ def _hash(seed: int, key: str) -> int:
   return int.from_bytes(digest, 'big')
 
 
-def paper_split(paths: Sequence[str], seed: int = 0) -> pd.DataFrame:
+def paper_split(paths: Sequence[str], seed: int = 0, gallery_images: int | None = None,
+                query_images: int | None = None) -> pd.DataFrame:
   """Assigns each image to `train`, `gallery` or `query` (§6); columns `path`, `subset`.
 
-  Sizes are those of `subset_sizes`: on all 101,021 images 19,000 gallery and 2,000 query images,
+  Sizes are those of `subset_sizes`: by default, on all 101,021 images 19,000 gallery and 2,000 query images,
   the rest (79.2 %) train, i.e. the paper's concrete counts rather than its rounded "80 %". They
   are exact whenever single-image products are left to fill the last places, as on Shopping100k,
   where almost every product has one image; otherwise query and gallery may fall short by less
@@ -80,7 +104,7 @@ def paper_split(paths: Sequence[str], seed: int = 0) -> pd.DataFrame:
   for i, key in enumerate(keys):
     groups.setdefault(key, []).append(i)
   order = sorted(groups, key=lambda k: (_hash(seed, k), k))
-  _, room_gallery, room_query = subset_sizes(len(paths))
+  _, room_gallery, room_query = subset_sizes(len(paths), gallery_images, query_images)
   subset = np.full(len(paths), 'train', dtype=object)
   for key in order:
     if not room_query and not room_gallery:
@@ -144,22 +168,34 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
   return split.set_index('path').loc[table['path']].reset_index()
 
 
-def load_or_create_split(location: str, table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-  """The paper split of `table`, stored at `location` on first use and read back afterwards.
+def load_or_create_split(location: str, table: pd.DataFrame, seed: int = 0,
+                         gallery_images: int | None = None,
+                         query_images: int | None = None) -> tuple[pd.DataFrame, str]:
+  """The paper split of `table` and its file, stored at `location` on first use, read back after.
 
   `location` is the CSV file, or a directory (a work or data directory) that holds
-  `paper_split_seed<seed>.csv`. A stored split that does not cover exactly the images of `table`
-  is an error: delete the file to re-create it. Rows align with `table`.
+  `split_file_name(seed, gallery_images, query_images)`. A stored split that does not cover
+  exactly the images of `table`, or whose gallery and query sizes are not those asked for, is an
+  error: delete the file to re-create it. Rows align with `table`.
   """
-  file = (os.path.join(location, f'paper_split_seed{seed}.csv') if os.path.isdir(location)
-          else location)
+  file = (os.path.join(location, split_file_name(seed, gallery_images, query_images))
+          if os.path.isdir(location) else location)
+  expected = paper_split(table['path'], seed, gallery_images, query_images)
   if not os.path.exists(file):
-    write_split(file, paper_split(table['path'], seed))
+    write_split(file, expected)
+  redo = f'; delete {file} to create a new split'
   try:
-    return read_split(file, table)
+    split = read_split(file, table)
   except ValueError as e:
-    raise ValueError(f'{e}\nThe stored split {file} does not match the dataset; delete it to '
-                     'create a new split.') from e
+    raise ValueError(f'{e}\nThe stored split {file} does not match the dataset{redo}.') from e
+  count = lambda s, subset: int((s['subset'] == subset).sum())
+  found = (count(split, 'gallery'), count(split, 'query'))
+  wanted = (count(expected, 'gallery'), count(expected, 'query'))
+  if found != wanted:
+    raise ValueError(f'{file} has {found[0]} gallery and {found[1]} query images, but '
+                     f'gallery_images={gallery_images} and query_images={query_images} give '
+                     f'{wanted[0]} and {wanted[1]}{redo}')
+  return split, file
 
 
 def evaluable_queries(split: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:

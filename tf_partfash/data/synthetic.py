@@ -32,8 +32,8 @@ from tf_partfash.parts.boxes import read_parts_csv, write_parts_csv
 PARTS_FILE = 'parts_truth.csv'
 MARKER_FILE = 'synthetic.json'
 # Bump when the images or labels change, so `ensure_dataset` refuses a stale directory.
-# 3: a catalogue of styles with versions.
-VERSION = 3
+# 3: a catalogue of styles with versions. 4: keyword label noise, closer colours, more tops.
+VERSION = 4
 JPEG_QUALITY = 90
 _CHUNK = 32
 
