@@ -4,16 +4,18 @@ r"""Scores trained runs on the paper's retrieval protocol (§7: Fig. 6, Table 2)
   python evaluate.py --workdirs=runs/classic,runs/no_parts,runs/paper --protocol=paper
   python evaluate.py --workdir=runs/paper --protocol=adde [--adde_dir=/data/adde_splits]
 
-Prints the measured numbers beside the published ones and writes results.json (default
-<first workdir>/results_<protocol>.json) and the top-k curves beside it (<same name>_topk.png).
-Queries are drawn once per dataset split and query seed and stored beside the split, so every run
-is scored on the same queries.
+Prints the measured numbers, each with its 95 % bootstrap interval over queries, beside the
+published ones, and writes results.json (default <first workdir>/results_<protocol>.json) and
+the top-k curves beside it (<same name>_topk.png). Queries are drawn once per dataset split, hit
+rule and query seed and stored beside the split, so every run is scored on the same queries.
+Runs that differ only in their seed are one column: mean +- sd across seeds.
 """
 import logging
 import os
 
 from absl import app, flags
 
+from tf_partfash.queries import HIT_ATTRIBUTES, HIT_RULES
 from tf_partfash.retrieval import DISTANCES
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
@@ -21,8 +23,13 @@ flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side 
 flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde'],
                   "'paper' (§7: direct, 1 and 2 manipulations) or 'adde' (ADDE's query files).")
 flags.DEFINE_string('output_json', None, 'results.json path (plots are written beside it).')
-flags.DEFINE_enum('distance', 'squared', list(DISTANCES),
-                  'd of Eq. 4: sum of squared or of plain Euclidean distances per signature.')
+flags.DEFINE_enum('distance', 'euclidean', list(DISTANCES),
+                  "d of Eq. 4: 'euclidean' (the paper: the Euclidean distances of the S + 1 "
+                  "signatures summed) or 'squared' (squared distances summed, what "
+                  '--backend=faiss serves).')
+flags.DEFINE_enum('hit_attributes', 'special', list(HIT_ATTRIBUTES),
+                  'Paper protocol: what a hit must have. ' + ' '.join(
+                      f"'{name}': {rule}." for name, rule in HIT_RULES.items()))
 flags.DEFINE_enum('backend', 'exact', ['exact', 'faiss'], 'Nearest-neighbour search backend.')
 flags.DEFINE_integer('query_seed', 0, 'Seed of the paper protocol\'s random manipulations.')
 flags.DEFINE_string('adde_dir', None, 'ADDE release files (imgs_test.txt, ...); default: '
@@ -41,8 +48,15 @@ def main(argv):
   workdirs = FLAGS.workdirs or ([FLAGS.workdir] if FLAGS.workdir else [])
   if not workdirs or (FLAGS.workdir and FLAGS.workdirs):
     raise app.UsageError('give either --workdir or --workdirs')
+  real = [os.path.realpath(w) for w in workdirs]
+  repeated = next((w for w, r in zip(workdirs, real) if real.count(r) > 1), None)
+  if repeated:
+    raise app.UsageError(f'--workdirs lists {repeated} twice')
   if FLAGS.adde_dir and FLAGS.protocol != 'adde':
     raise app.UsageError('--adde_dir is for --protocol=adde')
+  if FLAGS['hit_attributes'].present and FLAGS.protocol != 'paper':
+    raise app.UsageError("--hit_attributes is for --protocol=paper (ADDE's hits need all 12 "
+                         'attributes)')
   logging.getLogger().setLevel(logging.INFO)
   # After flag parsing: these import TensorFlow, which is slow.
   from tf_partfash import evaluation, queries, reports
@@ -56,28 +70,27 @@ def main(argv):
                            f'({data_settings[0]}); runs compared side by side share their data')
   settings = data_settings[0]
   data = prepare_run_data(settings, workdirs[0], FLAGS.workers, FLAGS.skip_corrupt_images)
-  # The queries belong to the dataset and split, so they go where `prepare` keeps the split.
-  location = data.state_dir
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
   if FLAGS.protocol == 'paper':
     query_sets, query_file = queries.load_or_make_paper_queries(
-        location, data.table, data.split, settings['split_seed'], FLAGS.query_seed)
+        data.split_file, data.table, data.split, FLAGS.query_seed, FLAGS.hit_attributes)
     results = [evaluation.evaluate_paper(w, data, query_sets, FLAGS.distance, FLAGS.backend)
                for w in workdirs]
-    print(reports.format_paper_tables(results, dataset))
+    print(reports.format_paper_tables(results, dataset, FLAGS.hit_attributes, FLAGS.distance))
+    rule = {'hit_attributes': FLAGS.hit_attributes, 'hit_rule': HIT_RULES[FLAGS.hit_attributes]}
   else:
-    test = queries.load_or_make_adde(data.table, data.split, location, settings['split_seed'],
-                                     FLAGS.adde_dir)
+    test = queries.load_or_make_adde(data.table, data.split, data.split_file, FLAGS.adde_dir)
     query_file = test.directory
     results = [evaluation.evaluate_adde(w, data, test, FLAGS.distance, FLAGS.backend)
                for w in workdirs]
-    print('\n'.join(test.notes + (reports.format_adde_table(results, dataset),)))
-  print(f'Queries: {query_file}; distance: {FLAGS.distance}')
+    print('\n'.join(test.notes + (reports.format_adde_table(results, dataset, FLAGS.distance),)))
+    rule = {'hit_rule': 'the whole 151-dim label vector of the target (ADDE)'}
+  print(f'Queries: {query_file}')
   output = FLAGS.output_json or os.path.join(workdirs[0], f'results_{FLAGS.protocol}.json')
   reports.write_json(output, reports.results_json(
       FLAGS.protocol, results, dataset, query_file,
       {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
-       'split_seed': settings['split_seed']}))
+       'split_seed': settings['split_seed'], 'split_file': data.split_file, **rule}))
   plot = os.path.splitext(output)[0] + '_topk.png'
   reports.plot_top_k(plot, FLAGS.protocol, results, dataset)
   print(f'Wrote {output} and {plot}')

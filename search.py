@@ -3,7 +3,8 @@ r"""Attribute-based fashion search with a trained model (paper §4.6, §5, Fig. 
   python search.py --workdir=runs/demo --query=17 --set collar=mandarin --output_image=fig7.png
   python search.py --workdir=runs/demo --query=Female/4_Shirts_blouses/0000123_1.jpg \
       --set sleevelen=sleeveless --set color=navy --feedback=3,12 --output_image=fig8.png
-  python search.py --workdir=runs/demo --query=photo.jpg --gallery=my_images/ --backend=faiss
+  python search.py --workdir=runs/demo --query=photo.jpg --gallery=my_images/ --backend=faiss \
+      --distance=squared
 
 A gallery ID is an image's path relative to the dataset's Images/ folder (or to the --gallery
 folder), or its row number in the gallery index (the `row` column printed). --query also takes an
@@ -34,8 +35,9 @@ flags.DEFINE_integer('top_k', 10, 'Number of results.', lower_bound=1)
 flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
                     'of images.')
 flags.DEFINE_enum('backend', 'exact', retrieval.BACKENDS, 'exact (numpy) or faiss (squared only).')
-flags.DEFINE_enum('distance', 'squared', retrieval.DISTANCES, 'd of Eq. 4: sum of squared or of '
-                  'plain Euclidean distances between signatures.')
+flags.DEFINE_enum('distance', 'euclidean', retrieval.DISTANCES, 'd of Eq. 4-6: euclidean (the '
+                  'paper: sum of the Euclidean distances of the S + 1 signatures) or squared (sum '
+                  'of squared distances; what --backend=faiss serves).')
 flags.DEFINE_string('output_json', None, 'Write the query and ranked results as JSON here.')
 flags.DEFINE_string('output_image', None, 'Write a Fig. 7-like picture (Fig. 8 with --feedback).')
 flags.mark_flags_as_required(['workdir', 'query'])

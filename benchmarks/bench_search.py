@@ -70,7 +70,7 @@ def main() -> None:
     reference = None
     for backend in args.backends.split(','):
       start = time.perf_counter()
-      searcher = Searcher(gallery, backend)
+      searcher = Searcher(gallery, backend, 'squared')  # the distance both backends serve
       build = time.perf_counter() - start
       got = measure(searcher, queries[:args.queries], args.k, args.batch)
       del searcher  # frees FAISS's copy of the gallery before the next backend

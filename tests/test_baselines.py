@@ -108,12 +108,16 @@ def test_classic_ranks_by_recognised_attributes_then_fc7():
                    {'color': [12, 5, 5, 5], 'collar': [0, 0, 0, 3]})
   query = _index([[1, 0]], {'color': [12]})
   encoder = ClassicEncoder()
-  searcher = Searcher(encoder.gallery(gallery))
+  searcher = Searcher(encoder.gallery(gallery), distance='squared')
   found, distance = searcher.search(encoder.queries(query, [{'color': 5}]), 4)
   # All wanted attributes: g2 (|Δfc7|² = 0.4), g1 (2.0); one difference: g0 (0 + 5), g3 (0 + 5),
   # tied, lower index first.
   assert found.tolist() == [[2, 1, 0, 3]]
   np.testing.assert_allclose(distance, [[0.4, 2.0, 5.0, 5.0]], atol=1e-5)
+  # One vector per image: Eq. 4's plain distance is the square root, the same ranking.
+  euclidean = Searcher(encoder.gallery(gallery)).search(encoder.queries(query, [{'color': 5}]), 4)
+  assert euclidean[0].tolist() == [[2, 1, 0, 3]]
+  np.testing.assert_allclose(euclidean[1], np.sqrt([[0.4, 2.0, 5.0, 5.0]]), atol=1e-5)
   # Direct: the recognised attributes as they are; g0 first.
   assert searcher.search(encoder.queries(query, [{}]), 1)[0].tolist() == [[0]]
   assert encoder.expressible([{'category': 1, 'color': 5}])[0] == [{'color': 5}]
@@ -160,7 +164,7 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run,
     expected = np.bincount(column[column >= 0], minlength=19)
     offset = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index('color')]
     np.testing.assert_array_equal(np.asarray(trained.memory_counts)[offset:offset + 19], expected)
-  query_sets, _ = queries.load_or_make_paper_queries(workdir, data.table, data.split, 0, 0)
+  query_sets, _ = queries.load_or_make_paper_queries(data.split_file, data.table, data.split)
   result = evaluation.evaluate_paper(workdir, data, query_sets)
   assert result.method == method
   assert {len(s) for s in result.scores.values()} == {len(q) for q in query_sets.values()}

@@ -11,8 +11,10 @@ import pytest
 
 from tf_partfash.data.synthetic import MARKER_FILE
 from tf_partfash.evaluation import RunResult, Scores
-from tf_partfash.reports import (Dataset, column_names, describe_dataset, format_adde_table,
-                                 format_paper_tables, plot_top_k, results_json, write_json)
+from tf_partfash import intervals
+from tf_partfash.reports import (Dataset, column_names, columns, describe_dataset,
+                                 format_adde_table, format_paper_tables, plot_top_k, results_json,
+                                 write_json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOPPING100K = Dataset('/data/Shopping100k', 101021, synthetic=False)
@@ -20,45 +22,92 @@ SYNTHETIC = Dataset('/tmp/synthetic', 300, synthetic=True)
 
 
 def _scores(setting: str, first_hit: list[int], manipulated: list[str], max_k: int = 30,
-            ndcg: float = 0.5) -> Scores:
+            ndcg: float = 0.5, left_out: dict | None = None) -> Scores:
   n = len(first_hit)
-  return Scores(setting, np.asarray(first_hit), np.full(n, ndcg), tuple(manipulated),
-                np.zeros(n, bool), np.ones(n, bool), max_k, 100)
+  name = 'adde_ndcg@20' if setting == 'adde' else 'ndcg@20'
+  return Scores(setting, np.asarray(first_hit, np.int64), {name: np.full(n, ndcg)},
+                tuple(manipulated), np.zeros(n, bool), np.ones(n, bool), max_k, 100,
+                left_out or {})
 
 
-def _paper_run(method: str, workdir: str, hits_under_20: int) -> RunResult:
+def _paper_run(method: str, workdir: str, hits_under_20: int, seed: int = 0,
+               variant: str | None = None) -> RunResult:
   """Ten queries per setting; the first `hits_under_20` hit at rank 5, the rest never."""
   first = [5] * hits_under_20 + [30] * (10 - hits_under_20)
   attrs = ['collar'] * 4 + ['color'] * 6
+  left = {'unlabelled': 3, 'no_target': 2}
   return RunResult(workdir, method, {
-      'direct': _scores('direct', first, [''] * 10),
+      'direct': _scores('direct', first, [''] * 10, left_out=left),
       'manipulate1': _scores('manipulate1', first, attrs),
-      'manipulate2': _scores('manipulate2', first, ['collar+color'] * 10)})
+      'manipulate2': _scores('manipulate2', first, ['collar+color'] * 10)}, seed, variant)
 
 
-def test_paper_tables_show_measured_beside_published():
+def _cells(line: str) -> list[str]:
+  return [c.strip() for c in line.split('  ') if c.strip()]
+
+
+def _interval_text(hits: int, n: int = 10, scale: float = 100, digits: int = 1) -> str:
+  low, high = intervals.interval(np.r_[np.ones(hits), np.zeros(n - hits)])
+  return f'[{scale * low:.{digits}f}, {scale * high:.{digits}f}]'
+
+
+def test_paper_tables_show_measured_interval_and_published():
   runs = [_paper_run('no_parts', 'runs/a', 3), _paper_run('partnet', 'runs/b', 7)]
-  text = format_paper_tables(runs, SHOPPING100K)
+  text = format_paper_tables(runs, SHOPPING100K, 'special', 'euclidean')
   lines = text.splitlines()
-  assert 'w/o Parts' in lines[1] and 'Proposed' in lines[1]
+  assert lines[0].startswith('Hit rule (--hit_attributes=special): a retrieved image is a hit '
+                             'when it has exactly the wanted labels on the five special')
+  assert lines[1].startswith('Distance: euclidean (Eq. 4 as written')
+  assert '  direct: 10 queries; left out: 3 no label on some special attribute' in text
+  assert '2 no gallery image can be a hit' in text
+  header = next(l for l in lines if l.startswith('setting'))
+  assert _cells(header) == ['setting', 'queries', 'w/o Parts', 'Proposed']
   direct = next(l for l in lines if l.startswith('direct'))
   # 3 and 7 of 10 hits within the top 20; the paper states only the proposed direct figure.
-  assert direct.split() == ['direct', '10', '10', '30.0', '(-)', '70.0', '(56.5)']
+  assert _cells(direct) == ['direct', '10', f'30.0 {_interval_text(3)} (-)',
+                            f'70.0 {_interval_text(7)} (56.5)']
+  low, high = intervals.interval(np.r_[np.ones(3), np.zeros(7)])
+  assert 0 <= low < 0.3 < high <= 1
   manipulation = next(l for l in lines if l.startswith('1 manipulation'))
-  assert manipulation.split()[-4:] == ['30.0', '(45.6)', '70.0', '(53.1)']
+  assert _cells(manipulation)[2:] == [f'30.0 {_interval_text(3)} (45.6)',
+                                      f'70.0 {_interval_text(7)} (53.1)']
+  # Paired difference from Proposed: -1 on queries 4-7, 0 elsewhere: -40 points.
+  low, high = intervals.interval(np.r_[np.zeros(3), -np.ones(4), np.zeros(3)])
+  difference = [l for l in lines if l.startswith('1 manipulation')][1]
+  assert _cells(difference) == ['1 manipulation', '10',
+                                f'-40.0 [{100 * low:+.1f}, {100 * high:+.1f}]']
   # Table 2: collar queries are the first four, all hits for 7 > 4; color: 3 - 4 = none of six
   # for w/o Parts, 3 of 6 for Proposed.
   collar = next(l for l in lines if l.startswith('Collar'))
-  assert collar.split() == ['Collar', '4', '0.75', '(0.51)', '1.00', '(0.60)']
+  assert _cells(collar) == ['Collar', '4', '0.75 ' + _interval_text(3, 4, 1, 2) + ' (0.51)',
+                            '1.00 [1.00, 1.00] (0.60)']
   color = next(l for l in lines if l.startswith('Color'))
-  assert color.split() == ['Color', '6', '0.00', '(0.67)', '0.50', '(0.72)']
+  assert _cells(color) == ['Color', '6', '0.00 [0.00, 0.00] (0.67)',
+                           '0.50 ' + _interval_text(3, 6, 1, 2) + ' (0.72)']
   pattern = next(l for l in lines if l.startswith('Pattern'))
-  assert pattern.split() == ['Pattern', '0', '-', '(0.48)', '-', '(0.54)']  # no such queries
+  assert _cells(pattern) == ['Pattern', '0', '- (0.48)', '- (0.54)']  # no such queries
   assert 'not comparable' not in text
 
 
+def test_seeds_of_one_method_are_one_column():
+  runs = [_paper_run('partnet', 'runs/p0', 6, seed=0, variant='v1'),
+          _paper_run('partnet', 'runs/p1', 8, seed=1, variant='v1'),
+          _paper_run('classic', 'runs/c', 3, variant='v2')]
+  cols = columns(runs)
+  assert [c.name for c in cols] == ['Proposed (2 seeds)', 'Classic']
+  summary = cols[0].summary('manipulate1', 'top20')
+  # Rates 0.6 and 0.8: mean 0.7, sd 0.1414 (n - 1); the interval resamples the seed-averaged
+  # per-query hits (1 x 6, 0.5 x 2, 0 x 2).
+  assert summary['mean'] == pytest.approx(0.7) and summary['sd'] == pytest.approx(0.141421, abs=1e-6)
+  assert summary['ci95'] == list(intervals.interval(np.r_[np.ones(6), [0.5, 0.5], np.zeros(2)]))
+  text = format_paper_tables(runs, SYNTHETIC, 'special', 'euclidean')
+  assert '70.0 ± 14.1 [' in text
+  # Classic minus Proposed, per query: 0 x 3, -1 x 3, -0.5 x 2, 0 x 2: -40 points.
+  assert cols[1].minus(cols[0], 'manipulate1', 'top20')['mean'] == pytest.approx(-0.4)
+
+
 def test_synthetic_data_is_announced_above_the_tables():
-  text = format_paper_tables([_paper_run('partnet', 'runs/a', 5)], SYNTHETIC)
+  text = format_paper_tables([_paper_run('partnet', 'runs/a', 5)], SYNTHETIC, 'all', 'squared')
   assert text.splitlines()[0].startswith('Data: synthetic images (/tmp/synthetic, 300 images), '
                                          'not Shopping100k')
   assert 'only the ordering of methods is' in text.splitlines()[0]
@@ -80,22 +129,35 @@ def test_column_names_tell_repeated_methods_apart():
 
 def test_adde_table_and_empty_settings():
   # Four queries, hits at ranks 9, 19, 29, never: top-10/20/30/50 = 25, 50, 75, 75 %.
-  scores = _scores('adde', [9, 19, 29, 50], ['color', 'color', 'category', 'category'], max_k=50)
-  text = format_adde_table([RunResult('runs/a', 'partnet', {'adde': scores})], SHOPPING100K)
-  rows = {l.split('  ')[0]: l.split()[-4:] for l in text.splitlines() if '  ' in l}
-  assert rows['Proposed (measured)'] == ['25.00', '50.00', '75.00', '75.00']
-  assert rows['Proposed, special-attribute queries'] == ['50.00', '100.00', '100.00', '100.00']
+  scores = _scores('adde', [9, 19, 29, 50], ['color', 'color', 'category', 'category'], max_k=50,
+                   ndcg=0.25)
+  for name in ('adde_ndcg_target@20', 'adde_ndcg_others@20'):
+    scores.ndcg[name] = np.full(4, 0.75)
+  text = format_adde_table([RunResult('runs/a', 'partnet', {'adde': scores})], SHOPPING100K,
+                           'euclidean')
+  rows = {_cells(l)[0]: _cells(l)[1:] for l in text.splitlines() if '  ' in l}
+  assert [c.split(' [')[0] for c in rows['Proposed (measured)']] == ['25.00', '50.00', '75.00',
+                                                                      '75.00']
+  assert rows['Proposed (measured)'][1] == '50.00 ' + _interval_text(2, 4, 100, 2)
+  assert [c.split(' [')[0] for c in rows['Proposed, special-attribute queries']] == [
+      '50.00', '100.00', '100.00', '100.00']
   assert rows['ADDE-M (ADDE Table 1)'] == ['41.17', '52.93', '59.81', '67.29']
   assert 'queries: 4 (2 on special attributes)' in text
+  assert "NDCG by ADDE's definition" in text
+  assert rows['Proposed'] == ['0.250 [0.250, 0.250]', '0.750 [0.750, 0.750]',
+                              '0.750 [0.750, 0.750]']
   empty = _scores('adde', [], [], max_k=50)
-  text = format_adde_table([RunResult('runs/a', 'partnet', {'adde': empty})], SYNTHETIC)
+  for name in ('adde_ndcg_target@20', 'adde_ndcg_others@20'):
+    empty.ndcg[name] = np.zeros(0)
+  text = format_adde_table([RunResult('runs/a', 'partnet', {'adde': empty})], SYNTHETIC,
+                           'euclidean')
   assert 'ADDE manipulation: no queries' in text
 
 
 def test_results_json_and_plot(tmp_path):
   runs = [_paper_run('no_parts', 'runs/a', 3), _paper_run('partnet', 'runs/b', 7)]
   blob = results_json('paper', runs, SYNTHETIC, '/data/paper_queries_split0_seed0.json',
-                      {'distance': 'squared'})
+                      {'distance': 'squared', 'hit_attributes': 'special'})
   file = str(tmp_path / 'results.json')
   write_json(file, blob)
   with open(file) as f:
@@ -109,35 +171,55 @@ def test_results_json_and_plot(tmp_path):
   assert manipulation['queries'] == 10 and manipulation['top20'] == pytest.approx(0.7)
   # Ranks 5 (7 queries) and never: top-k is 0 up to k = 5, then 0.7.
   assert manipulation['top_k'][:7] == [0, 0, 0, 0, 0, 0.7, 0.7] and len(manipulation['top_k']) == 30
-  assert manipulation['top20_per_attribute']['color'] == {'accuracy': 0.5, 'queries': 6}
+  assert manipulation['top20_ci95'] == list(intervals.interval(np.r_[np.ones(7), np.zeros(3)]))
+  assert len(manipulation['top_k_ci95']) == 30 and manipulation['top_k_ci95'][0] == [0, 0]
+  color = manipulation['top20_per_attribute']['color']
+  assert color['accuracy'] == 0.5 and color['queries'] == 6 and color['ci95'][0] < 0.5
   assert manipulation['ndcg@20'] == pytest.approx(0.5)
+  assert manipulation['ndcg@20_ci95'] == [0.5, 0.5]
+  assert stored['runs'][0]['settings']['direct']['left_out'] == {'unlabelled': 3,
+                                                                 'no_target': 2}
+  assert stored['hit_attributes'] == 'special'
+  assert stored['intervals']['level'] == 0.95
+  # Per method: w/o Parts minus Proposed on the same queries, -40 points.
+  no_parts = stored['methods'][0]['settings']['manipulate1']
+  assert no_parts['top20_minus_proposed']['mean'] == pytest.approx(-0.4)
+  assert no_parts['top20']['sd'] is None and no_parts['top20']['runs'] == 1
   assert stored['published']['fig6_top20_percent']['manipulate1']['amnet'] == 45.8
   plot = str(tmp_path / 'results_topk.png')
   plot_top_k(plot, 'paper', runs, SHOPPING100K)
-  with open(plot, 'rb') as f:
-    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  assert os.path.getsize(plot) > 10000
+  import matplotlib.image
+  image = matplotlib.image.imread(plot)
+  assert image.shape[:2] == (400, 1500)  # three 5 x 4 inch panels at 100 dpi
 
 
 def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
-  """evaluate.py end to end on a randomly initialised tiny model of the tiny synthetic set."""
+  """evaluate.py end to end on a randomly initialised tiny model of the tiny synthetic set, and a
+  copy of its workdir (the same configuration and seed: one column of two runs)."""
+  import shutil
+
   from tf_partfash import evaluation, queries
   workdir, data_dir, data = untrained_run.workdir, untrained_run.data_dir, untrained_run.data
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(workdir, copy)
   output = tmp_path / 'out' / 'results.json'
   result = subprocess.run(
-      [sys.executable, 'evaluate.py', f'--workdirs={workdir},{workdir}',
+      [sys.executable, 'evaluate.py', f'--workdirs={workdir},{copy}', '--hit_attributes=all',
        f'--output_json={output}'], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Data: synthetic images' in result.stdout
-  assert 'Proposed [run]' in result.stdout and '(paper Table 2)' in result.stdout
+  assert 'Hit rule (--hit_attributes=all)' in result.stdout
+  assert 'Proposed (2 runs)' in result.stdout and '(paper Table 2)' in result.stdout
   stored = json.loads(output.read_text())
   # The queries are stored beside the split, in the (writable) data directory.
-  assert stored['query_file'] == str(data_dir / 'paper_queries_split0_seed0.json')
+  assert stored['query_file'] == str(data_dir / 'paper_split_seed0.queries_all_seed0.json')
+  assert stored['hit_attributes'] == 'all' and stored['distance'] == 'euclidean'
   assert [r['method'] for r in stored['runs']] == ['partnet', 'partnet']
   assert set(stored['runs'][0]['settings']) == {'direct', 'manipulate1', 'manipulate2'}
   assert (tmp_path / 'out' / 'results_topk.png').exists()
   # The stored queries give the same numbers again, in-process.
-  query_sets, _ = queries.load_or_make_paper_queries(str(data_dir), data.table, data.split, 0, 0)
+  query_sets, _ = queries.load_or_make_paper_queries(data.split_file, data.table, data.split, 0,
+                                                     'all')
   again = evaluation.evaluate_paper(workdir, data, query_sets)
   for setting, scores in again.scores.items():
     measured = stored['runs'][0]['settings'][setting]
@@ -145,7 +227,14 @@ def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
     assert measured['top_k'] == ([round(float(v), 6) for v in scores.top_k()]
                                  if len(scores) else [])
   # The ADDE protocol on the same run: gallery = the split's query + gallery images.
-  test = queries.load_or_make_adde(data.table, data.split, str(data_dir), 0)
+  test = queries.load_or_make_adde(data.table, data.split, data.split_file)
   adde_result = evaluation.evaluate_adde(workdir, data, test)
   assert adde_result.scores['adde'].gallery_size == len(data.rows('gallery', 'query'))
-  assert 'ADDE-M (ADDE Table 1)' in format_adde_table([adde_result], SYNTHETIC)
+  assert 'ADDE-M (ADDE Table 1)' in format_adde_table([adde_result], SYNTHETIC, 'euclidean')
+
+
+def test_evaluate_cli_refuses_a_workdir_listed_twice(tmp_path):
+  result = subprocess.run(
+      [sys.executable, 'evaluate.py', f'--workdirs={tmp_path},{tmp_path}/'], cwd=ROOT,
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0 and f'--workdirs lists {tmp_path}/ twice' in result.stderr

@@ -28,24 +28,28 @@ def test_eq6_shared_and_per_query_weights_by_hand():
   w = np.array([0.5, 1.5])
   # squared: r1 0.5 * 2 = 1; r2 0.5 * 4 + 1.5 * 2 = 5.
   # euclidean: r1 0.5 * √2; r2 0.5 * 2 + 1.5 * √2.
-  np.testing.assert_allclose(retrieval.signature_distances(QUERY, GALLERY, w), [[0, 1, 5]],
-                             atol=1e-6)
+  np.testing.assert_allclose(retrieval.signature_distances(QUERY, GALLERY, w, 'squared'),
+                             [[0, 1, 5]], atol=1e-6)
   np.testing.assert_allclose(retrieval.signature_distances(QUERY, GALLERY, w, 'euclidean'),
                              [[0, 0.5 * SQRT2, 1 + 1.5 * SQRT2]], atol=1e-6)
   # Second query = r2; per-query weights (Q, V): query 2 with w = (2, 0): 2 * 4, 2 * 2, 0.
   queries = np.concatenate([QUERY, GALLERY[2:]])
-  got = retrieval.signature_distances(queries, GALLERY, np.array([[0.5, 1.5], [2.0, 0.0]]))
+  got = retrieval.signature_distances(queries, GALLERY, np.array([[0.5, 1.5], [2.0, 0.0]]),
+                                     'squared')
   np.testing.assert_allclose(got, [[0, 1, 5], [8, 4, 0]], atol=1e-6)
 
 
 def test_a_zeroed_signature_keeps_its_true_squared_distance():
   # A ReLU block of all zeros stays 0 after L2 normalisation: |q - 0|² = 1, not 2 - 2<q, 0> = 2.
   gallery = np.array([[[1, 0], [0, 0]]], np.float32)
-  np.testing.assert_allclose(retrieval.signature_distances(QUERY, gallery), [[0 + 1]], atol=1e-6)
+  np.testing.assert_allclose(retrieval.signature_distances(QUERY, gallery, distance='squared'),
+                             [[0 + 1]], atol=1e-6)
+  # Eq. 4 as written (the default) takes its square root per block: the same 1 here.
+  np.testing.assert_allclose(retrieval.signature_distances(QUERY, gallery), [[1]], atol=1e-6)
 
 
 def test_bad_shapes_and_names_are_errors():
-  with pytest.raises(ValueError, match=r'valid distances: squared, euclidean'):
+  with pytest.raises(ValueError, match=r'valid distances: euclidean, squared'):
     retrieval.signature_distances(QUERY, GALLERY, distance='cosine')
   with pytest.raises(ValueError, match=r'expected \(2,\) or \(1, 2\)'):
     retrieval.signature_distances(QUERY, GALLERY, np.ones(3))
@@ -102,8 +106,8 @@ def test_exact_search_over_chunks_equals_one_full_top_k(monkeypatch):
 def test_faiss_gives_the_exact_top_k():
   gallery = _random_gallery(500)
   queries = _random_gallery(20, seed=3)
-  exact = retrieval.Searcher(gallery, 'exact')
-  faiss = retrieval.Searcher(gallery, 'faiss')
+  exact = retrieval.Searcher(gallery, 'exact', 'squared')
+  faiss = retrieval.Searcher(gallery, 'faiss', 'squared')
   for weights in (None, np.array([2.0, 0.5, 1.0, 1.0, 0.25, 1.25])):
     e_idx, e_dist = exact.search(queries, 10, weights)
     f_idx, f_dist = faiss.search(queries, 10, weights)
@@ -113,12 +117,12 @@ def test_faiss_gives_the_exact_top_k():
 
 def test_faiss_errors(monkeypatch):
   with pytest.raises(ValueError, match='distance=squared only'):
-    retrieval.Searcher(GALLERY, 'faiss', 'euclidean')
+    retrieval.Searcher(GALLERY, 'faiss')  # the default distance is Eq. 4's, which FAISS lacks
   with pytest.raises(ValueError, match='valid backends: exact, faiss'):
     retrieval.Searcher(GALLERY, 'annoy')
   monkeypatch.setitem(sys.modules, 'faiss', None)  # as if not installed
   with pytest.raises(ImportError, match=r'pip install tf-partfash\[faiss\]'):
-    retrieval.Searcher(GALLERY, 'faiss')
+    retrieval.Searcher(GALLERY, 'faiss', 'squared')
 
 
 def test_eq5_weights_by_hand():
@@ -127,11 +131,11 @@ def test_eq5_weights_by_hand():
                      [[1, 0], [0.6, 0.8]]], np.float32)
   # squared: block 0 pairs 2 + 0 + 2 = 4, block 1 pairs 0 + 0.8 + 0.8 = 1.6.
   # w ∝ (1/4, 1/1.6) = (0.25, 0.625), scaled to sum to V = 2: (0.571429, 1.428571).
-  np.testing.assert_allclose(retrieval.personalization_weights(picked), [4 / 7, 10 / 7],
-                             rtol=1e-5)
-  # euclidean: block 0: 2√2 = 2.828427; block 1: 2√0.8 = 1.788854 -> w ∝ (0.353553, 0.559017),
-  # sum 0.912570: w = (0.707107, 1.118034) / 0.912570.
-  np.testing.assert_allclose(retrieval.personalization_weights(picked, 'euclidean'),
+  np.testing.assert_allclose(retrieval.personalization_weights(picked, 'squared'),
+                             [4 / 7, 10 / 7], rtol=1e-5)
+  # euclidean (the default, Eq. 5 as written): block 0: 2√2 = 2.828427; block 1: 2√0.8 =
+  # 1.788854 -> w ∝ (0.353553, 0.559017), sum 0.912570: w = (0.707107, 1.118034) / 0.912570.
+  np.testing.assert_allclose(retrieval.personalization_weights(picked),
                              [0.774852, 1.225148], rtol=1e-5)
   np.testing.assert_array_equal(retrieval.personalization_weights(picked[:1]), [1, 1])
   with pytest.raises(ValueError, match='at least one'):

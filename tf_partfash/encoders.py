@@ -90,7 +90,8 @@ class ClassicEncoder:
 
   As vectors: `[fc7, sqrt(P/2) * one_hot(attributes)]` with P = 5 > 4, the largest squared
   distance of unit vectors, so the squared distance is |Δfc7|² + P * (number of differences) and
-  the ranking is the lexicographic one above, searched like any other method's.
+  the ranking is the lexicographic one above, searched like any other method's (one vector per
+  image: Eq. 4's plain distance, its square root, ranks alike).
   """
   PENALTY = 5.0
 

@@ -8,11 +8,17 @@ missing blocks included. In label indices that is equality on all 12 columns, -1
 block) equal to -1. By construction the reference differs from its target in the manipulated
 attribute, so it never counts as a hit although it is in the gallery.
 
-NDCG@k as AMNet (Zhao et al., CVPR 2017, §5.1) defines it:
+NDCG@k as AMNet (Zhao et al., CVPR 2017, §5.1) defines it, on the paper protocol:
   NDCG@k = 1/Z sum_{j=1..k} (2^rel(j) - 1) / log(j + 1),
 rel(j) = the fraction of the wanted labels that the j-th result has (the columns a hit is judged
 on), Z = the same sum for the best order of the gallery, so a perfect ranking scores 1. The base
-of the logarithm cancels in the ratio.
+of the logarithm cancels in the ratio. On the ADDE protocol, ADDE's own definition
+(`adde_ndcg`, its `src/eval.py`): the same sum over the 12 attributes, but Z is the sum of an
+all-relevant list (rel = 1 at every rank), whether or not the gallery holds such images; with
+NDCG_target (rel = the manipulated attribute matches) and NDCG_others (the fraction of the other
+11 that match) beside it.
+
+Every rate is reported with its 95 % bootstrap interval over queries (`tf_partfash.intervals`).
 """
 from __future__ import annotations
 
@@ -21,14 +27,15 @@ from typing import Mapping
 
 import numpy as np
 
-from tf_partfash.attributes import SPECIAL_COLUMNS
+from tf_partfash import intervals
+from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.data.prepared import PreparedData
 from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.encoders import Encoder, encoder_for
 from tf_partfash.index import GalleryIndex, ensure_index
 from tf_partfash.queries import AddeTest, QuerySet
 from tf_partfash.retrieval import Searcher
-from tf_partfash.workdir import load_run_config
+from tf_partfash.workdir import load_run_config, variant_of
 
 PAPER_MAX_K = 30   # Fig. 6: k = 1..30
 ADDE_MAX_K = 50    # ADDE's Table 1 reports up to top-50
@@ -111,47 +118,86 @@ def ndcg(retrieved: np.ndarray, gallery_labels: np.ndarray, targets: np.ndarray,
   return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
 
 
+def adde_ndcg(retrieved: np.ndarray, gallery_labels: np.ndarray, targets: np.ndarray,
+              manipulated: np.ndarray, k: int = NDCG_K) -> dict[str, np.ndarray]:
+  """ADDE's NDCG@k, NDCG_target@k and NDCG_others@k per query (its `src/eval.py`, `utils.py`).
+
+  `gallery_labels` (N, A) and `targets` (Q, A) are label indices (-1 = missing, which equals only
+  -1, as ADDE compares one-hot blocks); `manipulated` (Q,) is the column of each query's changed
+  attribute. Per result j: rel = matched columns / A, target = 1 if the manipulated column
+  matches, others = matched other columns / (A - 1). Each is sum_j (2^rel(j) - 1) / log(j + 1)
+  over the top k, divided by the same sum for rel = 1 everywhere (ADDE's idcg).
+  """
+  gallery_labels, targets = np.asarray(gallery_labels), np.asarray(targets)
+  k = min(k, len(gallery_labels))
+  retrieved = np.asarray(retrieved)[:, :k]
+  if retrieved.shape[1] != k:
+    raise ValueError(f'NDCG@{k} needs {k} results per query, got {retrieved.shape[1]}')
+  equal = gallery_labels[retrieved] == targets[:, None, :]            # (Q, k, A)
+  columns = equal.shape[-1]
+  on_target = np.take_along_axis(equal, np.asarray(manipulated)[:, None, None], axis=-1)[..., 0]
+  relevance = {'ndcg': equal.mean(axis=-1), 'ndcg_target': on_target.astype(np.float64),
+               'ndcg_others': (equal.sum(axis=-1) - on_target) / (columns - 1)}
+  discounts = _discounts(k)
+  ideal = discounts.sum()  # (2^1 - 1) at every rank
+  return {name: ((2.0 ** rel - 1) * discounts).sum(axis=1) / ideal
+          for name, rel in relevance.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Scores:
   """One setting's outcome per query, in the order of its `QuerySet`."""
   setting: str
   first_hit: np.ndarray    # (Q,) rank of the first hit, max_k when none in the top max_k
-  ndcg: np.ndarray         # (Q,) NDCG@NDCG_K
+  ndcg: dict[str, np.ndarray]   # name (e.g. 'ndcg@20', ADDE's 'adde_ndcg@20') -> (Q,) per query
   manipulated: tuple[str, ...]  # (Q,) the changed attributes, '+'-joined ('' for direct)
   unexpressed: np.ndarray  # (Q,) a change the network cannot make was left out
   reachable: np.ndarray    # (Q,) some gallery image has the wanted labels (a hit is possible)
   max_k: int
   gallery_size: int
+  left_out: dict[str, int] = dataclasses.field(default_factory=dict)  # `QuerySet.left_out`
 
   def __len__(self) -> int:
     return len(self.first_hit)
+
+  def hits(self, k: int = TABLE2_K) -> np.ndarray:
+    """(Q,) 1.0 where the query hits within the top k, else 0.0."""
+    return (self.first_hit < k).astype(np.float64)
 
   def top_k(self) -> np.ndarray:
     """(max_k,) top-k accuracy for k = 1..max_k."""
     return top_k_accuracy(self.first_hit, self.max_k)
 
-  def per_attribute(self, k: int = TABLE2_K) -> dict[str, tuple[float, int]]:
-    """Top-k accuracy and query count per manipulated attribute (Table 2)."""
+  def top_k_interval(self) -> tuple[np.ndarray, np.ndarray]:
+    """(max_k,) low and high 95 % bootstrap bounds of the top-k curve."""
+    curve = self.first_hit[:, None] < np.arange(1, self.max_k + 1)[None, :]
+    return intervals.interval(curve.astype(np.float64).reshape(len(self), self.max_k))
+
+  def per_attribute(self, k: int = TABLE2_K) -> dict[str, tuple[float, int, tuple[float, float]]]:
+    """Top-k accuracy, query count and its 95 % interval per manipulated attribute (Table 2)."""
     out = {}
     names = np.asarray(self.manipulated)
     for name in sorted(set(self.manipulated) - {''}):
-      chosen = names == name
-      out[name] = (float((self.first_hit[chosen] < k).mean()), int(chosen.sum()))
+      chosen = self.hits(k)[names == name]
+      out[name] = (float(chosen.mean()), len(chosen), intervals.interval(chosen))
     return out
 
 
 def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
                   gallery_labels: np.ndarray, encoder: Encoder, max_k: int,
-                  chunk: int = 256) -> Scores:
+                  ndcg_definition: str = 'amnet', chunk: int = 256) -> Scores:
   """Searches the gallery for every query of `queries` and judges the results.
 
   `features` are the query images' own (their index rows, in the order of `queries`); `encoder`
   is the method's (`encoders`), whose gallery vectors `searcher` holds: it applies each query's
   changes, leaving out those the method cannot make. `gallery_labels` (N, A) are the gallery's
-  labels on `queries.attributes`, in the searcher's gallery order.
+  labels on `queries.attributes`, in the searcher's gallery order. `ndcg_definition`: 'amnet'
+  (`ndcg`) or 'adde' (`adde_ndcg`, queries of one changed attribute each).
   """
   if len(features) != len(queries):
     raise ValueError(f'{len(features)} query feature rows for {len(queries)} queries')
+  if ndcg_definition not in ('amnet', 'adde'):
+    raise ValueError(f'ndcg_definition={ndcg_definition!r}; valid: amnet, adde')
   gallery_labels = np.asarray(gallery_labels)
   depth = min(max(max_k, NDCG_K), len(gallery_labels))
   in_gallery = set(map(tuple, gallery_labels.tolist()))
@@ -165,20 +211,34 @@ def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
     targets = queries.targets[start:stop]
     hit = first_hits(matches(retrieved[:, :max_k], gallery_labels, targets))
     first.append(np.where(hit < retrieved[:, :max_k].shape[1], hit, max_k))
-    gains.append(ndcg(retrieved, gallery_labels, targets, NDCG_K))
+    if ndcg_definition == 'amnet':
+      gains.append({f'ndcg@{NDCG_K}': ndcg(retrieved, gallery_labels, targets, NDCG_K)})
+    else:
+      column = [queries.attributes.index(next(iter(c))) for c in queries.changes[start:stop]]
+      gains.append({f'adde_{name}@{NDCG_K}': value for name, value in adde_ndcg(
+          retrieved, gallery_labels, targets, np.asarray(column), NDCG_K).items()})
+  names = ([f'ndcg@{NDCG_K}'] if ndcg_definition == 'amnet' else
+           [f'adde_{n}@{NDCG_K}' for n in ('ndcg', 'ndcg_target', 'ndcg_others')])
   manipulated = tuple('+'.join(sorted(c)) for c in queries.changes)
   return Scores(queries.setting,
                 np.concatenate(first) if first else np.zeros(0, np.int64),
-                np.concatenate(gains) if gains else np.zeros(0), manipulated, unexpressed,
-                reachable, max_k, len(gallery_labels))
+                {n: np.concatenate([g[n] for g in gains]) if gains else np.zeros(0)
+                 for n in names}, manipulated, unexpressed, reachable, max_k,
+                len(gallery_labels), dict(queries.left_out))
 
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-  """One trained run's scores on every setting of a protocol."""
+  """One trained run's scores on every setting of a protocol.
+
+  `variant` identifies the run's configuration apart from its seed (`workdir.variant_of`): runs of
+  one variant are seeds of one method and are reported together; None, a run of its own.
+  """
   workdir: str
   method: str
   scores: dict[str, Scores]
+  seed: int = 0
+  variant: str | None = None
 
 
 def _positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarray:
@@ -194,23 +254,24 @@ def _positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarra
 
 
 def evaluate_paper(workdir: str, data: PreparedData, queries: Mapping[str, QuerySet],
-                   distance: str = 'squared', backend: str = 'exact') -> RunResult:
-  """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2)."""
+                   distance: str = 'euclidean', backend: str = 'exact') -> RunResult:
+  """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2); a hit is
+  judged on the queries' `attributes` (their hit rule)."""
   run = load_run_config(workdir)
   index = ensure_index(workdir, 'test', data=data)
   encoder = encoder_for(workdir, run.method, data)
   gallery_rows = data.rows('gallery')
   where = lambda rows: _positions(index.rows, rows, f'{workdir}/index_test.npz')
   searcher = Searcher(encoder.gallery(index.take(where(gallery_rows))), backend, distance)
-  columns = list(SPECIAL_COLUMNS)
-  gallery_labels = labels_of(data.table)[gallery_rows][:, columns]
-  scores = {name: score_queries(searcher, index.take(where(q.rows)), q, gallery_labels, encoder,
-                                PAPER_MAX_K)
+  labels = labels_of(data.table)[gallery_rows]
+  scores = {name: score_queries(
+      searcher, index.take(where(q.rows)), q,
+      labels[:, [ATTRIBUTE_NAMES.index(a) for a in q.attributes]], encoder, PAPER_MAX_K)
             for name, q in queries.items()}
-  return RunResult(workdir, run.method, scores)
+  return RunResult(workdir, run.method, scores, run.train.seed, variant_of(run))
 
 
-def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: str = 'squared',
+def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: str = 'euclidean',
                   backend: str = 'exact') -> RunResult:
   """Scores a trained run on ADDE's queries: gallery = all test images, exact 151-dim hits."""
   run = load_run_config(workdir)
@@ -221,5 +282,5 @@ def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: st
   test_index = index.take(_positions(index.rows, test.rows, f'{workdir}/index_{name}.npz'))
   searcher = Searcher(encoder.gallery(test_index), backend, distance)
   scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
-                         encoder, ADDE_MAX_K)
-  return RunResult(workdir, run.method, {'adde': scores})
+                         encoder, ADDE_MAX_K, ndcg_definition='adde')
+  return RunResult(workdir, run.method, {'adde': scores}, run.train.seed, variant_of(run))

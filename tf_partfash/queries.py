@@ -2,11 +2,14 @@
 
 Paper protocol (§7): queries are the split's query images with a label on every special attribute.
   direct       the query's own special labels are wanted (Fig. 6 a);
-  manipulate1  one random special attribute gets another value, chosen so that some gallery image
-               has the demanded labels (the query's with that value replaced) (Fig. 6 b, Table 2);
+  manipulate1  one random special attribute gets another value (Fig. 6 b, Table 2);
   manipulate2  the same with two attributes ("maximum 2 attribute manipulations").
+One rule for every setting (§7: "target images in the retrieval gallery are found (if there is
+any)"): a query enters a setting only when some gallery image is a possible hit; the others are
+counted, with the reason, in `QuerySet.left_out`. What a hit is, is `HIT_RULES[hit_attributes]`.
 The draw depends on a seed and on each query's path only, and is stored beside the split
-(`paper_queries_split<split seed>_seed<seed>.json`), so every method is scored on the same queries.
+(`<split file stem>.queries_<hit attributes>_seed<seed>.json`), so every method is scored on the
+same queries.
 
 ADDE protocol: the files of `tf_partfash.data.adde` (ADDE's own, or written by ADDE's rule with
 the split's query images first, so they are the references, then its gallery images).
@@ -30,7 +33,29 @@ from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.data.splits import evaluable_queries
 
 PAPER_SETTINGS = ('direct', 'manipulate1', 'manipulate2')
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# What a retrieved image must have to be a hit, by `hit_attributes`.
+HIT_RULES = {
+    'special': 'exactly the wanted labels on the five special attributes (§7: "exactly the same '
+               'attributes as demanded")',
+    'all': 'exactly the wanted special labels and the query\'s own labels on the seven general '
+           'attributes, a missing label matching only a missing one (Fig. 1: "all original '
+           'attributes of the query image remain unchanged")',
+}
+HIT_ATTRIBUTES = tuple(HIT_RULES)
+# Why a query image is not in a setting (`QuerySet.left_out`).
+LEFT_OUT_REASONS = {
+    'unlabelled': 'no label on some special attribute (§7 scores only fully labelled queries)',
+    'no_target': 'no gallery image can be a hit',
+}
+
+
+def hit_columns(hit_attributes: str) -> tuple[str, ...]:
+  """The label columns a hit is judged on."""
+  if hit_attributes not in HIT_RULES:
+    raise ValueError(f'hit_attributes={hit_attributes!r}; valid values: '
+                     + ', '.join(HIT_ATTRIBUTES))
+  return SPECIAL_ATTRIBUTES if hit_attributes == 'special' else ATTRIBUTE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +68,8 @@ class QuerySet:
   changes: tuple[dict[str, int], ...]  # per query: attribute -> wanted value index
   targets: np.ndarray                  # (Q, A) int64, -1 = missing
   attributes: tuple[str, ...]          # the A label columns of `targets`
+  # Query images not in this setting: reason (`LEFT_OUT_REASONS`) -> count.
+  left_out: dict[str, int] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     q = len(self.rows)
@@ -65,9 +92,12 @@ def feasible_changes(query: np.ndarray, gallery: np.ndarray, allowed: np.ndarray
   special labels into labels that some gallery image has exactly.
 
   `query` (5,) and `gallery` (N, 5) are complete special labels; `allowed[a, v]` says whether value
-  v of special attribute a may be asked for.
+  v of special attribute a may be asked for. With `num_changes` 0: one empty row when some gallery
+  image has the query's labels, else none.
   """
   differs = gallery != query
+  if num_changes == 0:
+    return np.zeros((int((differs.sum(axis=1) == 0).any()), 0), np.int64)
   candidates = gallery[differs.sum(axis=1) == num_changes]
   mask = candidates != query
   # Row-major nonzero: per candidate, its changed columns in increasing order, values alike.
@@ -78,53 +108,72 @@ def feasible_changes(query: np.ndarray, gallery: np.ndarray, allowed: np.ndarray
   return np.unique(options, axis=0)
 
 
-def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0
-                       ) -> dict[str, QuerySet]:
+def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0,
+                       hit_attributes: str = 'special') -> dict[str, QuerySet]:
   """The three settings' queries (§7) for a label table and its aligned split.
 
-  For a manipulation, first the attribute(s) are drawn uniformly among those that can be changed,
-  then the value(s) uniformly among those leading to a gallery image. Wanted values must occur in
-  the training subset too: a method knows a value only from training (its prototype, §4.6); on
-  Shopping100k every gallery value does. A query with no possible change is left out of that
-  setting.
+  A query is kept in a setting only when some gallery image would be a hit (`HIT_RULES`): for
+  `direct` an image with the query's own labels on the hit columns; for a manipulation, first the
+  attribute(s) are drawn uniformly among those whose change leads to such an image, then the
+  value(s) uniformly among those that do. Wanted values must occur in the training subset too: a
+  method knows a value only from training (its prototype, §4.6); on Shopping100k every gallery
+  value does.
   """
-  labels = labels_of(table)[:, list(SPECIAL_COLUMNS)]
+  columns = hit_columns(hit_attributes)
+  special = [columns.index(a) for a in SPECIAL_ATTRIBUTES]
+  general = [i for i in range(len(columns)) if i not in special]
+  all_labels = labels_of(table)
+  labels = all_labels[:, [ATTRIBUTE_NAMES.index(a) for a in columns]]
   subset = split['subset'].to_numpy()
   query_rows = evaluable_queries(split, table)
+  unlabelled = int((subset == 'query').sum()) - len(query_rows)
   gallery = labels[subset == 'gallery']
-  gallery = gallery[(gallery != MISSING).all(axis=1)]
+  gallery = gallery[(gallery[:, special] != MISSING).all(axis=1)]
+  # The gallery images a query can hit share its general labels (none under 'special').
+  groups, inverse = np.unique(gallery[:, general], axis=0, return_inverse=True)
+  order = np.argsort(inverse.reshape(-1), kind='stable')
+  starts = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(groups) + 1))
+  by_general = {tuple(g.tolist()): gallery[order[starts[i]:starts[i + 1]]][:, special]
+                for i, g in enumerate(groups)}
   allowed = np.zeros((len(SPECIAL_ATTRIBUTES), max(attribute(n).num_values
                                                    for n in SPECIAL_ATTRIBUTES)), bool)
-  train = labels[subset == 'train']
+  train = all_labels[subset == 'train'][:, list(SPECIAL_COLUMNS)]
   for a in range(len(SPECIAL_ATTRIBUTES)):
     allowed[a, train[:, a][train[:, a] != MISSING]] = True
-  out = {'direct': QuerySet('direct', query_rows, tuple({} for _ in query_rows),
-                            labels[query_rows], SPECIAL_ATTRIBUTES)}
   paths = table['path'].to_numpy()
-  for n in (1, 2):
+  out = {}
+  for n in (0, 1, 2):
     rows, changes, targets = [], [], []
     for row in query_rows:
-      options = feasible_changes(labels[row], gallery, allowed, n)
+      candidates = by_general.get(tuple(labels[row, general].tolist()))
+      if candidates is None:
+        continue
+      options = feasible_changes(labels[row, special], candidates, allowed, n)
       if not len(options):
         continue
-      rng = np.random.default_rng([seed, n, _path_seed(paths[row])])
-      choices = np.unique(options[:, :n], axis=0)
-      picked = choices[rng.integers(len(choices))]
-      values = options[(options[:, :n] == picked).all(axis=1), n:]
-      wanted = values[rng.integers(len(values))]
       target = labels[row].copy()
-      target[picked] = wanted
+      change: dict[str, int] = {}
+      if n:
+        rng = np.random.default_rng([seed, n, _path_seed(paths[row])])
+        choices = np.unique(options[:, :n], axis=0)
+        picked = choices[rng.integers(len(choices))]
+        values = options[(options[:, :n] == picked).all(axis=1), n:]
+        wanted = values[rng.integers(len(values))]
+        target[np.asarray(special)[picked]] = wanted
+        change = {SPECIAL_ATTRIBUTES[a]: int(v) for a, v in zip(picked, wanted)}
       rows.append(row)
-      changes.append({SPECIAL_ATTRIBUTES[a]: int(v) for a, v in zip(picked, wanted)})
+      changes.append(change)
       targets.append(target)
-    out[f'manipulate{n}'] = QuerySet(
-        f'manipulate{n}', np.asarray(rows, np.int64), tuple(changes),
-        np.asarray(targets, np.int64).reshape(-1, len(SPECIAL_ATTRIBUTES)), SPECIAL_ATTRIBUTES)
+    name = 'direct' if n == 0 else f'manipulate{n}'
+    out[name] = QuerySet(name, np.asarray(rows, np.int64), tuple(changes),
+                         np.asarray(targets, np.int64).reshape(-1, len(columns)), columns,
+                         {'unlabelled': unlabelled, 'no_target': len(query_rows) - len(rows)})
   return out
 
 
-def paper_query_file(directory: str, split_seed: int, seed: int) -> str:
-  return os.path.join(directory, f'paper_queries_split{split_seed}_seed{seed}.json')
+def paper_query_file(split_file: str, hit_attributes: str, seed: int) -> str:
+  """`<split file stem>.queries_<hit attributes>_seed<seed>.json`, beside the split."""
+  return f'{os.path.splitext(split_file)[0]}.queries_{hit_attributes}_seed{seed}.json'
 
 
 def _gallery_digest(paths: Sequence[str]) -> str:
@@ -132,13 +181,16 @@ def _gallery_digest(paths: Sequence[str]) -> str:
 
 
 def save_paper_queries(file: str, queries: dict[str, QuerySet], table: pd.DataFrame,
-                       split: pd.DataFrame, seed: int) -> None:
-  """Writes the queries as JSON: per setting, each query's image path, changes and target labels."""
+                       split: pd.DataFrame, seed: int, hit_attributes: str) -> None:
+  """Writes the queries as JSON: per setting, each query's image path, changes and target labels,
+  and how many query images were left out and why."""
   paths = table['path'].to_numpy()
   blob = {'format_version': FORMAT_VERSION, 'protocol': 'paper', 'seed': seed,
-          'attributes': list(SPECIAL_ATTRIBUTES),
+          'hit_attributes': hit_attributes, 'hit_rule': HIT_RULES[hit_attributes],
+          'attributes': list(hit_columns(hit_attributes)),
           'gallery': {'images': int((split['subset'] == 'gallery').sum()),
                       'digest': _gallery_digest(paths[(split['subset'] == 'gallery').to_numpy()])},
+          'left_out': {name: q.left_out for name, q in queries.items()},
           'settings': {name: [{'path': str(paths[r]), 'changes': c, 'target': t.tolist()}
                               for r, c, t in zip(q.rows, q.changes, q.targets)]
                        for name, q in queries.items()}}
@@ -148,8 +200,8 @@ def save_paper_queries(file: str, queries: dict[str, QuerySet], table: pd.DataFr
   os.replace(tmp, file)  # atomic: several evaluations may start at once
 
 
-def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
-                       ) -> dict[str, QuerySet]:
+def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
+                       hit_attributes: str = 'special') -> dict[str, QuerySet]:
   """Reads queries written by `save_paper_queries`, checked against the dataset and its split."""
   with open(file, encoding='utf-8') as f:
     blob = json.load(f)
@@ -157,6 +209,9 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
   if blob.get('format_version') != FORMAT_VERSION or blob.get('protocol') != 'paper':
     raise ValueError(f'{file}: format {blob.get("format_version")!r} / protocol '
                      f'{blob.get("protocol")!r}, expected {FORMAT_VERSION} / paper{redo}')
+  if blob.get('hit_attributes') != hit_attributes:
+    raise ValueError(f'{file}: drawn for hit_attributes={blob.get("hit_attributes")!r}, not '
+                     f'{hit_attributes!r}{redo}')
   paths = table['path'].to_numpy()
   gallery = (split['subset'] == 'gallery').to_numpy()
   if blob['gallery']['digest'] != _gallery_digest(paths[gallery]):
@@ -164,7 +219,8 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
                      f'the split has {int(gallery.sum())}){redo}')
   row_of = {p: i for i, p in enumerate(paths)}
   is_query = (split['subset'] == 'query').to_numpy()
-  labels = labels_of(table)[:, list(SPECIAL_COLUMNS)]
+  columns = hit_columns(hit_attributes)
+  labels = labels_of(table)[:, [ATTRIBUTE_NAMES.index(a) for a in columns]]
   out = {}
   for name in PAPER_SETTINGS:
     rows, changes, targets = [], [], []
@@ -175,7 +231,7 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
                          f'the split{redo}')
       wanted = labels[row].copy()
       for attr, value in entry['changes'].items():
-        wanted[SPECIAL_ATTRIBUTES.index(attribute(attr).name)] = value
+        wanted[columns.index(attribute(attr).name)] = value
       if wanted.tolist() != entry['target']:
         raise ValueError(f'{file}: {name} query {i} ({entry["path"]}): target {entry["target"]} '
                          f'but the labels with its changes give {wanted.tolist()}{redo}')
@@ -183,18 +239,21 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame
       changes.append({attribute(a).name: int(v) for a, v in entry['changes'].items()})
       targets.append(wanted)
     out[name] = QuerySet(name, np.asarray(rows, np.int64), tuple(changes),
-                         np.asarray(targets, np.int64).reshape(-1, len(SPECIAL_ATTRIBUTES)),
-                         SPECIAL_ATTRIBUTES)
+                         np.asarray(targets, np.int64).reshape(-1, len(columns)), columns,
+                         {k: int(v) for k, v in blob['left_out'][name].items()})
   return out
 
 
-def load_or_make_paper_queries(directory: str, table: pd.DataFrame, split: pd.DataFrame,
-                               split_seed: int, seed: int) -> tuple[dict[str, QuerySet], str]:
-  """The stored queries of this split and seed, drawn and written on first use; and their file."""
-  file = paper_query_file(directory, split_seed, seed)
+def load_or_make_paper_queries(split_file: str, table: pd.DataFrame, split: pd.DataFrame,
+                               seed: int = 0, hit_attributes: str = 'special'
+                               ) -> tuple[dict[str, QuerySet], str]:
+  """The stored queries of this split, hit rule and seed, drawn and written on first use; and
+  their file (beside `split_file`)."""
+  file = paper_query_file(split_file, hit_attributes, seed)
   if not os.path.exists(file):
-    save_paper_queries(file, make_paper_queries(table, split, seed), table, split, seed)
-  return load_paper_queries(file, table, split), file
+    save_paper_queries(file, make_paper_queries(table, split, seed, hit_attributes), table, split,
+                       seed, hit_attributes)
+  return load_paper_queries(file, table, split, hit_attributes), file
 
 
 def adde_query_set(queries: adde.AddeQueries) -> QuerySet:
@@ -237,16 +296,16 @@ def _has_queries(directory: str) -> bool:
              for n in (adde.INDICATOR_FILE, adde.TARGET_FILE))
 
 
-def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, state_dir: str,
-                      split_seed: int, adde_dir: str | None = None) -> AddeTest:
+def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
+                      adde_dir: str | None = None) -> AddeTest:
   """The ADDE protocol's test images, labels and queries.
 
   Without `adde_dir` the test images are the split's query images (first: ADDE draws references
   from the first test images) then its gallery images, and the files are written by ADDE's rule
-  into `<state_dir>/adde_split<split_seed>/`. With `adde_dir` (ADDE's release) its
+  into `<split file stem>_adde/` beside the split. With `adde_dir` (ADDE's release) its
   `imgs_test.txt` names the test images, which must be in the dataset; its `labels_test.txt`,
   `indfull_test.txt` and `gt_test.txt` are used when present. Without the last two, the queries are
-  built by ADDE's rule into `<state_dir>/adde_<digest of the list>/`, and the references are
+  built by ADDE's rule into `adde_<digest of the list>/` beside the split, and the references are
   compared with the release's `ref_test.txt` when there is one.
   """
   all_labels = labels_of(table)
@@ -254,7 +313,7 @@ def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, state_dir: str,
   if adde_dir is None:
     subset = split['subset'].to_numpy()
     rows = np.concatenate([np.nonzero(subset == 'query')[0], np.nonzero(subset == 'gallery')[0]])
-    directory = os.path.join(state_dir, f'adde_split{split_seed}')
+    directory = f'{os.path.splitext(split_file)[0]}_adde'
     _write_missing_adde_files(directory, table['path'].to_numpy()[rows].tolist(),
                               all_labels[rows], int((subset == 'query').sum()))
   else:
@@ -267,7 +326,7 @@ def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, state_dir: str,
     rows = np.asarray([row_of[p] for p in paths], np.int64)
     directory = adde_dir
     if not _has_queries(adde_dir):
-      directory = os.path.join(state_dir, f'adde_{_gallery_digest(paths)[:12]}')
+      directory = os.path.join(os.path.dirname(split_file), f'adde_{_gallery_digest(paths)[:12]}')
       _write_missing_adde_files(directory, paths, all_labels[rows], adde.NUM_REFERENCES)
       given = os.path.join(adde_dir, adde.REFERENCE_FILE)
       if os.path.exists(given):

@@ -13,8 +13,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tf_partfash import intervals
 from tf_partfash.data.synthetic import MARKER_FILE
 from tf_partfash.evaluation import NDCG_K, TABLE2_K, RunResult, Scores
+from tf_partfash.queries import HIT_RULES, LEFT_OUT_REASONS
 
 # Table 2's columns, in its order; methods of train.py plus the two baselines of §7.
 PAPER_METHODS = ('classic', 'no_parts_no_ranking', 'no_parts', 'amnet', 'partnet')
@@ -41,6 +43,9 @@ TABLE2_NAMES = {'pattern': 'Pattern', 'collar': 'Collar', 'fastening': 'Fastenin
 ADDE_TABLE1 = {'AMNet': {20: 36.13}, 'FashionSearchNet': {20: 47.44},
                'ADDE-M': {10: 41.17, 20: 52.93, 30: 59.81, 50: 67.29}}
 ADDE_KS = (10, 20, 30, 50)
+DISTANCE_NOTES = {'euclidean': "Eq. 4 as written: the Euclidean distances of the S + 1 signatures "
+                               'summed', 'squared': 'the squared distances summed (the form FAISS '
+                                                    'searches), not the paper\'s'}
 SHOPPING100K_IMAGES = 101021
 
 
@@ -68,16 +73,89 @@ def describe_dataset(run_data_dir: str | None, data_dir: str, images: int) -> Da
   return Dataset(data_dir, images, synthetic)
 
 
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """One column of the tables: the runs of one method that differ only in their seed."""
+  name: str
+  method: str
+  runs: tuple[RunResult, ...]
+
+  def per_run(self, setting: str, metric: str) -> np.ndarray:
+    """(R, Q) per-query values of every run: 1/0 hits for `top<k>`, else the NDCG named."""
+    return np.stack([_values(r.scores[setting], metric) for r in self.runs])
+
+  def summary(self, setting: str, metric: str, rows: np.ndarray | None = None
+              ) -> dict[str, Any]:
+    """Mean over runs, sd across runs (None for one run), and the 95 % bootstrap interval over
+    queries of the run-averaged per-query values; `rows` picks a subset of the queries."""
+    values = self.per_run(setting, metric)
+    if rows is not None:
+      values = values[:, rows]
+    if not values.shape[1]:
+      return {'mean': None, 'sd': None, 'ci95': None, 'runs': len(self.runs), 'queries': 0}
+    rates = values.mean(axis=1)
+    low, high = intervals.interval(values.mean(axis=0))
+    return {'mean': float(rates.mean()), 'sd': float(rates.std(ddof=1)) if len(rates) > 1
+            else None, 'ci95': [low, high], 'runs': len(self.runs), 'queries': values.shape[1]}
+
+  def minus(self, other: Column, setting: str, metric: str) -> dict[str, Any]:
+    """This column's mean minus `other`'s, paired over the same queries, with its interval."""
+    diff, low, high = intervals.paired_difference(self.per_run(setting, metric).mean(axis=0),
+                                                  other.per_run(setting, metric).mean(axis=0))
+    return {'mean': None if np.isnan(diff) else diff,
+            'ci95': None if np.isnan(diff) else [low, high]}
+
+
+def _values(scores: Scores, metric: str) -> np.ndarray:
+  if metric.startswith('top'):
+    return scores.hits(int(metric[3:]))
+  return scores.ndcg[metric]
+
+
+def columns(results: Sequence[RunResult]) -> list[Column]:
+  """Runs grouped by `variant` (seeds of one method), in order of first appearance; titled by
+  their method's paper name, with the first workdir's name when two columns share a method."""
+  groups: dict[Any, list[RunResult]] = {}
+  for r in results:
+    groups.setdefault(r.variant or ('workdir', r.workdir), []).append(r)
+  names = [METHOD_NAMES.get(g[0].method, g[0].method) for g in groups.values()]
+  out = []
+  for name, runs in zip(names, groups.values()):
+    if names.count(name) > 1:
+      name = f'{name} [{os.path.basename(os.path.normpath(runs[0].workdir))}]'
+    if len(runs) > 1:
+      seeds = {r.seed for r in runs}
+      name = f'{name} ({len(runs)} {"seeds" if len(seeds) == len(runs) else "runs"})'
+    out.append(Column(name, runs[0].method, tuple(runs)))
+  return out
+
+
 def column_names(results: Sequence[RunResult]) -> list[str]:
-  """Each run's column title: its method's paper name, with the workdir when names repeat."""
-  names = [METHOD_NAMES.get(r.method, r.method) for r in results]
-  return [f'{n} [{os.path.basename(os.path.normpath(r.workdir))}]' if names.count(n) > 1 else n
-          for n, r in zip(names, results)]
+  return [c.name for c in columns(results)]
 
 
-def _cell(measured: float, published: float | None, digits: int) -> str:
-  text = '-' if np.isnan(measured) else f'{measured:.{digits}f}'
+def _proposed(cols: Sequence[Column]) -> Column | None:
+  return next((c for c in cols if c.method == 'partnet'), None)
+
+
+def _cell(summary: dict[str, Any], published: float | None, scale: float, digits: int) -> str:
+  """`mean [low, high] (published)`, `mean ± sd [low, high] (published)` for several seeds."""
+  if summary['mean'] is None:
+    text = '-'
+  else:
+    text = f'{scale * summary["mean"]:.{digits}f}'
+    if summary['sd'] is not None:
+      text += f' ± {scale * summary["sd"]:.{digits}f}'
+    low, high = summary['ci95']
+    text += f' [{scale * low:.{digits}f}, {scale * high:.{digits}f}]'
   return f'{text} ({published:.{digits}f})' if published is not None else f'{text} (-)'
+
+
+def _difference_cell(diff: dict[str, Any], scale: float, digits: int) -> str:
+  if diff['mean'] is None:
+    return '-'
+  low, high = diff['ci95']
+  return f'{scale * diff["mean"]:+.{digits}f} [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]'
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -87,71 +165,103 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   return '\n'.join([line(header)] + [line(r) for r in rows])
 
 
+def _left_out_lines(first: dict[str, Scores]) -> list[str]:
+  """Per setting: how many query images were left out and why (`queries.LEFT_OUT_REASONS`)."""
+  out = []
+  for setting, scores in first.items():
+    reasons = ', '.join(f'{n} {LEFT_OUT_REASONS[r]}' for r, n in scores.left_out.items() if n)
+    if reasons:
+      out.append(f'  {SETTING_NAMES[setting]}: {len(scores)} queries; left out: {reasons}')
+  return out
+
+
 def _empty_note(setting: str, scores: Scores) -> list[str]:
   if len(scores):
     return []
-  if setting == 'direct':
-    return ['direct: no queries, no query image has a label on every special attribute (§7).']
-  return [f'{SETTING_NAMES[setting]}: no queries, no gallery image has the labels a query would '
-          'demand (common on synthetic data, whose label combinations rarely repeat).']
+  return [f'{SETTING_NAMES[setting]}: no queries, no query image has a possible hit in the '
+          'gallery; its rates are not defined.']
 
 
-def format_paper_tables(results: Sequence[RunResult], dataset: Dataset) -> str:
-  """Fig. 6 top-20 and NDCG@20 per setting, then Table 2, measured beside (paper)."""
-  names = column_names(results)
+def format_paper_tables(results: Sequence[RunResult], dataset: Dataset, hit_attributes: str,
+                        distance: str) -> str:
+  """Fig. 6 top-20 and NDCG@20 per setting, the paired differences from Proposed, then Table 2:
+  measured [95 % interval over queries] (paper)."""
+  cols = columns(results)
   first = results[0].scores
   out = [dataset.note()] if dataset.note() else []
-  header = ['setting', 'queries', 'with a target'] + names
-  rows = []
-  for setting, scores in first.items():
-    published = PAPER_TOP20.get(setting, {})
-    rows.append([SETTING_NAMES[setting], str(len(scores)), str(int(scores.reachable.sum()))] + [
-        _cell(100 * r.scores[setting].top_k()[TABLE2_K - 1], published.get(r.method), 1)
-        for r in results])
-  out += [f'Top-{TABLE2_K} retrieval accuracy in %, measured (paper Fig. 6 / §7); "with a target":'
-          ' queries some gallery image could hit', _table(header, rows), '']
-  rows = [[SETTING_NAMES[s], str(len(q)), str(int(q.reachable.sum()))] + [
-      f'{np.mean(r.scores[s].ndcg):.3f}' if len(q) else '-' for r in results]
+  out += [f'Hit rule (--hit_attributes={hit_attributes}): a retrieved image is a hit when it has '
+          f'{HIT_RULES[hit_attributes]}.', f'Distance: {distance} ({DISTANCE_NOTES[distance]}).',
+          'Every rate: measured [95 % bootstrap interval over queries] (published); several seeds: '
+          'mean ± sd across seeds [interval of the seed-averaged hits].']
+  out += _left_out_lines(first) + ['']
+  metric = f'top{TABLE2_K}'
+  header = ['setting', 'queries'] + [c.name for c in cols]
+  rows = [[SETTING_NAMES[s], str(len(q))] + [
+      _cell(c.summary(s, metric), PAPER_TOP20.get(s, {}).get(c.method), 100, 1) for c in cols]
       for s, q in first.items()]
+  out += [f'Top-{TABLE2_K} retrieval accuracy in % (paper Fig. 6 / §7):', _table(header, rows), '']
+  proposed = _proposed(cols)
+  others = [c for c in cols if c is not proposed]
+  if proposed is not None and others:
+    rows = [[SETTING_NAMES[s], str(len(q))] + [_difference_cell(c.minus(proposed, s, metric), 100,
+                                                                1) for c in others]
+            for s, q in first.items()]
+    out += [f'Top-{TABLE2_K} minus {proposed.name}\'s, in points, paired bootstrap over the same '
+            'queries [95 % interval]:', _table(['setting', 'queries'] + [c.name for c in others],
+                                                rows), '']
+  rows = [[SETTING_NAMES[s], str(len(q))] + [
+      _cell(c.summary(s, f'ndcg@{NDCG_K}'), None, 1, 3) for c in cols] for s, q in first.items()]
   out += [f'NDCG@{NDCG_K} (AMNet §5.1; the paper reports none):', _table(header, rows), '']
-  per_run = [r.scores['manipulate1'].per_attribute(TABLE2_K) for r in results]
+  names = np.asarray(first['manipulate1'].manipulated)
   rows = []
   for attr, published in PAPER_TABLE2.items():
-    rows.append([TABLE2_NAMES[attr], str(per_run[0].get(attr, (np.nan, 0))[1])] + [
-        _cell(p.get(attr, (np.nan, 0))[0], published.get(r.method), 2)
-        for p, r in zip(per_run, results)])
-  out += [f'Top-{TABLE2_K} accuracy per manipulated attribute, measured (paper Table 2):',
-          _table(['attribute', 'queries'] + names, rows)]
+    chosen = np.nonzero(names == attr)[0]
+    rows.append([TABLE2_NAMES[attr], str(len(chosen))] + [
+        _cell(c.summary('manipulate1', metric, chosen), published.get(c.method), 1, 2)
+        for c in cols])
+  out += [f'Top-{TABLE2_K} accuracy per manipulated attribute (paper Table 2):',
+          _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
   for setting, scores in first.items():
     out += _empty_note(setting, scores)
   return '\n'.join(out)
 
 
-def format_adde_table(results: Sequence[RunResult], dataset: Dataset) -> str:
-  """ADDE's Table 1 rows (top-10/20/30/50 in %) under the measured ones, then per attribute."""
+def format_adde_table(results: Sequence[RunResult], dataset: Dataset, distance: str) -> str:
+  """ADDE's Table 1 rows (top-10/20/30/50 in %) under the measured ones, ADDE's NDCG, then per
+  attribute; measured values with their 95 % interval over queries."""
   out = [dataset.note()] if dataset.note() else []
-  names = column_names(results)
+  cols = columns(results)
   scores = results[0].scores['adde']
-  special = np.array([bool(m) and all(a in PAPER_TABLE2 for a in m.split('+'))
-                      for m in scores.manipulated], bool)
-  ks = np.asarray(ADDE_KS)
+  special = np.nonzero([bool(m) and all(a in PAPER_TABLE2 for a in m.split('+'))
+                        for m in scores.manipulated])[0]
   rows = []
-  for name, r in zip(names, results):
-    s = r.scores['adde']
-    rows.append([f'{name} (measured)'] + [_percent(s.first_hit, k) for k in ks])
-    rows.append([f'{name}, special-attribute queries'] + [_percent(s.first_hit[special], k)
-                                                          for k in ks])
+  for c in cols:
+    rows.append([f'{c.name} (measured)'] + [_cell(c.summary('adde', f'top{k}'), None, 100, 2)[:-4]
+                                            for k in ADDE_KS])
+    rows.append([f'{c.name}, special-attribute queries'] + [
+        _cell(c.summary('adde', f'top{k}', special), None, 100, 2)[:-4] for k in ADDE_KS])
   for method, published in ADDE_TABLE1.items():
     rows.append([f'{method} (ADDE Table 1)'] + [f'{published[k]:.2f}' if k in published else '-'
-                                               for k in ks])
-  out += [f'ADDE protocol, queries: {len(scores)} ({int(special.sum())} on special attributes); '
-          f'gallery: all {scores.gallery_size} test images, references included. Top-k accuracy '
-          'in %:', _table(['method'] + [f'top-{k}' for k in ks], rows), '']
-  per_run = [r.scores['adde'].per_attribute(TABLE2_K) for r in results]
-  rows = [[attr, str(count)] + [f'{p[attr][0]:.2f}' for p in per_run]
-          for attr, (_, count) in per_run[0].items()]
+                                               for k in ADDE_KS])
+  out += [f'ADDE protocol, queries: {len(scores)} ({len(special)} on special attributes); '
+          f'gallery: all {scores.gallery_size} test images, references included; distance: '
+          f'{distance}. Top-k accuracy in % [95 % interval over queries]:',
+          _table(['method'] + [f'top-{k}' for k in ADDE_KS], rows), '']
+  metrics = [f'adde_{n}@{NDCG_K}' for n in ('ndcg', 'ndcg_target', 'ndcg_others')]
+  rows = [[c.name] + [_cell(c.summary('adde', m), None, 1, 3)[:-4] for m in metrics]
+          for c in cols]
+  out += [f"NDCG by ADDE's definition (its src/eval.py: DCG over the top {NDCG_K} normalised by "
+          'an all-relevant list; target: the manipulated attribute, others: the other 11):',
+          _table(['method'] + [f'NDCG@{NDCG_K}', f'NDCG_target@{NDCG_K}',
+                               f'NDCG_others@{NDCG_K}'], rows), '']
+  names = np.asarray(scores.manipulated)
+  rows = []
+  for attr in sorted(set(scores.manipulated) - {''}):
+    chosen = np.nonzero(names == attr)[0]
+    rows.append([attr, str(len(chosen))] + [_cell(c.summary('adde', f'top{TABLE2_K}', chosen),
+                                                  None, 1, 2)[:-4] for c in cols])
   out += [f'Top-{TABLE2_K} accuracy per manipulated attribute:',
-          _table(['attribute', 'queries'] + names, rows)]
+          _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
   out += _empty_note('adde', scores)
   unexpressed = int(scores.unexpressed.sum())
   if unexpressed:
@@ -160,31 +270,57 @@ def format_adde_table(results: Sequence[RunResult], dataset: Dataset) -> str:
   return '\n'.join(out)
 
 
-def _percent(first_hit: np.ndarray, k: int) -> str:
-  return f'{100 * np.mean(first_hit < k):.2f}' if len(first_hit) else '-'
+def _setting_json(scores: Scores) -> dict[str, Any]:
+  """One run's figures on one setting, each rate with its 95 % interval over queries."""
+  if not len(scores):
+    return {'queries': 0, 'gallery_images': scores.gallery_size, 'left_out': scores.left_out,
+            'top_k': [], f'top{TABLE2_K}': None, f'top{TABLE2_K}_ci95': None}
+  low, high = scores.top_k_interval()
+  blob = {'queries': len(scores), 'gallery_images': scores.gallery_size,
+          'left_out': scores.left_out,
+          'queries_with_a_target': int(scores.reachable.sum()),
+          'top_k': [round(float(v), 6) for v in scores.top_k()],
+          'top_k_ci95': [[round(float(a), 6), round(float(b), 6)] for a, b in zip(low, high)],
+          f'top{TABLE2_K}': float(scores.top_k()[TABLE2_K - 1]),
+          f'top{TABLE2_K}_ci95': list(intervals.interval(scores.hits(TABLE2_K))),
+          f'top{TABLE2_K}_per_attribute': {
+              a: {'accuracy': v, 'queries': n, 'ci95': list(ci)}
+              for a, (v, n, ci) in scores.per_attribute(TABLE2_K).items()},
+          'unexpressed_changes': int(scores.unexpressed.sum())}
+  for name, values in scores.ndcg.items():
+    blob[name] = float(np.mean(values))
+    blob[f'{name}_ci95'] = list(intervals.interval(values))
+  return blob
 
 
 def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, query_file: str,
                  settings: dict[str, Any]) -> dict[str, Any]:
-  """The content of results.json: every run's top-k curve, Table 2 row and NDCG per setting."""
-  runs = []
-  for name, r in zip(column_names(results), results):
-    runs.append({'workdir': r.workdir, 'method': r.method, 'name': name, 'settings': {
-        setting: {'queries': len(s), 'gallery_images': s.gallery_size,
-                  'queries_with_a_target': int(s.reachable.sum()),
-                  'top_k': [round(float(v), 6) for v in s.top_k()] if len(s) else [],
-                  f'top{TABLE2_K}': float(s.top_k()[TABLE2_K - 1]) if len(s) else None,
-                  f'ndcg@{NDCG_K}': float(np.mean(s.ndcg)) if len(s) else None,
-                  f'top{TABLE2_K}_per_attribute': {
-                      a: {'accuracy': v, 'queries': n}
-                      for a, (v, n) in s.per_attribute(TABLE2_K).items()},
-                  'unexpressed_changes': int(s.unexpressed.sum())}
-        for setting, s in r.scores.items()}})
+  """The content of results.json: every run's top-k curve, Table 2 row and NDCG per setting with
+  intervals, and per method (seeds grouped) mean, sd, interval and the paired difference from
+  Proposed."""
+  cols = columns(results)
+  name_of = {id(r): c.name for c in cols for r in c.runs}
+  runs = [{'workdir': r.workdir, 'method': r.method, 'name': name_of[id(r)], 'seed': r.seed,
+           'settings': {s: _setting_json(v) for s, v in r.scores.items()}} for r in results]
+  proposed = _proposed(cols)
+  metric_names = [f'top{TABLE2_K}'] + list(next(iter(results[0].scores.values())).ndcg)
+  methods = []
+  for c in cols:
+    entry = {'name': c.name, 'method': c.method, 'workdirs': [r.workdir for r in c.runs],
+             'seeds': [r.seed for r in c.runs], 'settings': {}}
+    for setting in results[0].scores:
+      entry['settings'][setting] = {m: c.summary(setting, m) for m in metric_names}
+      if proposed is not None and c is not proposed:
+        entry['settings'][setting][f'top{TABLE2_K}_minus_proposed'] = c.minus(
+            proposed, setting, f'top{TABLE2_K}')
+    methods.append(entry)
   published = ({'fig6_top20_percent': PAPER_TOP20, 'table2_top20': PAPER_TABLE2}
                if protocol == 'paper' else {'adde_table1_percent': ADDE_TABLE1})
   return {'protocol': protocol, 'dataset': dataclasses.asdict(dataset),
           'comparable_to_published': dataset.note() is None, 'query_file': query_file,
-          **settings, 'runs': runs, 'published': published}
+          'intervals': {'level': intervals.LEVEL, 'resamples': intervals.RESAMPLES,
+                        'method': 'percentile bootstrap over queries'},
+          **settings, 'runs': runs, 'methods': methods, 'published': published}
 
 
 def write_json(file: str, blob: dict[str, Any]) -> None:
@@ -195,7 +331,8 @@ def write_json(file: str, blob: dict[str, Any]) -> None:
 
 
 def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: Dataset) -> None:
-  """Top-k accuracy curves of every run, one panel per setting (Fig. 6 a, b and 2 manipulations).
+  """Top-k accuracy curves of every column (seeds averaged) with their 95 % bands over queries,
+  one panel per setting (Fig. 6 a, b and 2 manipulations).
 
   The published points (top-20, or ADDE's top-10/20/30/50) are drawn on Shopping100k only.
   """
@@ -205,15 +342,21 @@ def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: 
 
   settings = list(results[0].scores)
   fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
-  names = column_names(results)
   for ax, setting, letter in zip(axes[0], settings, 'abcdefg'):
-    for name, r in zip(names, results):
-      top = r.scores[setting].top_k()
-      line, = ax.plot(np.arange(1, len(top) + 1), 100 * top, label=name)
-      published = PAPER_TOP20.get(setting, {}).get(r.method)
+    for c in columns(results):
+      max_k = c.runs[0].scores[setting].max_k
+      ks = np.arange(1, max_k + 1)
+      curve = np.mean([r.scores[setting].first_hit[:, None] < ks[None, :] for r in c.runs],
+                      axis=0).astype(np.float64)  # (Q, K): seed-averaged hits within top k
+      if not len(curve):
+        continue
+      line, = ax.plot(ks, 100 * curve.mean(axis=0), label=c.name)
+      low, high = intervals.interval(curve)
+      ax.fill_between(ks, 100 * low, 100 * high, color=line.get_color(), alpha=0.15, lw=0)
+      published = PAPER_TOP20.get(setting, {}).get(c.method)
       if published is not None and dataset.note() is None:
         ax.plot([TABLE2_K], [published], 'o', color=line.get_color(), mfc='none',
-                label=f'{name} (paper)')
+                label=f'{c.name} (paper)')
     if protocol == 'adde' and dataset.note() is None:
       for method, points in ADDE_TABLE1.items():
         ax.plot(list(points), list(points.values()), 'x--', label=f'{method} (ADDE Table 1)')

@@ -2,8 +2,9 @@
 
 Every image is S + 1 L2-normalised signatures, (V, D) with V = S + 1 in `SIGNATURE_NAMES` order of
 `tf_partfash.models.partnet` (general first, then the special attributes). Two distances d:
-`squared` (sum of squared Euclidean distances: one matrix product over the concatenated
-signatures, the form FAISS searches) and `euclidean` (sum of plain distances, as Eq. 4 reads).
+`euclidean` (the default: Eq. 4 as written, d the Euclidean distance of §4.5 summed over the
+S + 1 signatures) and `squared` (sum of squared Euclidean distances: one matrix product over the
+concatenated signatures, the form FAISS searches).
 Pure numpy; FAISS is imported only when its backend is asked for. No TensorFlow.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, S
 if TYPE_CHECKING:
   from tf_partfash.index import Prototypes
 
-DISTANCES: tuple[str, ...] = ('squared', 'euclidean')
+DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
 BACKENDS: tuple[str, ...] = ('exact', 'faiss')
 # Bound on the (queries x gallery chunk) distance block of exact search: 16M floats = 64 MB.
 _BLOCK_ELEMENTS = 1 << 24
@@ -88,7 +89,7 @@ def _distances(queries: np.ndarray, gallery: np.ndarray, gallery_norms: np.ndarr
 
 
 def signature_distances(queries: np.ndarray, gallery: np.ndarray,
-                        weights: np.ndarray | None = None, distance: str = 'squared') -> np.ndarray:
+                        weights: np.ndarray | None = None, distance: str = 'euclidean') -> np.ndarray:
   """(Q, N) D(i, r) = Σ_v w_v d(fc7_v(i), fc7_v(r)): Eq. 4 with `weights` None, else Eq. 6.
 
   `weights` is (V,) for all queries or (Q, V) per query. `squared`: d is the squared Euclidean
@@ -180,7 +181,7 @@ def top_k(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
   return indices, np.take_along_axis(distances, indices, axis=1)
 
 
-def personalization_weights(selected: np.ndarray, distance: str = 'squared') -> np.ndarray:
+def personalization_weights(selected: np.ndarray, distance: str = 'euclidean') -> np.ndarray:
   """Eq. 5: w_v = 1 / Σ_{k<j} d(fc7_v(k), fc7_v(j)) over the picked images, scaled to sum to V.
 
   Signatures on which the picks agree (small spread) weigh more in the next search (Eq. 6).
@@ -222,13 +223,14 @@ class Searcher:
   ranking is the exact one. The gallery is float32 (numpy has no fast float16 product).
   """
 
-  def __init__(self, gallery: np.ndarray, backend: str = 'exact', distance: str = 'squared'):
+  def __init__(self, gallery: np.ndarray, backend: str = 'exact', distance: str = 'euclidean'):
     _check_distance(distance)
     if backend not in BACKENDS:
       raise ValueError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
     if backend == 'faiss' and distance != 'squared':
-      raise ValueError(f'backend=faiss searches distance=squared only (got {distance!r}); use '
-                       'backend=exact for the sum of plain distances')
+      raise ValueError(f'backend=faiss searches distance=squared only (got {distance!r}); give '
+                       'distance=squared, or use backend=exact for Eq. 4\'s sum of Euclidean '
+                       'distances')
     gallery = _check_signatures('gallery', gallery)
     self.backend, self.distance = backend, distance
     self.shape = gallery.shape

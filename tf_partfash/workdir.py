@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,16 @@ class RunConfig:
                  blob['data'])
     except (KeyError, TypeError) as e:
       raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
+
+
+def variant_of(run: RunConfig) -> str:
+  """A digest of the run's configuration without its seed and logging cadence: runs that differ
+  only in their seed share it (the seeds of one method, reported as mean +- sd)."""
+  blob = run.to_json()
+  blob['train'] = {k: v for k, v in blob['train'].items()
+                   if k not in ('seed', 'checkpoint_every_secs', 'log_every_secs')}
+  text = json.dumps(blob, sort_keys=True).encode('utf-8')
+  return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 def _differences(a: dict, b: dict, prefix: str = '') -> list[str]:

@@ -426,26 +426,3 @@ def sample_table(num_images: int, seed: int = 0,
   table = pd.DataFrame(np.stack(rows), columns=list(ATTRIBUTE_NAMES))
   table.insert(0, 'path', paths)
   return table, np.asarray(style_of, np.int64)
-
-
-def query_availability(table: pd.DataFrame, split_seed: int = 0, query_seed: int = 0
-                       ) -> dict[str, float]:
-  """How many §7 queries a dataset offers under its paper split: `evaluable` query images (all
-  five special labels), `direct_with_target` (fraction of them with an exact-match gallery image),
-  `manipulate1`/`manipulate2` (queries with a target) and `manipulate1_<attribute>`."""
-  from tf_partfash import queries  # the retrieval protocol, only needed for this check
-  from tf_partfash.data import splits
-  split = splits.paper_split(table['path'], split_seed)
-  drawn = queries.make_paper_queries(table, split, query_seed)
-  special = table[list(SPECIAL_ATTRIBUTES)].to_numpy()
-  gallery = special[(split['subset'] == 'gallery').to_numpy()]
-  found = {tuple(g) for g in gallery if (g != MISSING).all()}
-  direct = drawn['direct']
-  out: dict[str, float] = {
-      'evaluable': len(direct),
-      'direct_with_target': float(np.mean([tuple(t) in found for t in direct.targets]))
-      if len(direct) else 0.0,
-      'manipulate1': len(drawn['manipulate1']), 'manipulate2': len(drawn['manipulate2'])}
-  for name in SPECIAL_ATTRIBUTES:
-    out[f'manipulate1_{name}'] = sum(name in c for c in drawn['manipulate1'].changes)
-  return out
