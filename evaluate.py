@@ -12,6 +12,7 @@ Runs that differ only in their seed are one column: mean +- sd across seeds.
 """
 import logging
 import os
+import sys
 
 from absl import app, flags
 
@@ -51,7 +52,7 @@ def main(argv):
   real = [os.path.realpath(w) for w in workdirs]
   repeated = next((w for w, r in zip(workdirs, real) if real.count(r) > 1), None)
   if repeated:
-    raise app.UsageError(f'--workdirs lists {repeated} twice')
+    sys.exit(f'evaluate.py: error: --workdirs lists {repeated} twice')
   if FLAGS.adde_dir and FLAGS.protocol != 'adde':
     raise app.UsageError('--adde_dir is for --protocol=adde')
   if FLAGS['hit_attributes'].present and FLAGS.protocol != 'paper':

@@ -237,4 +237,5 @@ def test_evaluate_cli_refuses_a_workdir_listed_twice(tmp_path):
   result = subprocess.run(
       [sys.executable, 'evaluate.py', f'--workdirs={tmp_path},{tmp_path}/'], cwd=ROOT,
       capture_output=True, text=True, timeout=120)
-  assert result.returncode != 0 and f'--workdirs lists {tmp_path}/ twice' in result.stderr
+  assert result.returncode == 1
+  assert result.stderr.strip() == f'evaluate.py: error: --workdirs lists {tmp_path} twice'

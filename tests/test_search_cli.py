@@ -87,7 +87,8 @@ def test_query_by_new_image_against_a_folder(tiny_run, tmp_path):
   assert (closet.labels == -1).all() and closet.image_root == str(folder)
   photo = index.embed_images(model, run, str(tmp_path), ['photo.jpg'], closet.model_id,
                              progress=False)
-  found, dist = retrieval.Searcher(closet.signatures).search(photo.signatures, 3)
+  found, dist = retrieval.Searcher(closet.signatures, distance='squared').search(
+      photo.signatures, 3)
   assert found[0, 0] == 1 and dist[0, 0] < 1e-5  # the same image: the same signatures
   os.remove(folder / 'sub' / 'item2.jpg')  # a changed folder is indexed again
   assert len(index.index_folder(workdir, str(folder), model=model, progress=False)) == 2

@@ -171,11 +171,14 @@ class GalleryIndex:
   model_id: str
   image_root: str = ''                  # directory of the images (Images/ or the folder)
   format_version: int = FORMAT_VERSION
+  case_probabilities: np.ndarray | None = None  # (N, 3) "Extract Parts?" head; None without one
 
   def __post_init__(self):
     n = len(self.signatures)
     sizes = {'labels': len(self.labels), 'paths': len(self.paths), 'rows': len(self.rows),
              **{f'probabilities[{a}]': len(p) for a, p in self.probabilities.items()}}
+    if self.case_probabilities is not None:
+      sizes['case_probabilities'] = len(self.case_probabilities)
     bad = {k: v for k, v in sizes.items() if v != n}
     if bad:
       raise ValueError(f'index of {n} signatures has ' + ', '.join(f'{k} of {v}'
@@ -194,7 +197,9 @@ class GalleryIndex:
     return dataclasses.replace(
         self, signatures=self.signatures[positions], labels=self.labels[positions],
         paths=self.paths[positions], rows=self.rows[positions],
-        probabilities={a: p[positions] for a, p in self.probabilities.items()})
+        probabilities={a: p[positions] for a, p in self.probabilities.items()},
+        case_probabilities=None if self.case_probabilities is None
+        else self.case_probabilities[positions])
 
   def file(self, position: int) -> str:
     return os.path.join(self.image_root, str(self.paths[position]))
@@ -217,6 +222,8 @@ class GalleryIndex:
         'format_version': np.int64(self.format_version), 'model_id': np.str_(self.model_id),
         'image_root': np.str_(self.image_root), 'signatures': self.signatures,
         'labels': self.labels, 'paths': np.asarray(self.paths, str), 'rows': self.rows,
+        **({} if self.case_probabilities is None
+           else {'case_probabilities': self.case_probabilities}),
         **{f'probabilities_{a}': p for a, p in self.probabilities.items()}})
 
   @classmethod
@@ -226,7 +233,8 @@ class GalleryIndex:
     _check_header(path, stored, expected_model_id)
     return cls(stored['signatures'], {a: stored[f'probabilities_{a}'] for a in ATTRIBUTE_NAMES},
                stored['labels'], stored['paths'], stored['rows'], str(stored['model_id']),
-               str(stored['image_root']), int(stored['format_version']))
+               str(stored['image_root']), int(stored['format_version']),
+               stored.get('case_probabilities'))
 
 
 def _chunked(directory: str, key: dict, rows: np.ndarray, chunk_size: int, what: str,
@@ -319,7 +327,9 @@ def ensure_index(workdir: str, name: str = 'test', rows: np.ndarray | None = Non
 
   def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
     out = predict(model, data.examples, chunk, run.model.image_size, run.train.batch_size)
-    return {'signatures': out.signatures, **{f'p_{a}': p for a, p in out.probabilities.items()}}
+    case = {} if out.case_probabilities is None else {'case': out.case_probabilities}
+    return {'signatures': out.signatures, **case,
+            **{f'p_{a}': p for a, p in out.probabilities.items()}}
 
   key = {'model_id': mid, 'rows': _digest(rows.tobytes()), 'chunk': chunk_size}
   chunks = _chunked(file + '.partial', key, rows, chunk_size, f'index {name}', compute, progress)
@@ -327,7 +337,7 @@ def ensure_index(workdir: str, name: str = 'test', rows: np.ndarray | None = Non
   index = GalleryIndex(joined['signatures'], {a: joined[f'p_{a}'] for a in ATTRIBUTE_NAMES},
                        data.examples.labels[rows].astype(np.int64),
                        data.table['path'].to_numpy(str)[rows], rows, mid,
-                       os.path.join(data.data_dir, IMAGES_DIR))
+                       os.path.join(data.data_dir, IMAGES_DIR), case_probabilities=joined.get('case'))
   index.save(file)
   shutil.rmtree(file + '.partial')
   return index
@@ -357,7 +367,8 @@ def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Seq
   out = predict(model, examples, rows, run.model.image_size, run.train.batch_size,
                 PROGRESS_EVERY_SECS if progress else None)
   return GalleryIndex(out.signatures, out.probabilities, examples.labels.astype(np.int64),
-                      np.asarray(paths, str), rows, model_identity, image_root)
+                      np.asarray(paths, str), rows, model_identity, image_root,
+                      case_probabilities=out.case_probabilities)
 
 
 def folder_images(folder: str) -> list[str]:

@@ -60,22 +60,23 @@ def _scores(truth: np.ndarray, predicted: np.ndarray, train: np.ndarray) -> dict
           'majority': float((truth[valid] == majority).mean()), 'count': int(valid.sum())}
 
 
-def accuracy_table(labels: np.ndarray, predictions: Predictions, train_labels: np.ndarray,
+def accuracy_table(labels: np.ndarray, probabilities: dict[str, np.ndarray],
+                   train_labels: np.ndarray, case_probabilities: np.ndarray | None = None,
                    case: np.ndarray | None = None,
                    train_case: np.ndarray | None = None) -> dict[str, dict[str, float]]:
   """Per attribute: accuracy on labelled images, the majority-class rate, and the count.
 
-  The majority class is the most frequent label in the training set, so the rate is what a
-  network that ignored the image would score on these images. With `case` (part extraction's
-  case index per image), the "Extract Parts?" head is scored the same way as `extract_parts`.
+  `probabilities` (attribute -> (N, K)) and `case_probabilities` ((N, 3), the "Extract Parts?"
+  head's) are the model's, for the images of `labels`. The majority class is the most frequent
+  label in the training set, so the rate is what a network that ignored the image would score on
+  these images. With `case` (part extraction's case index per image), the head is scored the same
+  way as `extract_parts`.
   """
   table = {}
   for j, name in enumerate(ATTRIBUTE_NAMES):
-    row = _scores(labels[:, j], predictions.probabilities[name].argmax(axis=1), train_labels[:, j])
+    row = _scores(labels[:, j], probabilities[name].argmax(axis=1), train_labels[:, j])
     if row:
       table[name] = row
-  if (case is not None and train_case is not None
-      and predictions.case_probabilities is not None):
-    table['extract_parts'] = _scores(case, predictions.case_probabilities.argmax(axis=1),
-                                     train_case)
+  if case is not None and train_case is not None and case_probabilities is not None:
+    table['extract_parts'] = _scores(case, case_probabilities.argmax(axis=1), train_case)
   return table

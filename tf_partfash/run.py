@@ -1,8 +1,8 @@
 """A whole training run, as train.py starts it: data, both stages, export, test accuracy.
 
-The generic attribute representations (§4.6) and the gallery index are computed from the exported
-model on first use by evaluate.py or search.py (`index.ensure_prototypes`, `index.ensure_index`)
-and cached in the workdir.
+The test images' index (`index.ensure_index`) is written by the same forward pass that scores the
+test accuracy; the generic attribute representations (§4.6) are computed on first use by
+evaluate.py or search.py (`index.ensure_prototypes`). Both are cached in the workdir.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data.prepared import PreparedData, prepare_run_data
 from tf_partfash.methods import method
 from tf_partfash.models.alexnet import load_alexnet_weights
-from tf_partfash.recognition import accuracy_table, predict
+from tf_partfash.index import ensure_index
+from tf_partfash.recognition import accuracy_table
 from tf_partfash.training import Trainer
 from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
 
@@ -72,12 +73,11 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
                     strategy or make_strategy(strategy_name), method(run.method))
   trainer.run()
   export_model(workdir, trainer.model)
-  test_rows = data.rows('gallery', 'query')
-  predictions = predict(trainer.model, data.examples, test_rows, run.model.image_size,
-                        run.train.batch_size)
-  table = accuracy_table(data.examples.labels[test_rows], predictions,
-                         data.examples.labels[train_rows], data.examples.case[test_rows],
-                         data.examples.case[train_rows])
+  index = ensure_index(workdir, 'test', model=trainer.model, data=data)  # what evaluate.py reads
+  test_rows = index.rows
+  table = accuracy_table(data.examples.labels[test_rows], index.probabilities,
+                         data.examples.labels[train_rows], index.case_probabilities,
+                         data.examples.case[test_rows], data.examples.case[train_rows])
   with open(os.path.join(workdir, 'accuracy.json'), 'w') as f:
     json.dump(table, f, indent=2)
   logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
