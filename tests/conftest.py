@@ -1,10 +1,48 @@
-"""Shared fixtures: one tiny built-in synthetic dataset for the tests that train a model."""
+"""Shared fixtures: one tiny built-in synthetic dataset for the tests that train a model, and the
+real Shopping100k files (sample images, ADDE split lists) found through one setting."""
 import os
 
 import pytest
 
 # Fewer TF start-up lines in test logs; subprocesses inherit it.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SHOPPING100K_ENV = 'TF_PARTFASH_SHOPPING100K'
+# Set to 1 where the real-data tests must run (CI): missing files then fail instead of skipping.
+_REQUIRE_SHOPPING100K_ENV = 'TF_PARTFASH_REQUIRE_SHOPPING100K'
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+  parser.addoption('--shopping100k', metavar='DIR',
+                   help='the real Shopping100k test files (sample/ and splits/); default: '
+                   f'${_SHOPPING100K_ENV}, else ../shared/shopping100k from the repository root')
+
+
+def _shopping100k_dir(config: pytest.Config, subfolder: str) -> str:
+  """`subfolder` of the real Shopping100k test files; skips (or fails, if required) when absent."""
+  root = os.path.abspath(config.getoption('shopping100k') or os.environ.get(_SHOPPING100K_ENV)
+                         or os.path.join(_REPO_ROOT, '..', 'shared', 'shopping100k'))
+  path = os.path.join(root, subfolder)
+  if not os.path.isdir(path):
+    message = (f'real Shopping100k fixtures not found at {path}: put the sample/ and splits/ '
+               f'folders in {root}, or pass --shopping100k=DIR or set {_SHOPPING100K_ENV}')
+    if os.environ.get(_REQUIRE_SHOPPING100K_ENV) == '1':
+      pytest.fail(f'{message} ({_REQUIRE_SHOPPING100K_ENV}=1)', pytrace=False)
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture(scope='session')
+def shopping100k_sample(pytestconfig: pytest.Config) -> str:
+  """The four real Shopping100k images and their attribute files, in the distributed layout."""
+  return _shopping100k_dir(pytestconfig, 'sample')
+
+
+@pytest.fixture(scope='session')
+def shopping100k_splits(pytestconfig: pytest.Config) -> str:
+  """ADDE's public split lists: attr_num.txt, imgs_train.txt, imgs_test.txt, ref_test.txt."""
+  return _shopping100k_dir(pytestconfig, 'splits')
 
 
 @pytest.fixture(scope='session')

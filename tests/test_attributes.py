@@ -1,18 +1,18 @@
 """The attribute schema: vocabularies, roles, lookup and the 151-dim encoding (paper §3, §4.1)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from tf_partfash import attributes as A
 
-ATTR_NUM = '/work/shared/shopping100k/splits/attr_num.txt'
 
-
-def test_vocabulary_sizes_match_attr_num():
+def test_vocabulary_sizes_match_attr_num(shopping100k_splits):
   sizes = [a.num_values for a in A.ATTRIBUTES]
   assert sizes == [16, 17, 19, 14, 10, 15, 2, 11, 16, 7, 9, 15]
-  with open(ATTR_NUM) as f:
+  with open(os.path.join(shopping100k_splits, 'attr_num.txt')) as f:
     assert sizes == [int(line) for line in f.read().split()]
   assert A.NUM_VALUES == sum(sizes) == 151
 

@@ -14,7 +14,6 @@ from tf_partfash.parts import (Parts, compute_parts, extract_parts, load_or_comp
                                write_parts_csv)
 from tf_partfash.parts.__main__ import main
 
-SAMPLE = '/work/shared/shopping100k/sample'
 H, W = 1100, 762
 INK = (40, 50, 110)
 
@@ -152,17 +151,18 @@ def _assert_flip_equivariant(img: np.ndarray) -> None:
     _near(mirrored.boxes[name], parts.boxes[name], tol=0.01)
 
 
-def test_flip_equivariance_drawn_and_real():
+def test_flip_equivariance_drawn_and_real(shopping100k_sample):
   _assert_flip_equivariant(_tshirt(left_hem=300, right_hem=450))
-  _assert_flip_equivariant(read_image(f'{SAMPLE}/Images/Male/1_Coats/0000134_2.jpg'))
+  _assert_flip_equivariant(read_image(f'{shopping100k_sample}/Images/Male/1_Coats/0000134_2.jpg'))
 
 
-def test_real_samples():
-  table = read_attributes(SAMPLE)
+def test_real_samples(shopping100k_sample):
+  table = read_attributes(shopping100k_sample)
   expected = {'0000095_13': 'sleeveless', '0000097_14': 'sleeve', '0000134_2': 'sleeve',
               '0000230_2': 'sleeve'}
   for path, category in zip(table['path'], table['category']):
-    parts = extract_parts(read_image(f'{SAMPLE}/Images/{path}'), lower_body_of(category))
+    image = read_image(f'{shopping100k_sample}/Images/{path}')
+    parts = extract_parts(image, lower_body_of(category))
     assert parts.case == expected[os.path.basename(path)[:-4]], path
     if parts.case == 'sleeve':
       assert parts.boxes['left_sleeve'][3] < 1 / 3 and parts.boxes['right_sleeve'][1] > 2 / 3

@@ -177,6 +177,7 @@ def test_results_json_and_plot(tmp_path):
   assert color['accuracy'] == 0.5 and color['queries'] == 6 and color['ci95'][0] < 0.5
   assert manipulation['ndcg@20'] == pytest.approx(0.5)
   assert manipulation['ndcg@20_ci95'] == [0.5, 0.5]
+  assert manipulation['first_hit'] == [5] * 7 + [30] * 3
   assert stored['runs'][0]['settings']['direct']['left_out'] == {'unlabelled': 3,
                                                                  'no_target': 2}
   assert stored['hit_attributes'] == 'special'
@@ -239,3 +240,38 @@ def test_evaluate_cli_refuses_a_workdir_listed_twice(tmp_path):
       capture_output=True, text=True, timeout=120)
   assert result.returncode == 1
   assert result.stderr.strip() == f'evaluate.py: error: --workdirs lists {tmp_path} twice'
+
+
+def test_paired_difference_of_two_results_files():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'paired_difference', os.path.join(ROOT, 'benchmarks', 'paired_difference.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  runs_a = [_paper_run('partnet', 'runs/p', 3)]
+  runs_b = [_paper_run('partnet', 'runs/p', 7)]
+  a = results_json('paper', runs_a, SYNTHETIC, 'q.json', {'distance': 'squared'})
+  b = results_json('paper', runs_b, SYNTHETIC, 'q.json', {'distance': 'euclidean'})
+  rows = module.paired(json.loads(json.dumps(a)), json.loads(json.dumps(b)), 20)
+  assert [r['setting'] for r in rows] == ['direct', 'manipulate1', 'manipulate2']
+  # B hits on queries 4-7 too: +40 points, the interval of +1 on 4 of 10 queries.
+  assert rows[1]['b_minus_a'] == pytest.approx(0.4)
+  assert rows[1]['ci95'] == list(intervals.interval(np.r_[np.zeros(3), np.ones(4), np.zeros(3)]))
+  b['query_file'] = 'other.json'
+  with pytest.raises(ValueError, match='scored on other queries'):
+    module.paired(a, b, 20)
+
+
+def test_a_setting_without_queries_is_a_line_not_a_number():
+  run, other = _paper_run('partnet', 'runs/a', 5), _paper_run('classic', 'runs/c', 2)
+  for r in (run, other):  # the same query file: no direct query for either
+    r.scores['direct'] = _scores('direct', [], [], left_out={'unlabelled': 3, 'no_target': 7})
+  text = format_paper_tables([run, other], SYNTHETIC, 'special', 'euclidean')
+  direct = [l for l in text.splitlines() if l.startswith('direct ')]
+  assert [_cells(l) for l in direct] == [['direct', '0', '- (56.5)', '- (-)'],  # top-20
+                                         ['direct', '0', '-'],                  # difference
+                                         ['direct', '0', '- (-)', '- (-)']]     # NDCG
+  assert 'direct: no queries, no query image has a possible hit in the gallery' in text
+  blob = results_json('paper', [run], SYNTHETIC, 'q.json', {})
+  assert blob['runs'][0]['settings']['direct']['top20'] is None
+  assert blob['methods'][0]['settings']['direct']['top20']['mean'] is None

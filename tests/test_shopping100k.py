@@ -10,7 +10,6 @@ import pytest
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.data import shopping100k as S
 
-SAMPLE = '/work/shared/shopping100k/sample'
 # The labels of the sample files, read by eye, attributes in alphabetical order.
 SAMPLE_PATHS = ['Male/1_Coats/0000095_13.jpg', 'Male/1_Coats/0000097_14.jpg',
                 'Male/1_Coats/0000134_2.jpg', 'Male/1_Coats/0000230_2.jpg']
@@ -23,9 +22,9 @@ SAMPLE_LABELS = np.array([
 ])
 
 
-def _copy_sample(tmp_path) -> str:
+def _copy_sample(sample: str, tmp_path) -> str:
   data_dir = str(tmp_path / 'data')
-  shutil.copytree(SAMPLE, data_dir)
+  shutil.copytree(sample, data_dir)
   for root, dirs, files in os.walk(data_dir):
     for name in dirs + files:
       os.chmod(os.path.join(root, name), 0o755)  # the shared copy is read-only
@@ -42,8 +41,8 @@ def _corrupt(data_dir: str, attr: str, line: int, text: str) -> str:
   return file
 
 
-def test_sample_parses_to_its_labels():
-  table = S.read_attributes(SAMPLE)
+def test_sample_parses_to_its_labels(shopping100k_sample):
+  table = S.read_attributes(shopping100k_sample)
   assert table.columns.tolist() == ['path', *ATTRIBUTE_NAMES]
   assert table['path'].tolist() == SAMPLE_PATHS
   np.testing.assert_array_equal(S.labels_of(table), SAMPLE_LABELS)
@@ -54,8 +53,8 @@ def test_sample_parses_to_its_labels():
   assert S.labels_of(table).dtype == np.int64
 
 
-def test_image_file_and_category_folders():
-  assert os.path.isfile(S.image_file(SAMPLE, SAMPLE_PATHS[0]))
+def test_image_file_and_category_folders(shopping100k_sample):
+  assert os.path.isfile(S.image_file(shopping100k_sample, SAMPLE_PATHS[0]))
   assert S.category_folder('Male', 0) == '1_Coats'
   assert S.category_folder('Male', 13) == '14_Tracksuit'
   assert S.category_folder('Female', 3) == '4_Shirts_blouses'
@@ -67,12 +66,12 @@ def test_image_file_and_category_folders():
     S.category_folder('male', 0)
 
 
-def test_rewrite_is_byte_exact(tmp_path):
-  table = S.read_attributes(SAMPLE)
+def test_rewrite_is_byte_exact(shopping100k_sample, tmp_path):
+  table = S.read_attributes(shopping100k_sample)
   out = str(tmp_path / 'out')
   S.write_attributes(out, table['path'].tolist(), S.labels_of(table))
   for name in ATTRIBUTE_NAMES:
-    with open(os.path.join(SAMPLE, 'Attributes', f'{name}.txt'), 'rb') as f:
+    with open(os.path.join(shopping100k_sample, 'Attributes', f'{name}.txt'), 'rb') as f:
       expected = f.read()
     with open(os.path.join(out, 'Attributes', f'{name}.txt'), 'rb') as f:
       written = f.read()
@@ -82,8 +81,8 @@ def test_rewrite_is_byte_exact(tmp_path):
   assert back.equals(table)
 
 
-def test_trailing_newline_is_accepted(tmp_path):
-  data_dir = _copy_sample(tmp_path)
+def test_trailing_newline_is_accepted(shopping100k_sample, tmp_path):
+  data_dir = _copy_sample(shopping100k_sample, tmp_path)
   with open(os.path.join(data_dir, 'Attributes', 'color.txt'), 'a') as f:
     f.write('\n')
   np.testing.assert_array_equal(S.labels_of(S.read_attributes(data_dir)), SAMPLE_LABELS)
@@ -105,22 +104,23 @@ def test_trailing_newline_is_accepted(tmp_path):
     ('category', 2, 'Male/1_Coats/0000095_13.jpg 0',
      r"category.txt:2: image 'Male/1_Coats/0000095_13.jpg' is listed twice"),
 ])
-def test_malformed_lines_name_file_line_and_value(tmp_path, attr, line, text, message):
-  data_dir = _copy_sample(tmp_path)
+def test_malformed_lines_name_file_line_and_value(shopping100k_sample, tmp_path, attr, line, text,
+                                                  message):
+  data_dir = _copy_sample(shopping100k_sample, tmp_path)
   _corrupt(data_dir, attr, line, text)
   with pytest.raises(ValueError, match=message):
     S.read_attributes(data_dir)
 
 
-def test_files_listing_different_numbers_of_images(tmp_path):
-  data_dir = _copy_sample(tmp_path)
+def test_files_listing_different_numbers_of_images(shopping100k_sample, tmp_path):
+  data_dir = _copy_sample(shopping100k_sample, tmp_path)
   _corrupt(data_dir, 'fit', 4, 'Male/1_Coats/0000230_2.jpg 8\nMale/1_Coats/0000231_2.jpg 8')
   with pytest.raises(ValueError, match=r'fit.txt lists 5 images but .*category.txt lists 4'):
     S.read_attributes(data_dir)
 
 
-def test_missing_image_or_file(tmp_path):
-  data_dir = _copy_sample(tmp_path)
+def test_missing_image_or_file(shopping100k_sample, tmp_path):
+  data_dir = _copy_sample(shopping100k_sample, tmp_path)
   os.remove(S.image_file(data_dir, SAMPLE_PATHS[2]))
   with pytest.raises(FileNotFoundError, match=r"category.txt:3: listed image "
                      r"'Male/1_Coats/0000134_2.jpg' does not exist"):

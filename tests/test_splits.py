@@ -203,3 +203,12 @@ def test_adde_split(tmp_path):
   adde.write_image_list(str(tmp_path / 'imgs_test.txt'), ['b.jpg', 'd.jpg'])
   with pytest.raises(ValueError, match=r"image 'd.jpg' is in both .*imgs_train.txt and"):
     splits.adde_split(str(tmp_path), table)
+
+
+def test_sizes_larger_than_the_synthetic_dataset_fail_before_generating(tmp_path, monkeypatch):
+  from tf_partfash.data.prepared import prepare
+  monkeypatch.setenv('TF_PARTFASH_CACHE', str(tmp_path / 'cache'))
+  with pytest.raises(ValueError, match=r'gallery_images=19000 \+ query_images=2000 = 21000 test '
+                     r'images, but the dataset has 5500 images'):
+    prepare(None, str(tmp_path / 'work'), gallery_images=19000, query_images=2000)
+  assert not (tmp_path / 'cache').exists()  # nothing generated

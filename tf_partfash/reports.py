@@ -286,7 +286,10 @@ def _setting_json(scores: Scores) -> dict[str, Any]:
           f'top{TABLE2_K}_per_attribute': {
               a: {'accuracy': v, 'queries': n, 'ci95': list(ci)}
               for a, (v, n, ci) in scores.per_attribute(TABLE2_K).items()},
-          'unexpressed_changes': int(scores.unexpressed.sum())}
+          'unexpressed_changes': int(scores.unexpressed.sum()),
+          # Per query, in the query file's order: 0-based rank of the first hit (max_k: none in
+          # the top max_k), for paired comparisons of any two results files.
+          'first_hit': scores.first_hit.astype(int).tolist()}
   for name, values in scores.ndcg.items():
     blob[name] = float(np.mean(values))
     blob[f'{name}_ci95'] = list(intervals.interval(values))
