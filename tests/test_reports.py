@@ -275,3 +275,16 @@ def test_a_setting_without_queries_is_a_line_not_a_number():
   blob = results_json('paper', [run], SYNTHETIC, 'q.json', {})
   assert blob['runs'][0]['settings']['direct']['top20'] is None
   assert blob['methods'][0]['settings']['direct']['top20']['mean'] is None
+
+
+def test_runs_differing_only_in_their_seed_share_a_variant():
+  import dataclasses
+
+  from tf_partfash.config import ModelConfig, TrainConfig
+  from tf_partfash.workdir import RunConfig, variant_of
+  data = {'data_dir': None, 'split_seed': 0}
+  run = RunConfig('partnet', ModelConfig(), TrainConfig(seed=0), data)
+  seed1 = dataclasses.replace(run, train=TrainConfig(seed=1, log_every_secs=5.0))
+  other = dataclasses.replace(run, train=TrainConfig(seed=0, stage2_epochs=3))
+  assert variant_of(run) == variant_of(seed1) != variant_of(other)
+  assert variant_of(run) != variant_of(dataclasses.replace(run, method='no_parts'))

@@ -138,24 +138,26 @@ def _proposed(cols: Sequence[Column]) -> Column | None:
   return next((c for c in cols if c.method == 'partnet'), None)
 
 
-def _cell(summary: dict[str, Any], published: float | None, scale: float, digits: int) -> str:
-  """`mean [low, high] (published)`, `mean ± sd [low, high] (published)` for several seeds."""
+def _measured(summary: dict[str, Any], scale: float, digits: int, sign: str = '') -> str:
+  """`mean [low, high]`, or `mean ± sd [low, high]` for several seeds; `-` without queries."""
   if summary['mean'] is None:
-    text = '-'
-  else:
-    text = f'{scale * summary["mean"]:.{digits}f}'
-    if summary['sd'] is not None:
-      text += f' ± {scale * summary["sd"]:.{digits}f}'
-    low, high = summary['ci95']
-    text += f' [{scale * low:.{digits}f}, {scale * high:.{digits}f}]'
-  return f'{text} ({published:.{digits}f})' if published is not None else f'{text} (-)'
+    return '-'
+  number = lambda x: f'{scale * x:{sign}.{digits}f}'
+  text = number(summary['mean'])
+  if summary.get('sd') is not None:
+    text += f' ± {scale * summary["sd"]:.{digits}f}'
+  low, high = summary['ci95']
+  return f'{text} [{number(low)}, {number(high)}]'
+
+
+def _cell(summary: dict[str, Any], published: float | None, scale: float, digits: int) -> str:
+  """The measured value and interval, then the published value in brackets (`(-)`: none)."""
+  shown = '-' if published is None else f'{published:.{digits}f}'
+  return f'{_measured(summary, scale, digits)} ({shown})'
 
 
 def _difference_cell(diff: dict[str, Any], scale: float, digits: int) -> str:
-  if diff['mean'] is None:
-    return '-'
-  low, high = diff['ci95']
-  return f'{scale * diff["mean"]:+.{digits}f} [{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]'
+  return _measured(diff, scale, digits, sign='+')
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -236,10 +238,10 @@ def format_adde_table(results: Sequence[RunResult], dataset: Dataset, distance: 
                         for m in scores.manipulated])[0]
   rows = []
   for c in cols:
-    rows.append([f'{c.name} (measured)'] + [_cell(c.summary('adde', f'top{k}'), None, 100, 2)[:-4]
+    rows.append([f'{c.name} (measured)'] + [_measured(c.summary('adde', f'top{k}'), 100, 2)
                                             for k in ADDE_KS])
     rows.append([f'{c.name}, special-attribute queries'] + [
-        _cell(c.summary('adde', f'top{k}', special), None, 100, 2)[:-4] for k in ADDE_KS])
+        _measured(c.summary('adde', f'top{k}', special), 100, 2) for k in ADDE_KS])
   for method, published in ADDE_TABLE1.items():
     rows.append([f'{method} (ADDE Table 1)'] + [f'{published[k]:.2f}' if k in published else '-'
                                                for k in ADDE_KS])
@@ -248,8 +250,7 @@ def format_adde_table(results: Sequence[RunResult], dataset: Dataset, distance: 
           f'{distance}. Top-k accuracy in % [95 % interval over queries]:',
           _table(['method'] + [f'top-{k}' for k in ADDE_KS], rows), '']
   metrics = [f'adde_{n}@{NDCG_K}' for n in ('ndcg', 'ndcg_target', 'ndcg_others')]
-  rows = [[c.name] + [_cell(c.summary('adde', m), None, 1, 3)[:-4] for m in metrics]
-          for c in cols]
+  rows = [[c.name] + [_measured(c.summary('adde', m), 1, 3) for m in metrics] for c in cols]
   out += [f"NDCG by ADDE's definition (its src/eval.py: DCG over the top {NDCG_K} normalised by "
           'an all-relevant list; target: the manipulated attribute, others: the other 11):',
           _table(['method'] + [f'NDCG@{NDCG_K}', f'NDCG_target@{NDCG_K}',
@@ -258,8 +259,8 @@ def format_adde_table(results: Sequence[RunResult], dataset: Dataset, distance: 
   rows = []
   for attr in sorted(set(scores.manipulated) - {''}):
     chosen = np.nonzero(names == attr)[0]
-    rows.append([attr, str(len(chosen))] + [_cell(c.summary('adde', f'top{TABLE2_K}', chosen),
-                                                  None, 1, 2)[:-4] for c in cols])
+    rows.append([attr, str(len(chosen))] + [
+        _measured(c.summary('adde', f'top{TABLE2_K}', chosen), 1, 2) for c in cols])
   out += [f'Top-{TABLE2_K} accuracy per manipulated attribute:',
           _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
   out += _empty_note('adde', scores)
