@@ -46,6 +46,13 @@ _DATA_KEYS = ('data_dir', 'split_seed', 'synthetic_images', 'synthetic_seed', 'g
 
 def main(argv):
   del argv
+  try:
+    _evaluate()
+  except (ValueError, OSError) as e:  # the user's input: a message, not a traceback
+    sys.exit(f'evaluate.py: error: {e}')
+
+
+def _evaluate() -> None:
   workdirs = FLAGS.workdirs or ([FLAGS.workdir] if FLAGS.workdir else [])
   if not workdirs or (FLAGS.workdir and FLAGS.workdirs):
     raise app.UsageError('give either --workdir or --workdirs')
@@ -62,9 +69,14 @@ def main(argv):
   # After flag parsing: these import TensorFlow, which is slow.
   from tf_partfash import evaluation, queries, reports
   from tf_partfash.data.prepared import prepare_run_data
-  from tf_partfash.workdir import load_run_config
+  from tf_partfash.workdir import WEIGHTS_FILE, load_run_config
 
   data_settings = [{k: load_run_config(w).data.get(k) for k in _DATA_KEYS} for w in workdirs]
+  unfinished = next((w for w in workdirs if not os.path.isfile(os.path.join(w, WEIGHTS_FILE))),
+                    None)
+  if unfinished:  # before scoring any: a crash after the first run would write nothing
+    sys.exit(f'evaluate.py: error: {os.path.join(unfinished, WEIGHTS_FILE)} not found: training '
+             f'in {unfinished} has not finished (rerun its train.py command to resume it)')
   for workdir, settings in zip(workdirs[1:], data_settings[1:]):
     if settings != data_settings[0]:
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '

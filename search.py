@@ -13,13 +13,12 @@ model builds and caches its gallery index and attribute prototypes in the workdi
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from absl import app, flags
 
-from tf_partfash import encoders, figures, index, retrieval
+from tf_partfash import atomic, encoders, figures, index, retrieval
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute
 from tf_partfash.encoders import SIGNATURE_METHODS
 from tf_partfash.workdir import load_run_config
@@ -92,8 +91,18 @@ def _tiles(gallery, results, picked=()) -> list[figures.Tile]:
                   for p in picked if p not in shown]
 
 
+def _check_output_folders() -> None:
+  """--output_json / --output_image in a folder that does not exist fail before the search."""
+  for name in ('output_json', 'output_image'):
+    file = FLAGS[name].value
+    folder = os.path.dirname(os.path.abspath(file)) if file else None
+    if folder and not os.path.isdir(folder):
+      raise ValueError(f'--{name}={file}: folder {folder} does not exist')
+
+
 def _session() -> None:
   changes = retrieval.parse_changes(FLAGS.set)  # bad names fail before anything slow
+  _check_output_folders()
   mid = index.model_id(FLAGS.workdir)
   gallery = (index.ensure_index(FLAGS.workdir) if FLAGS.gallery == 'test'
              else index.index_folder(FLAGS.workdir, FLAGS.gallery))
@@ -146,15 +155,14 @@ def _session() -> None:
     figures.save_figure(picture(), FLAGS.output_image)
     print(f'\npicture: {FLAGS.output_image}')
   if FLAGS.output_json:
-    with open(FLAGS.output_json, 'w') as f:
-      json.dump(report, f, indent=2)
+    atomic.write_json(FLAGS.output_json, report)
 
 
 def main(argv):
   del argv
   try:
     _session()
-  except (ValueError, FileNotFoundError) as e:  # the user's input: a message, not a traceback
+  except (ValueError, OSError) as e:  # the user's input or machine: a message, not a traceback
     sys.exit(f'search.py: error: {e}')
 
 

@@ -13,7 +13,8 @@ import sys
 
 from absl import app, flags
 
-from tf_partfash.config import METHODS, ModelConfig, TrainConfig, method_configs
+from tf_partfash.config import (METHODS, MODEL_RANGES, TRAIN_RANGES, ModelConfig, TrainConfig,
+                                method_configs)
 
 _HELP = {
     'image_size': 'Square model input (227 as in AlexNet; >= 147 keeps conv5 at least 8x8).',
@@ -78,36 +79,52 @@ _CONFIG_FIELDS = {c: [f.name for f in dataclasses.fields(c)] for c in (ModelConf
 
 
 def _configs() -> tuple[ModelConfig, TrainConfig]:
-  """The configurations of the flags, with the settings --model implies applied."""
-  model = ModelConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[ModelConfig]})
-  train = TrainConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[TrainConfig]})
+  """The configurations of the flags, with the settings --model implies applied; a value out of
+  range is a ValueError naming the flag (`config.py` checks every setting)."""
+  try:
+    model = ModelConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[ModelConfig]})
+    train = TrainConfig(**{n: FLAGS[n].value for n in _CONFIG_FIELDS[TrainConfig]})
+  except ValueError as e:
+    raise ValueError(f'--{e}') from None
   given = {n: FLAGS[n].value for names in _CONFIG_FIELDS.values() for n in names
            if FLAGS[n].present}
-  return method_configs(FLAGS.model, model, train, given)
+  try:
+    return method_configs(FLAGS.model, model, train, given)
+  except ValueError as e:
+    raise ValueError(f'--model={FLAGS.model}: {e}') from None
+
+
+# Out-of-range values and contradictions of --model are flag errors: nothing starts.
+for _name, _interval in {**MODEL_RANGES, **TRAIN_RANGES}.items():
+  flags.register_validator(_name, lambda value, interval=_interval: value in interval,
+                           message=f'must be a finite number {_interval}')
 
 
 @flags.multi_flags_validator(['model'] + sum(_CONFIG_FIELDS.values(), []),
-                             message='--model contradicts another flag')
-def _check_model(values) -> bool:
+                             message='a flag is out of range or contradicts --model')
+def _check_configs(values) -> bool:
+  del values
   try:
     _configs()
   except ValueError as e:
-    raise flags.ValidationError(f'--model={values["model"]}: {e}') from None
+    raise flags.ValidationError(str(e)) from None
   return True
 
 
-def _write_flagfile(workdir: str) -> None:
+def _flagfile_text() -> str:
   """flags.txt: this run's flags (every flag of train.py), itself a valid --flagfile."""
   lines = [f.serialize() for f in FLAGS.get_key_flags_for_module(sys.argv[0])
            if f.name not in ('flagfile',) and f.serialize()]
-  with open(os.path.join(workdir, 'flags.txt'), 'w') as f:
-    f.write('# Written by train.py; rerun with: python train.py --flagfile=<this file>\n')
-    f.write('\n'.join(sorted(lines)) + '\n')
+  return ('# Written by train.py; rerun with: python train.py --flagfile=<this file>\n'
+          + '\n'.join(sorted(lines)) + '\n')
 
 
-def main(argv):
-  del argv
-  from tf_partfash.run import train_and_report  # after flag parsing: importing TF is slow
+def _train() -> None:
+  if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
+    raise ValueError(f'--workdir={FLAGS.workdir} is a file, not a directory')
+  os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
+  from tf_partfash import atomic  # after flag parsing: importing TF is slow
+  from tf_partfash.run import train_and_report
   from tf_partfash.workdir import RunConfig
 
   model, train = _configs()
@@ -116,11 +133,21 @@ def main(argv):
       'gallery_images': FLAGS.gallery_images, 'query_images': FLAGS.query_images,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
       'alexnet_weights': FLAGS.alexnet_weights})
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  _write_flagfile(FLAGS.workdir)
+  text = _flagfile_text()  # the flags as given, before anything can change them
   logging.getLogger().setLevel(logging.INFO)
+  # flags.txt only once the run is accepted: a refused resume keeps the one it has.
   train_and_report(run, FLAGS.workdir, workers=FLAGS.workers,
-                   skip_corrupt=FLAGS.skip_corrupt_images, strategy_name=FLAGS.strategy)
+                   skip_corrupt=FLAGS.skip_corrupt_images, strategy_name=FLAGS.strategy,
+                   started=lambda: atomic.write_text(os.path.join(FLAGS.workdir, 'flags.txt'),
+                                                     text))
+
+
+def main(argv):
+  del argv
+  try:
+    _train()
+  except (ValueError, OSError) as e:  # the user's input or machine: a message, not a traceback
+    sys.exit(f'train.py: error: {e}')
 
 
 if __name__ == '__main__':

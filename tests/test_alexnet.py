@@ -175,7 +175,7 @@ def test_load_weights_missing_layer(tmp_path):
   data = fake_caffe_weights()
   del data['conv4']
   path = save_npy(tmp_path / 'w.npy', data)
-  with pytest.raises(KeyError, match=r'w\.npy: missing layer\(s\) conv4'):
+  with pytest.raises(ValueError, match=r'w\.npy: missing layer\(s\) conv4'):
     load_alexnet_weights(build_alexnet(163), path)
 
 

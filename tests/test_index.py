@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tf_partfash import index
+from tf_partfash import cache, index
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 
 COLLAR = ATTRIBUTE_NAMES.index('collar')
@@ -125,23 +125,23 @@ def test_chunked_extraction_resumes_after_an_interruption(tmp_path):
   directory = str(tmp_path / 'index_test.npz.partial')
   key = {'model_id': 'm', 'rows': 'r'}
   with pytest.raises(KeyboardInterrupt):
-    index._chunked(directory, key, rows, 4, 'test', compute, progress=False)
-  out = index._chunked(directory, key, rows, 4, 'test', compute, progress=False)
+    cache.chunked(directory, key, rows, 4, 'test', compute, progress=False)
+  out = cache.chunked(directory, key, rows, 4, 'test', compute, progress=False)
   assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [4, 5, 6, 7], [8, 9]]  # chunk 0 not redone
   assert np.concatenate([c['x'] for c in out]).tolist() == list(range(0, 100, 10))
   # Another job (another model) in the same directory starts afresh.
   calls.clear()
-  index._chunked(directory, {'model_id': 'other', 'rows': 'r'}, rows, 4, 'test', compute,
+  cache.chunked(directory, {'model_id': 'other', 'rows': 'r'}, rows, 4, 'test', compute,
                  progress=False)
   assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
 def test_a_cache_of_another_version_is_rebuilt_not_read(tmp_path):
   file = str(tmp_path / 'index_test.npz')
-  assert index._cached_by(file) is None
+  assert cache.cached_by(file) is None
   _gallery('0123abcd').save(file)
-  assert index._cached_by(file) == '0123abcd'  # ensure_* rebuilds unless this is the model's id
+  assert cache.cached_by(file) == '0123abcd'  # ensure_* rebuilds unless this is the model's id
   g = _gallery('0123abcd')
   g.format_version = 99
   g.save(file)
-  assert index._cached_by(file) is None
+  assert cache.cached_by(file) is None

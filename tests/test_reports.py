@@ -86,6 +86,13 @@ def test_paper_tables_show_measured_interval_and_published():
                            '0.50 ' + _interval_text(3, 6, 1, 2) + ' (0.72)']
   pattern = next(l for l in lines if l.startswith('Pattern'))
   assert _cells(pattern) == ['Pattern', '0', '- (0.48)', '- (0.54)']  # no such queries
+  # Per attribute, paired: collar (queries 0-3) -1 on query 3; color (4-9) -1 on queries 4-6.
+  low, high = intervals.interval(np.r_[np.zeros(3), -np.ones(1)])
+  collar = [l for l in lines if l.startswith('Collar')][1]
+  assert _cells(collar) == ['Collar', '4', f'-0.25 [{low:+.2f}, {high:+.2f}]']
+  low, high = intervals.interval(np.r_[-np.ones(3), np.zeros(3)])
+  color = [l for l in lines if l.startswith('Color')][1]
+  assert _cells(color) == ['Color', '6', f'-0.50 [{low:+.2f}, {high:+.2f}]']
   assert 'not comparable' not in text
 
 

@@ -6,7 +6,29 @@ Fields with `metadata={'choices': ...}` become enum flags in train.py and are va
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
+
+# The smallest input that leaves AlexNet's conv5 8x8 (`models.alexnet.MIN_IMAGE_SIZE`, which
+# imports TensorFlow; a test keeps the two equal).
+MIN_IMAGE_SIZE = 147
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+  """The valid values of a numeric setting: from `low` (excluded when `low_open`) to below `high`.
+  NaN and infinities are in none, so `--stage1_learning_rate=nan` stops before anything starts."""
+  low: float = 0.0
+  high: float = math.inf
+  low_open: bool = False
+
+  def __contains__(self, value: float) -> bool:
+    return (math.isfinite(value) and value < self.high
+            and (value > self.low if self.low_open else value >= self.low))
+
+  def __str__(self) -> str:
+    text = f'{"above" if self.low_open else "at least"} {self.low:g}'
+    return text + (f' and below {self.high:g}' if self.high < math.inf else '')
 
 
 def check_choices(config: Any) -> None:
@@ -16,6 +38,27 @@ def check_choices(config: Any) -> None:
     if choices and getattr(config, field.name) not in choices:
       raise ValueError(f'{field.name}={getattr(config, field.name)!r}; valid values: '
                        + ', '.join(choices))
+
+
+def check_ranges(config: Any, ranges: Mapping[str, Interval]) -> None:
+  """Validates numeric fields against their `Interval`; an error names the field and value."""
+  for name, interval in ranges.items():
+    value = getattr(config, name)
+    if value not in interval:
+      raise ValueError(f'{name}={value!r}: must be a finite number {interval}')
+
+
+_POSITIVE, _NON_NEGATIVE, _FRACTION = Interval(0, low_open=True), Interval(0), Interval(0, 1)
+# The valid values of each numeric setting (train.py also checks each flag against them).
+MODEL_RANGES: dict[str, Interval] = {
+    'image_size': Interval(MIN_IMAGE_SIZE), 'hidden_size': _POSITIVE, 'signature_size': _POSITIVE,
+    'dropout': _FRACTION}
+TRAIN_RANGES: dict[str, Interval] = {
+    'stage1_epochs': _NON_NEGATIVE, 'stage2_epochs': _NON_NEGATIVE,
+    'stage1_learning_rate': _POSITIVE, 'stage2_learning_rate': _POSITIVE, 'momentum': _FRACTION,
+    'weight_decay': _NON_NEGATIVE, 'warmup_steps': _NON_NEGATIVE, 'batch_size': _POSITIVE,
+    'margin': _NON_NEGATIVE, 'triplet_weight': _NON_NEGATIVE, 'seed': _NON_NEGATIVE,
+    'checkpoint_every_secs': _NON_NEGATIVE, 'log_every_secs': _NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +76,7 @@ class ModelConfig:
 
   def __post_init__(self):
     check_choices(self)
+    check_ranges(self, MODEL_RANGES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +106,10 @@ class TrainConfig:
 
   def __post_init__(self):
     check_choices(self)
+    check_ranges(self, TRAIN_RANGES)
+    if self.stage1_epochs + self.stage2_epochs < 1:
+      raise ValueError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
+                       f'{self.stage2_epochs}: nothing to train; give at least one epoch')
 
 
 # The methods of the paper's comparison (§7, Table 2), each a network and its losses

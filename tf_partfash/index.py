@@ -4,26 +4,26 @@
 <workdir>/prototypes.npz       generic signature of every special attribute value (training split)
 <workdir>/index_<name>.npz     signatures, probabilities, labels, paths of a gallery (`test`: the
                                run's gallery + query images)
-<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images
+<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images, with each image's
+                               size and modification time (a changed image is indexed again)
 <workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
+<workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
 ```
 Every file records the format version and the model's identity (`model_id`), so features of
-another model are recomputed or refused, never mixed. TensorFlow is imported only when features
-must be computed.
+another model are recomputed or refused, never mixed; how they are written, locked, resumed and
+rebuilt is `cache.py`. TensorFlow is imported only when features must be computed.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import logging
 import os
 import re
-import shutil
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from tf_partfash import cache
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute
 from tf_partfash.progress import ProgressLine
 from tf_partfash.retrieval import signature_index
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
   from tf_partfash.data.prepared import PreparedData
   from tf_partfash.workdir import RunConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = cache.FORMAT_VERSION
 PROTOTYPES_FILE = 'prototypes.npz'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 CHUNK_SIZE = 1024          # images per resumable chunk of feature extraction
@@ -69,32 +69,6 @@ def _check_header(file: str, stored: dict, expected_model_id: str | None) -> Non
                      f'{expected_model_id}; rebuild it with this model')
 
 
-def _cached_by(file: str) -> str | None:
-  """The model id of a cached file of this format version; None if absent or of another version."""
-  if not os.path.exists(file):
-    return None
-  with np.load(file, allow_pickle=False) as z:  # reads only the two small header entries
-    if int(z['format_version']) != FORMAT_VERSION:
-      logging.info('%s has format version %d, not %d: rebuilding', file, int(z['format_version']),
-                   FORMAT_VERSION)
-      return None
-    return str(z['model_id'])
-
-
-def _save_npz(file: str, arrays: dict[str, np.ndarray]) -> None:
-  tmp = file + '.tmp'
-  with open(tmp, 'wb') as f:
-    np.savez(f, **arrays)
-  os.replace(tmp, file)
-
-
-def _load_npz(file: str) -> dict[str, np.ndarray]:
-  if not os.path.exists(file):
-    raise FileNotFoundError(f'index file not found: {file}')
-  with np.load(file, allow_pickle=False) as z:
-    return {k: z[k] for k in z.files}
-
-
 @dataclasses.dataclass
 class Prototypes:
   """Generic representation of each special attribute value (§4.6): the L2-normalised mean of
@@ -116,13 +90,14 @@ class Prototypes:
     return self.vectors[attr.name][value]
 
   def save(self, path: str) -> None:
-    _save_npz(path, {'format_version': np.int64(FORMAT_VERSION), 'model_id': np.str_(self.model_id),
-                     **{f'vectors_{a}': self.vectors[a] for a in SPECIAL_ATTRIBUTES},
-                     **{f'counts_{a}': self.counts[a] for a in SPECIAL_ATTRIBUTES}})
+    cache.save_npz(path, {
+        'format_version': np.int64(FORMAT_VERSION), 'model_id': np.str_(self.model_id),
+        **{f'vectors_{a}': self.vectors[a] for a in SPECIAL_ATTRIBUTES},
+        **{f'counts_{a}': self.counts[a] for a in SPECIAL_ATTRIBUTES}})
 
   @classmethod
   def load(cls, path: str, expected_model_id: str | None = None) -> Prototypes:
-    stored = _load_npz(path)
+    stored = cache.load_npz(path)
     _check_header(path, stored, expected_model_id)
     return cls({a: stored[f'vectors_{a}'] for a in SPECIAL_ATTRIBUTES},
                {a: stored[f'counts_{a}'] for a in SPECIAL_ATTRIBUTES}, str(stored['model_id']))
@@ -172,13 +147,15 @@ class GalleryIndex:
   image_root: str = ''                  # directory of the images (Images/ or the folder)
   format_version: int = FORMAT_VERSION
   case_probabilities: np.ndarray | None = None  # (N, 3) "Extract Parts?" head; None without one
+  stamps: np.ndarray | None = None      # (N, 2) int64 size, mtime_ns of a folder's image files
 
   def __post_init__(self):
     n = len(self.signatures)
     sizes = {'labels': len(self.labels), 'paths': len(self.paths), 'rows': len(self.rows),
              **{f'probabilities[{a}]': len(p) for a, p in self.probabilities.items()}}
-    if self.case_probabilities is not None:
-      sizes['case_probabilities'] = len(self.case_probabilities)
+    for name in ('case_probabilities', 'stamps'):
+      if getattr(self, name) is not None:
+        sizes[name] = len(getattr(self, name))
     bad = {k: v for k, v in sizes.items() if v != n}
     if bad:
       raise ValueError(f'index of {n} signatures has ' + ', '.join(f'{k} of {v}'
@@ -199,7 +176,8 @@ class GalleryIndex:
         paths=self.paths[positions], rows=self.rows[positions],
         probabilities={a: p[positions] for a, p in self.probabilities.items()},
         case_probabilities=None if self.case_probabilities is None
-        else self.case_probabilities[positions])
+        else self.case_probabilities[positions],
+        stamps=None if self.stamps is None else self.stamps[positions])
 
   def file(self, position: int) -> str:
     return os.path.join(self.image_root, str(self.paths[position]))
@@ -214,56 +192,28 @@ class GalleryIndex:
       if position < len(self):
         return position
     raise ValueError(f'{item!r} is not in the gallery: give an image path relative to '
-                   f'{self.image_root or "the gallery root"} (e.g. {self.paths[0]!r}) or a row '
-                   f'number 0..{len(self) - 1}')
+                     f'{self.image_root or "the gallery root"} (e.g. {str(self.paths[0])!r}) or a '
+                     f'row number 0..{len(self) - 1}')
 
   def save(self, path: str) -> None:
-    _save_npz(path, {
+    cache.save_npz(path, {
         'format_version': np.int64(self.format_version), 'model_id': np.str_(self.model_id),
         'image_root': np.str_(self.image_root), 'signatures': self.signatures,
         'labels': self.labels, 'paths': np.asarray(self.paths, str), 'rows': self.rows,
         **({} if self.case_probabilities is None
            else {'case_probabilities': self.case_probabilities}),
+        **({} if self.stamps is None else {'stamps': self.stamps}),
         **{f'probabilities_{a}': p for a, p in self.probabilities.items()}})
 
   @classmethod
   def load(cls, path: str, expected_model_id: str | None = None) -> GalleryIndex:
     """Reads an index; another format version or model (when `expected_model_id`) is an error."""
-    stored = _load_npz(path)
+    stored = cache.load_npz(path)
     _check_header(path, stored, expected_model_id)
     return cls(stored['signatures'], {a: stored[f'probabilities_{a}'] for a in ATTRIBUTE_NAMES},
                stored['labels'], stored['paths'], stored['rows'], str(stored['model_id']),
                str(stored['image_root']), int(stored['format_version']),
-               stored.get('case_probabilities'))
-
-
-def _chunked(directory: str, key: dict, rows: np.ndarray, chunk_size: int, what: str,
-             compute: Callable[[np.ndarray], dict[str, np.ndarray]],
-             progress: bool) -> list[dict[str, np.ndarray]]:
-  """`compute` over `rows` in chunks, each kept in `directory` so an interrupted run resumes.
-
-  `key` identifies the job (model, rows); chunks of another job in `directory` are discarded.
-  """
-  manifest = os.path.join(directory, 'job.json')
-  if os.path.exists(manifest):
-    with open(manifest) as f:
-      if json.load(f) != key:
-        shutil.rmtree(directory)
-  os.makedirs(directory, exist_ok=True)
-  with open(manifest, 'w') as f:
-    json.dump(key, f)
-  line = ProgressLine(len(rows), PROGRESS_EVERY_SECS, unit='image') if progress else None
-  results = []
-  for start in range(0, len(rows), chunk_size):
-    file = os.path.join(directory, f'chunk_{start // chunk_size:05d}.npz')
-    if os.path.exists(file):
-      results.append(_load_npz(file))
-    else:
-      results.append(compute(rows[start:start + chunk_size]))
-      _save_npz(file, results[-1])
-    if line:
-      line.update(min(start + chunk_size, len(rows)), what)
-  return results
+               stored.get('case_probabilities'), stored.get('stamps'))
 
 
 def _load_model(workdir: str, model: keras.Model | None) -> tuple[keras.Model, RunConfig]:
@@ -285,25 +235,25 @@ def ensure_prototypes(workdir: str, model: keras.Model | None = None,
   """The model's prototypes, computed once over its training split into `prototypes.npz`."""
   file = os.path.join(workdir, PROTOTYPES_FILE)
   mid = model_id(workdir)
-  if _cached_by(file) == mid:
-    return Prototypes.load(file, mid)
-  from tf_partfash.recognition import predict
-  model, run = _load_model(workdir, model)
-  data = _prepare(workdir, run, data)
-  rows = data.rows('train')
-  if not len(rows):
-    raise ValueError(f'{data.data_dir}: the split has no training images to average')
 
-  def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
-    out = predict(model, data.examples, chunk, run.model.image_size, run.train.batch_size)
-    return _prototype_sums(out.signatures, data.examples.labels[chunk])
+  def build() -> Prototypes:
+    from tf_partfash.recognition import predict
+    net, run = _load_model(workdir, model)
+    prepared = _prepare(workdir, run, data)
+    rows = prepared.rows('train')
+    if not len(rows):
+      raise ValueError(f'{prepared.data_dir}: the split has no training images to average')
 
-  key = {'model_id': mid, 'rows': _digest(rows.astype(np.int64).tobytes()), 'chunk': chunk_size}
-  chunks = _chunked(file + '.partial', key, rows, chunk_size, 'prototypes', compute, progress)
-  prototypes = _prototypes_from_sums({k: sum(c[k] for c in chunks) for k in chunks[0]}, mid)
-  prototypes.save(file)
-  shutil.rmtree(file + '.partial')
-  return prototypes
+    def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
+      out = predict(net, prepared.examples, chunk, run.model.image_size, run.train.batch_size)
+      return _prototype_sums(out.signatures, prepared.examples.labels[chunk])
+
+    key = {'model_id': mid, 'rows': _digest(rows.astype(np.int64).tobytes()), 'chunk': chunk_size}
+    chunks = cache.chunked(file + '.partial', key, rows, chunk_size, 'prototypes', compute,
+                           progress)
+    return _prototypes_from_sums({k: sum(c[k] for c in chunks) for k in chunks[0]}, mid)
+
+  return cache.cached_or_built(file, mid, Prototypes.load, lambda found: None, build)
 
 
 def ensure_index(workdir: str, name: str = 'test', rows: np.ndarray | None = None,
@@ -315,32 +265,33 @@ def ensure_index(workdir: str, name: str = 'test', rows: np.ndarray | None = Non
     raise ValueError(f'index name {name!r}: use letters, digits, _ and - only')
   file = os.path.join(workdir, f'index_{name}.npz')
   mid = model_id(workdir)
-  if _cached_by(file) == mid:
-    stored = GalleryIndex.load(file, mid)
-    if rows is None or np.array_equal(stored.rows, rows):
-      return stored
-  from tf_partfash.data.shopping100k import IMAGES_DIR
-  from tf_partfash.recognition import predict
-  model, run = _load_model(workdir, model)
-  data = _prepare(workdir, run, data)
-  rows = np.asarray(data.rows('gallery', 'query') if rows is None else rows, np.int64)
+  stale = lambda found: (None if rows is None or np.array_equal(found.rows, rows)
+                         else 'built for other images')
 
-  def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
-    out = predict(model, data.examples, chunk, run.model.image_size, run.train.batch_size)
-    case = {} if out.case_probabilities is None else {'case': out.case_probabilities}
-    return {'signatures': out.signatures, **case,
-            **{f'p_{a}': p for a, p in out.probabilities.items()}}
+  def build() -> GalleryIndex:
+    from tf_partfash.data.shopping100k import IMAGES_DIR
+    from tf_partfash.recognition import predict
+    net, run = _load_model(workdir, model)
+    prepared = _prepare(workdir, run, data)
+    wanted = np.asarray(prepared.rows('gallery', 'query') if rows is None else rows, np.int64)
 
-  key = {'model_id': mid, 'rows': _digest(rows.tobytes()), 'chunk': chunk_size}
-  chunks = _chunked(file + '.partial', key, rows, chunk_size, f'index {name}', compute, progress)
-  joined = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-  index = GalleryIndex(joined['signatures'], {a: joined[f'p_{a}'] for a in ATTRIBUTE_NAMES},
-                       data.examples.labels[rows].astype(np.int64),
-                       data.table['path'].to_numpy(str)[rows], rows, mid,
-                       os.path.join(data.data_dir, IMAGES_DIR), case_probabilities=joined.get('case'))
-  index.save(file)
-  shutil.rmtree(file + '.partial')
-  return index
+    def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
+      out = predict(net, prepared.examples, chunk, run.model.image_size, run.train.batch_size)
+      case = {} if out.case_probabilities is None else {'case': out.case_probabilities}
+      return {'signatures': out.signatures, **case,
+              **{f'p_{a}': p for a, p in out.probabilities.items()}}
+
+    key = {'model_id': mid, 'rows': _digest(wanted.tobytes()), 'chunk': chunk_size}
+    chunks = cache.chunked(file + '.partial', key, wanted, chunk_size, f'index {name}', compute,
+                           progress)
+    joined = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return GalleryIndex(joined['signatures'], {a: joined[f'p_{a}'] for a in ATTRIBUTE_NAMES},
+                        prepared.examples.labels[wanted].astype(np.int64),
+                        prepared.table['path'].to_numpy(str)[wanted], wanted, mid,
+                        os.path.join(prepared.data_dir, IMAGES_DIR),
+                        case_probabilities=joined.get('case'))
+
+  return cache.cached_or_built(file, mid, GalleryIndex.load, stale, build)
 
 
 def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Sequence[str],
@@ -383,19 +334,34 @@ def folder_images(folder: str) -> list[str]:
   return paths
 
 
+def _stamps(folder: str, paths: Sequence[str]) -> np.ndarray:
+  """(N, 2) int64 size and modification time (ns) of each image: what tells a changed file."""
+  stats = [os.stat(os.path.join(folder, p)) for p in paths]
+  return np.array([(st.st_size, st.st_mtime_ns) for st in stats], np.int64).reshape(-1, 2)
+
+
 def index_folder(workdir: str, folder: str, model: keras.Model | None = None,
                  progress: bool = True) -> GalleryIndex:
-  """The index of a folder of the user's images, cached in the workdir while the folder's list
-  of images and the model stay the same."""
+  """The index of a folder of the user's images, cached in the workdir while the model, the
+  folder's list of images and each image's size and modification time stay the same."""
   folder = os.path.realpath(folder)
   paths = folder_images(folder)
+  stamps = _stamps(folder, paths)
   file = os.path.join(workdir, f'index_folder_{_digest(folder.encode())}.npz')
   mid = model_id(workdir)
-  if _cached_by(file) == mid:
-    stored = GalleryIndex.load(file, mid)
-    if stored.paths.tolist() == paths:
-      return stored
-  model, run = _load_model(workdir, model)
-  index = embed_images(model, run, folder, paths, mid, progress)
-  index.save(file)
-  return index
+
+  def stale(found: GalleryIndex) -> str | None:
+    if found.paths.tolist() != paths:
+      return f'images were added to or removed from {folder} since it was built'
+    if found.stamps is None or not np.array_equal(found.stamps, stamps):
+      changed = [p for k, p in enumerate(paths)
+                 if found.stamps is None or not np.array_equal(found.stamps[k], stamps[k])]
+      return f'{len(changed)} image(s) of {folder} changed since it was built (e.g. {changed[0]})'
+    return None
+
+  def build() -> GalleryIndex:
+    net, run = _load_model(workdir, model)
+    built = embed_images(net, run, folder, paths, mid, progress)
+    return dataclasses.replace(built, stamps=stamps)
+
+  return cache.cached_or_built(file, mid, GalleryIndex.load, stale, build)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_partfash import intervals
+from tf_partfash import atomic, intervals
 from tf_partfash.data.synthetic import MARKER_FILE
 from tf_partfash.evaluation import NDCG_K, TABLE2_K, RunResult, Scores
 from tf_partfash.queries import HIT_RULES, LEFT_OUT_REASONS
@@ -98,10 +98,14 @@ class Column:
     return {'mean': float(rates.mean()), 'sd': float(rates.std(ddof=1)) if len(rates) > 1
             else None, 'ci95': [low, high], 'runs': len(self.runs), 'queries': values.shape[1]}
 
-  def minus(self, other: Column, setting: str, metric: str) -> dict[str, Any]:
-    """This column's mean minus `other`'s, paired over the same queries, with its interval."""
-    diff, low, high = intervals.paired_difference(self.per_run(setting, metric).mean(axis=0),
-                                                  other.per_run(setting, metric).mean(axis=0))
+  def minus(self, other: Column, setting: str, metric: str,
+            rows: np.ndarray | None = None) -> dict[str, Any]:
+    """This column's mean minus `other`'s, paired over the same queries (or the `rows` of them),
+    with its interval."""
+    mine, theirs = (c.per_run(setting, metric).mean(axis=0) for c in (self, other))
+    if rows is not None:
+      mine, theirs = mine[rows], theirs[rows]
+    diff, low, high = intervals.paired_difference(mine, theirs)
     return {'mean': None if np.isnan(diff) else diff,
             'ci95': None if np.isnan(diff) else [low, high]}
 
@@ -223,6 +227,15 @@ def format_paper_tables(results: Sequence[RunResult], dataset: Dataset, hit_attr
         for c in cols])
   out += [f'Top-{TABLE2_K} accuracy per manipulated attribute (paper Table 2):',
           _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
+  if proposed is not None and others:
+    rows = []
+    for attr in PAPER_TABLE2:
+      chosen = np.nonzero(names == attr)[0]
+      rows.append([TABLE2_NAMES[attr], str(len(chosen))] + [
+          _difference_cell(c.minus(proposed, 'manipulate1', metric, chosen), 1, 2)
+          for c in others])
+    out += ['', f'Per attribute, minus {proposed.name}\'s, paired over the same queries [95 % '
+            'interval]:', _table(['attribute', 'queries'] + [c.name for c in others], rows)]
   for setting, scores in first.items():
     out += _empty_note(setting, scores)
   return '\n'.join(out)
@@ -329,9 +342,7 @@ def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, 
 
 def write_json(file: str, blob: dict[str, Any]) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-  with open(file + '.tmp', 'w', encoding='utf-8') as f:
-    json.dump(blob, f, indent=1)
-  os.replace(file + '.tmp', file)
+  atomic.write_json(file, blob)  # a per-process temporary name: evaluations may run at once
 
 
 def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: Dataset) -> None:

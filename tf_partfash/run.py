@@ -6,13 +6,14 @@ evaluate.py or search.py (`index.ensure_prototypes`). Both are cached in the wor
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
+from typing import Callable
 
 import keras
 import tensorflow as tf
 
+from tf_partfash import atomic
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data.prepared import PreparedData, prepare_run_data
 from tf_partfash.methods import method
@@ -20,7 +21,8 @@ from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.index import ensure_index
 from tf_partfash.recognition import accuracy_table
 from tf_partfash.training import Trainer
-from tf_partfash.workdir import RunConfig, build_model, export_model, save_run_config
+from tf_partfash.workdir import (LOCK_FILE, RunConfig, build_model, check_run_config,
+                                 export_model, save_run_config)
 
 STRATEGIES = ('auto', 'default', 'mirrored')
 
@@ -51,17 +53,46 @@ def format_accuracy(table: dict[str, dict[str, float]]) -> str:
 
 def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = None,
                      workers: int = 1, skip_corrupt: bool = False, strategy_name: str = 'auto',
-                     strategy: tf.distribute.Strategy | None = None) -> dict:
+                     strategy: tf.distribute.Strategy | None = None,
+                     started: Callable[[], None] | None = None) -> dict:
   """Trains (or resumes) the run in `workdir`, exports the model, reports test accuracy.
 
   `run.data['alexnet_weights']`, when set, initialises conv1-conv5 from ImageNet weights (§6);
-  a resumed run takes every weight from its checkpoint instead.
+  a resumed run takes every weight from its checkpoint instead. One training at a time runs in a
+  workdir (`train.lock`, held to the end): a second is refused and the first is left alone.
+  run.json is written, and `started` called (train.py writes flags.txt), only once the run has
+  started: its configuration fits the workdir, the data is ready, the network is built with its
+  initial weights and the batches fit, so a start that fails records nothing.
   """
-  if data is None:
-    data = prepare_run_data(run.data, workdir, workers, skip_corrupt)
-  save_run_config(workdir, run)
+  os.makedirs(workdir, exist_ok=True)
+  with atomic.exclusive(os.path.join(workdir, LOCK_FILE),
+                        f'{workdir} is in use by another training', wait=False):
+    check_run_config(workdir, run)  # before the slow steps: a wrong workdir fails at once
+    if data is None:
+      data = prepare_run_data(run.data, workdir, workers, skip_corrupt)
+    trainer = _trainer(run, workdir, data, strategy or make_strategy(strategy_name))
+    save_run_config(workdir, run)
+    if started:
+      started()
+    trainer.run()
+    export_model(workdir, trainer.model)
+    index = ensure_index(workdir, 'test', model=trainer.model, data=data)  # what evaluate.py reads
+    train_rows, test_rows = data.rows('train'), index.rows
+    table = accuracy_table(data.examples.labels[test_rows], index.probabilities,
+                           data.examples.labels[train_rows], index.case_probabilities,
+                           data.examples.case[test_rows], data.examples.case[train_rows])
+    atomic.write_json(os.path.join(workdir, 'accuracy.json'), table)
+  logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
+  if data.skipped:
+    logging.warning('%d unreadable image(s) were left out (--skip_corrupt_images), e.g. %s',
+                    len(data.skipped), data.skipped[0])
+  return table
+
+
+def _trainer(run: RunConfig, workdir: str, data: PreparedData,
+             strategy: tf.distribute.Strategy) -> Trainer:
+  """The run's trainer: the network built (ImageNet weights loaded when asked) and batches set."""
   keras.utils.set_random_seed(run.train.seed)
-  train_rows = data.rows('train')
 
   def initial_model():
     model = build_model(run)
@@ -69,16 +100,5 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
       load_alexnet_weights(model.backbone, run.data['alexnet_weights'])
     return model
 
-  trainer = Trainer(initial_model, run.model, run.train, data.examples.subset(train_rows), workdir,
-                    strategy or make_strategy(strategy_name), method(run.method))
-  trainer.run()
-  export_model(workdir, trainer.model)
-  index = ensure_index(workdir, 'test', model=trainer.model, data=data)  # what evaluate.py reads
-  test_rows = index.rows
-  table = accuracy_table(data.examples.labels[test_rows], index.probabilities,
-                         data.examples.labels[train_rows], index.case_probabilities,
-                         data.examples.case[test_rows], data.examples.case[train_rows])
-  with open(os.path.join(workdir, 'accuracy.json'), 'w') as f:
-    json.dump(table, f, indent=2)
-  logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
-  return table
+  return Trainer(initial_model, run.model, run.train, data.examples.subset(data.rows('train')),
+                 workdir, strategy, method(run.method))

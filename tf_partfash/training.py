@@ -6,6 +6,8 @@ stage 1's weights; the baselines bring their own network, losses and batches (`m
 One optimizer runs through both stages and its step counter is the whole training state: the
 stage, epoch and batch of a resumed run follow from it, the sampler regenerates that epoch's
 batches from (seed, epoch), and the run continues from the last checkpoint after any interruption.
+A non-finite loss, or weights gone non-finite, stops training with an error naming the step, and
+no checkpoint of those weights is written: the last one on disk is the last good one.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
@@ -24,6 +27,9 @@ from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches,
 from tf_partfash.methods import METHODS, Method
 from tf_partfash.progress import ProgressLine
 
+
+class DivergedError(ValueError):
+  """Training produced a non-finite loss or weights; the message names the step."""
 
 
 @keras.saving.register_keras_serializable(package='tf_partfash')
@@ -102,8 +108,8 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),
                                               max_to_keep=2)
     self._steps = {1: self._make_step(1), 2: self._make_step(2)}
-    self._writers = {s: tf.summary.create_file_writer(os.path.join(workdir, 'tensorboard',
-                                                                   f'stage{s}')) for s in (1, 2)}
+    # TensorBoard writers, made on first use: a start that fails leaves nothing in the workdir.
+    self._writers: dict[int, tf.summary.SummaryWriter] = {}
 
   def _make_step(self, stage: int):
     replicas = self.strategy.num_replicas_in_sync
@@ -173,11 +179,13 @@ class Trainer:
         for k, v in logs.items():
           sums[k] = sums.get(k, 0.0) + v
         step += 1
+        if not math.isfinite(logs['loss/total']):
+          raise self._diverged(step, f'loss {logs["loss/total"]}', stage, stage_epoch)
         progress.update(step, f'stage {stage} epoch {stage_epoch}', logs['loss/total'])
         if time.monotonic() - last_save > self.config.checkpoint_every_secs:
-          self._save(step)
+          self._save(step, stage, stage_epoch)
           last_save = time.monotonic()
-      self._save(step)  # every epoch ends on a checkpoint
+      self._save(step, stage, stage_epoch)  # every epoch ends on a checkpoint
       last_save = time.monotonic()
       self._write_summaries(stage, step, sums, len(order) // self.config.batch_size)
       if sums:
@@ -188,15 +196,30 @@ class Trainer:
                      ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
     progress.close()
 
-  def _save(self, step: int) -> None:
-    """Checkpoints `step`, unless the latest checkpoint already is that step."""
+  def _save(self, step: int, stage: int, stage_epoch: int) -> None:
+    """Checkpoints `step`, unless the latest checkpoint already is that step or the weights are
+    not finite (an error: a finite loss can still end in an overflowing update)."""
     latest = self.manager.latest_checkpoint
     if latest is None or not latest.endswith(f'-{step}'):
+      bad = [w.path for w in self.model.weights if not np.isfinite(w.numpy()).all()]
+      if bad:
+        raise self._diverged(step, f'non-finite weights in {bad[0]}', stage, stage_epoch)
       self.manager.save(checkpoint_number=step)
+
+  def _diverged(self, step: int, what: str, stage: int, stage_epoch: int) -> DivergedError:
+    latest = self.manager.latest_checkpoint
+    kept = (f'the last checkpoint, {latest}, holds the last good weights' if latest
+            else 'no checkpoint was written')
+    return DivergedError(f'training diverged at step {step} (stage {stage} epoch {stage_epoch}): '
+                         f'{what}; stopped without checkpointing it, {kept}. Lower '
+                         f'--stage{stage}_learning_rate (in a new --workdir)')
 
   def _write_summaries(self, stage: int, step: int, sums: dict[str, float], batches: int) -> None:
     if not batches:
       return
+    if stage not in self._writers:
+      self._writers[stage] = tf.summary.create_file_writer(
+          os.path.join(self.workdir, 'tensorboard', f'stage{stage}'))
     with self._writers[stage].as_default(step=step):
       for k, v in sums.items():
         if k.startswith('loss/') or k.startswith('triplets/'):

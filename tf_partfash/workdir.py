@@ -7,7 +7,11 @@
 <workdir>/tensorboard/stage{1,2}/
 <workdir>/model.weights.h5     the final model
 <workdir>/accuracy.json        per-attribute test accuracy beside the majority-class rate
+<workdir>/train.lock           held by the train.py running in it (a second one is refused)
 ```
+Nothing of a run is recorded (run.json, flags.txt) until its start has succeeded: the data is
+ready, the network built with its initial weights and the batches fit. Every file is replaced
+whole (`atomic.replacing`), so a crash leaves the old version or the new one.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from tf_partfash import atomic
 from tf_partfash.config import METHODS, ModelConfig, TrainConfig
 
 if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to compute features
@@ -24,6 +29,7 @@ if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to c
 
 RUN_FILE = 'run.json'
 WEIGHTS_FILE = 'model.weights.h5'
+LOCK_FILE = 'train.lock'
 FORMAT_VERSION = 1
 
 
@@ -54,6 +60,8 @@ class RunConfig:
                  blob['data'])
     except (KeyError, TypeError) as e:
       raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
+    except ValueError as e:  # a setting out of range (edited by hand)
+      raise ValueError(f'{file}: {e}') from None
 
 
 def variant_of(run: RunConfig) -> str:
@@ -76,28 +84,42 @@ def _differences(a: dict, b: dict, prefix: str = '') -> list[str]:
   return out
 
 
-def save_run_config(workdir: str, run: RunConfig) -> None:
-  """Writes run.json; a workdir holding another run's configuration is an error listing the changes.
+def _read_json(file: str) -> dict:
+  try:
+    with open(file, encoding='utf-8') as f:
+      blob = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    blob = e
+  if not isinstance(blob, dict):  # it is written whole: changed by hand
+    reason = blob if isinstance(blob, Exception) else f'a JSON {type(blob).__name__}'
+    raise ValueError(f'{file}: not a readable run configuration ({reason}); restore it, or use a '
+                     'new --workdir')
+  return blob
+
+
+def check_run_config(workdir: str, run: RunConfig) -> None:
+  """A workdir holding another run's configuration is an error listing the changes.
 
   Only settings that change what the checkpoints mean are compared (method, model, data and the
   training schedule); logging and checkpoint cadence may change between a run and its resumption.
   """
-  os.makedirs(workdir, exist_ok=True)
   file = os.path.join(workdir, RUN_FILE)
-  new = run.to_json()
-  if os.path.exists(file):
-    with open(file) as f:
-      old = json.load(f)
-    volatile = ('checkpoint_every_secs', 'log_every_secs')
-    strip = lambda blob: {**blob, 'train': {k: v for k, v in blob.get('train', {}).items()
-                                            if k not in volatile}}
-    diff = _differences(strip(old), strip(new))
-    if diff:
-      raise ValueError(f'{workdir} holds a run with another configuration ({file}):\n  '
-                       + '\n  '.join(diff) + '\nUse a new --workdir, or the stored settings.')
-  with open(file + '.tmp', 'w') as f:
-    json.dump(new, f, indent=2)
-  os.replace(file + '.tmp', file)
+  if not os.path.exists(file):
+    return
+  volatile = ('checkpoint_every_secs', 'log_every_secs')
+  strip = lambda blob: {**blob, 'train': {k: v for k, v in blob.get('train', {}).items()
+                                          if k not in volatile}}
+  diff = _differences(strip(_read_json(file)), strip(run.to_json()))
+  if diff:
+    raise ValueError(f'{workdir} holds a run with another configuration ({file}): '
+                     + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
+
+
+def save_run_config(workdir: str, run: RunConfig) -> None:
+  """Writes run.json after `check_run_config`."""
+  os.makedirs(workdir, exist_ok=True)
+  check_run_config(workdir, run)
+  atomic.write_json(os.path.join(workdir, RUN_FILE), run.to_json())
 
 
 def load_run_config(workdir: str) -> RunConfig:
@@ -105,8 +127,7 @@ def load_run_config(workdir: str) -> RunConfig:
   if not os.path.exists(file):
     raise FileNotFoundError(f'{file} not found: {workdir} is not a tf_partfash training directory '
                             '(run train.py with --workdir first)')
-  with open(file) as f:
-    return RunConfig.from_json(json.load(f), file)
+  return RunConfig.from_json(_read_json(file), file)
 
 
 def build_model(run: RunConfig) -> keras.Model:
@@ -117,8 +138,8 @@ def build_model(run: RunConfig) -> keras.Model:
 
 def export_model(workdir: str, model: keras.Model) -> str:
   file = os.path.join(workdir, WEIGHTS_FILE)
-  model.save_weights(file + '.tmp.weights.h5')
-  os.replace(file + '.tmp.weights.h5', file)
+  with atomic.replacing(file, suffix='.weights.h5') as tmp:  # Keras goes by the extension
+    model.save_weights(tmp)
   return file
 
 

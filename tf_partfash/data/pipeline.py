@@ -51,8 +51,8 @@ def make_examples(data_dir: str, table: pd.DataFrame, parts: Mapping[str, Parts]
   """Aligns a label table with its part extraction; a path without parts is an error naming it."""
   missing = [p for p in table['path'] if p not in parts]
   if missing:
-    raise KeyError(f'no part extraction for {len(missing)} image(s), e.g. {missing[0]!r}; '
-                   'recompute the parts cache (python -m tf_partfash.parts)')
+    raise ValueError(f'no part extraction for {len(missing)} image(s), e.g. {missing[0]!r}; '
+                     'recompute the parts cache (python -m tf_partfash.parts)')
   arrays = [parts[p].as_arrays() for p in table['path']]
   return Examples(
       files=np.array([image_file(data_dir, p) for p in table['path']]),

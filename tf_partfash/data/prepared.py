@@ -29,6 +29,7 @@ class PreparedData:
   examples: pipeline.Examples  # aligned with `table`
   state_dir: str            # where the split, parts and query caches of this dataset live
   split_file: str           # the stored split (queries are stored beside it, named after it)
+  skipped: tuple[str, ...] = ()  # undecodable images left out (`skip_corrupt`), under Images/
 
   def rows(self, *subsets: str) -> np.ndarray:
     """Row indices (into `table`/`examples`) of the given subsets."""
@@ -55,7 +56,8 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   """Reads (or, when `data_dir` is None, generates the built-in synthetic) dataset for a run.
 
   `gallery_images` / `query_images`: sizes of the split's gallery and query subsets (None: the
-  paper's proportions, `splits.subset_sizes`).
+  paper's proportions, `splits.subset_sizes`). With `skip_corrupt`, images that cannot be decoded
+  are left out before part extraction, each logged, and listed in `PreparedData.skipped`.
   """
   if data_dir is None:
     splits.subset_sizes(synthetic_images, gallery_images, query_images)  # before generating
@@ -65,19 +67,26 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   state = _state_dir(data_dir, cache_dir)
   split, split_file = splits.load_or_create_split(state, table, split_seed, gallery_images,
                                                   query_images)
+  skipped: list[str] = []
+  if skip_corrupt:  # before part extraction, which decodes the images it needs and would fail
+    files = [shopping100k.image_file(data_dir, p) for p in table['path']]
+    bad = pipeline.find_unreadable(files)
+    keep = ~np.isin(files, [file for file, _ in bad])
+    skipped = table['path'][~keep].tolist()
+    for file, reason in bad:
+      logging.warning('skipping unreadable image %s (%s)', file, reason)
+    if bad:
+      logging.warning('skipped %d unreadable image(s) of %d', len(bad), len(table))
+    table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
   # Named by the algorithm's version, so a cache of an older extraction is not reused.
   parts = load_or_compute_parts(data_dir, table,
                                 os.path.join(state, f'parts_v{ALGORITHM_VERSION}.csv'), workers)
   examples = pipeline.make_examples(data_dir, table, parts)
-  if skip_corrupt:
-    kept = pipeline.drop_unreadable(examples, skip=True)
-    keep = np.isin(examples.files, kept.files)
-    table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
-    examples = kept
   counts = split['subset'].value_counts().to_dict()
-  logging.info('dataset %s: %d images (%s)', data_dir, len(table),
-               ', '.join(f'{k} {v}' for k, v in sorted(counts.items())))
-  return PreparedData(data_dir, table, split, examples, state, split_file)
+  logging.info('dataset %s: %d images (%s)%s', data_dir, len(table),
+               ', '.join(f'{k} {v}' for k, v in sorted(counts.items())),
+               f', {len(skipped)} unreadable left out' if skipped else '')
+  return PreparedData(data_dir, table, split, examples, state, split_file, tuple(skipped))
 
 
 def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1,

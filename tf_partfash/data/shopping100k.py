@@ -9,6 +9,7 @@ newline. The built-in synthetic dataset is written in this same layout, so this 
 """
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -48,23 +49,34 @@ def _read_attribute_file(file: str, attr_index: int) -> tuple[list[str], np.ndar
   if not os.path.exists(file):
     raise FileNotFoundError(f'attribute file not found: {file}')
   paths, labels = [], []
-  with open(file, encoding='utf-8') as f:
-    for line_no, line in enumerate(f, start=1):
-      line = line.rstrip('\r\n')
-      if not line:
-        raise ValueError(f'{file}:{line_no}: empty line')
-      fields = line.split(' ')
-      if len(fields) != 2 or not fields[0]:
-        raise ValueError(f'{file}:{line_no}: expected "<path> <value index>", got {line!r}')
-      try:
-        value = int(fields[1])
-      except ValueError:
-        raise ValueError(f'{file}:{line_no}: value index {fields[1]!r} is not an integer') from None
-      if not MISSING <= value < attr.num_values:
-        raise ValueError(f'{file}:{line_no}: value index {value} outside the {attr.name!r} '
-                         f'vocabulary (-1 or 0..{attr.num_values - 1})')
-      paths.append(fields[0])
-      labels.append(value)
+  with open(file, 'rb') as f:
+    data = f.read()
+  try:
+    text = data.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line_no = data.count(b'\n', 0, e.start) + 1
+    offset = e.start - (data.rfind(b'\n', 0, e.start) + 1) + 1
+    raise ValueError(f'{file}:{line_no}: not UTF-8 text (byte 0x{data[e.start]:02x}, byte '
+                     f'{offset} of the line)') from None
+  for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
+    line = line.rstrip('\r\n')
+    if not line:
+      raise ValueError(f'{file}:{line_no}: empty line')
+    fields = line.split(' ')
+    if len(fields) > 2 and fields[-1].lstrip('-').isdigit():
+      raise ValueError(f'{file}:{line_no}: image path {" ".join(fields[:-1])!r} contains a space; '
+                       'one space separates path and value index, so paths cannot contain spaces')
+    if len(fields) != 2 or not fields[0]:
+      raise ValueError(f'{file}:{line_no}: expected "<path> <value index>", got {line!r}')
+    try:
+      value = int(fields[1])
+    except ValueError:
+      raise ValueError(f'{file}:{line_no}: value index {fields[1]!r} is not an integer') from None
+    if not MISSING <= value < attr.num_values:
+      raise ValueError(f'{file}:{line_no}: value index {value} outside the {attr.name!r} '
+                       f'vocabulary (-1 or 0..{attr.num_values - 1})')
+    paths.append(fields[0])
+    labels.append(value)
   if not paths:
     raise ValueError(f'{file}: no lines')
   return paths, np.asarray(labels, np.int64)

@@ -28,6 +28,7 @@ from tf_partfash.attributes import MISSING, attribute
 from tf_partfash.data import catalogue, shopping100k
 from tf_partfash.data.garments import render
 from tf_partfash.parts.boxes import read_parts_csv, write_parts_csv
+from tf_partfash.progress import ProgressLine
 
 PARTS_FILE = 'parts_truth.csv'
 MARKER_FILE = 'synthetic.json'
@@ -36,6 +37,7 @@ MARKER_FILE = 'synthetic.json'
 VERSION = 4
 JPEG_QUALITY = 90
 _CHUNK = 32
+PROGRESS_EVERY_SECS = 10.0
 
 def _render_chunk(args: tuple[str, int, int, int, int, Sequence[int]]) -> list[tuple]:
   """Renders and writes the images of one chunk; returns (path, labels, Parts) per image."""
@@ -61,9 +63,11 @@ def _single_thread() -> None:
 
 def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, height: int = 550,
              workers: int = 1,
-             images_per_style: float = catalogue.DEFAULT_IMAGES_PER_STYLE) -> None:
+             images_per_style: float = catalogue.DEFAULT_IMAGES_PER_STYLE,
+             progress: bool = True) -> None:
   """Writes `num_images` images, the 12 attribute files, `parts_truth.csv` and the marker; the
-  catalogue has about `num_images / images_per_style` styles."""
+  catalogue has about `num_images / images_per_style` styles. `progress`: a line on stderr every
+  `PROGRESS_EVERY_SECS`."""
   if num_images < 1 or num_images >= 10 ** 7:
     raise ValueError(f'num_images must be in 1..9999999 (7-digit product ids), got {num_images}')
   if width < 64 or height < 64:
@@ -77,12 +81,21 @@ def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, hei
   os.makedirs(out_dir, exist_ok=True)
   tasks = [(out_dir, seed, width, height, styles, range(a, min(a + _CHUNK, num_images)))
            for a in range(0, num_images, _CHUNK)]
+  line = ProgressLine(num_images, PROGRESS_EVERY_SECS, unit='image') if progress else None
+
+  def collect(chunks: Iterable[list[tuple]]) -> list[tuple]:
+    rows = []
+    for chunk in chunks:
+      rows += chunk
+      if line:
+        line.update(len(rows), f'synthetic {out_dir}')
+    return rows
+
   if workers == 1:
-    chunks: Iterable[list[tuple]] = map(_render_chunk, tasks)
-    rows = [row for chunk in chunks for row in chunk]
+    rows = collect(map(_render_chunk, tasks))
   else:
     with multiprocessing.get_context('spawn').Pool(workers, initializer=_single_thread) as pool:
-      rows = [row for chunk in pool.imap(_render_chunk, tasks) for row in chunk]
+      rows = collect(pool.imap(_render_chunk, tasks))
   paths = [r[0] for r in rows]
   shopping100k.write_attributes(out_dir, paths, np.stack([r[1] for r in rows]))
   write_parts_csv(os.path.join(out_dir, PARTS_FILE), [(r[0], r[2]) for r in rows])

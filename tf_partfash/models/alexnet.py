@@ -207,7 +207,7 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
   data = _read_npy_dict(path)
   missing = [n for n in CONV_NAMES if n not in data]
   if missing:
-    raise KeyError(f'{path}: missing layer(s) {", ".join(missing)}; '
+    raise ValueError(f'{path}: missing layer(s) {", ".join(missing)}; '
                    f'found {", ".join(sorted(map(str, data)))}')
   updates = []
   for layer_name in CONV_NAMES:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import cv2
@@ -19,6 +20,7 @@ from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
 from tf_partfash.parts.dataset import format_scores, load_or_compute_parts, read_image, score_parts
 from tf_partfash.parts.extraction import extract_parts
 
+PROG = 'python -m tf_partfash.parts'
 # One RGB colour per part, in `PART_NAMES` order.
 PART_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
                 (70, 240, 240))
@@ -52,8 +54,17 @@ def _bool(text: str) -> bool:
   return text.lower() == 'true'
 
 
+def _check_writable_folder(parser: argparse.ArgumentParser, flag: str, file: str) -> None:
+  """Fails at once, not after the whole extraction, when `file` cannot be written."""
+  folder = os.path.dirname(os.path.abspath(file))
+  if not os.path.isdir(folder):
+    parser.error(f'{flag}={file}: folder {folder} does not exist')
+  if not os.access(folder, os.W_OK):
+    parser.error(f'{flag}={file}: folder {folder} is not writable')
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog='python -m tf_partfash.parts', description=__doc__,
+  parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data_dir', help='dataset in the Shopping100k layout')
   parser.add_argument('--output', help='parts CSV to write (and resume from)')
@@ -64,11 +75,19 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--lower_body', type=_bool, default=None,
                       help='true|false when known; default: the image decides')
   args = parser.parse_args(argv)
+  try:
+    _run(parser, args)
+  except (ValueError, OSError) as e:  # the user's input: a message, not a traceback
+    sys.exit(f'{PROG}: error: {e}')
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
   if (args.data_dir is None) == (args.image is None):
     parser.error('give either --data_dir (with --output) or --image (with --overlay)')
   if args.image is not None:
     if args.overlay is None:
       parser.error('--image needs --overlay')
+    _check_writable_folder(parser, '--overlay', args.overlay)
     image = read_image(args.image)
     parts = extract_parts(image, args.lower_body)
     drawing = cv2.cvtColor(draw_parts(image, parts), cv2.COLOR_RGB2BGR)
@@ -85,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.error('--data_dir needs --output')
   if args.workers < 1:
     parser.error(f'--workers must be at least 1, got {args.workers}')
+  _check_writable_folder(parser, '--output', args.output)
   table = read_attributes(args.data_dir)
   parts = load_or_compute_parts(args.data_dir, table, args.output, args.workers)
   print(f'{len(parts)} images -> {args.output}')

@@ -13,6 +13,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from tf_partfash import atomic
+
 PART_NAMES: tuple[str, ...] = ('collar', 'torso', 'chest', 'left_sleeve', 'right_sleeve',
                                'fastening')
 # Outputs of the "Extract Parts?" head (§4.3), in this order.
@@ -65,9 +67,8 @@ def box_iou(a: Box, b: Box) -> float:
 
 
 def write_parts_csv(path: str, records: Iterable[tuple[str, Parts]]) -> None:
-  """Writes `(image path, Parts)` records; written to a temporary file first, then renamed."""
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w', newline='') as f:
+  """Writes `(image path, Parts)` records, replacing `path` whole (`atomic.replacing`)."""
+  with atomic.replacing(path) as tmp, open(tmp, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(CSV_COLUMNS)
     for image_path, parts in records:
@@ -76,7 +77,6 @@ def write_parts_csv(path: str, records: Iterable[tuple[str, Parts]]) -> None:
         box = parts.boxes.get(name)
         row += [f'{v:.5f}' for v in box] if box is not None else [''] * 4
       writer.writerow(row)
-  os.replace(tmp, path)
 
 
 def read_parts_csv(path: str) -> dict[str, Parts]:

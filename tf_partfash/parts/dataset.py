@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tf_partfash import atomic
 from tf_partfash.attributes import LOWER_BODY_CATEGORIES, MISSING, attribute
 from tf_partfash.data.shopping100k import image_file
 from tf_partfash.parts.boxes import (CASES, PART_NAMES, Parts, box_iou, read_parts_csv,
@@ -100,23 +101,38 @@ def load_or_compute_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
                           workers: int = 1, progress: bool = True) -> dict[str, Parts]:
   """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can.
 
-  Images missing from the cache are computed and the cache rewritten (atomically) every
-  `SAVE_EVERY_SECS`, at the end and when interrupted, so a new run resumes where one stopped.
-  Cached images that are not in `table` are kept in the file.
+  Images missing from the cache are computed and the cache replaced whole every
+  `SAVE_EVERY_SECS`, at the end and when interrupted, so a new run resumes where one stopped (a
+  SIGKILL loses at most `SAVE_EVERY_SECS` of work). One process at a time computes into a cache
+  (a lock beside it); another waits, then finds the images computed. Cached images that are not
+  in `table` are kept in the file.
   """
+  missing = lambda cached: ~table['path'].isin(list(cached))
   cached = read_parts_csv(cache_path) if os.path.exists(cache_path) else {}
-  missing = ~table['path'].isin(list(cached))
-  if missing.any():
-    last_save = time.monotonic()
-    try:
-      for path, parts in _computed(data_dir, table[missing], workers, progress):
-        cached[path] = parts
-        if time.monotonic() - last_save >= SAVE_EVERY_SECS:
-          write_parts_csv(cache_path, cached.items())
-          last_save = time.monotonic()
-    finally:  # Also on an error or Ctrl-C: what was computed is kept for the next run.
-      write_parts_csv(cache_path, cached.items())
+  if missing(cached).any():
+    with atomic.exclusive(f'{cache_path}.lock', f'computing parts into {cache_path}'):
+      atomic.remove_stale(cache_path)
+      cached = read_parts_csv(cache_path) if os.path.exists(cache_path) else {}
+      todo = missing(cached)
+      if todo.any():
+        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress)
+        # What the file holds (boxes rounded to 5 decimals), not the values just computed: the
+        # run that computes the cache then trains on exactly the boxes every later run reads.
+        cached = read_parts_csv(cache_path)
   return {path: cached[path] for path in table['path']}
+
+
+def _compute_into(cached: dict[str, Parts], data_dir: str, table: pd.DataFrame, cache_path: str,
+                  workers: int, progress: bool) -> None:
+  last_save = time.monotonic()
+  try:
+    for path, parts in _computed(data_dir, table, workers, progress):
+      cached[path] = parts
+      if time.monotonic() - last_save >= SAVE_EVERY_SECS:
+        write_parts_csv(cache_path, cached.items())
+        last_save = time.monotonic()
+  finally:  # Also on an error or Ctrl-C: what was computed is kept for the next run.
+    write_parts_csv(cache_path, cached.items())
 
 
 def score_parts(predicted: dict[str, Parts], truth: dict[str, Parts]) -> dict:

@@ -1,0 +1,142 @@
+"""The feature caches of a workdir: versioned .npz files, built by one process at a time, resumable.
+
+Every file records the format version and the model's identity (`index.model_id`), so features of
+another model are recomputed or refused, never mixed. A file is replaced whole
+(`atomic.replacing`); one of another model or version, or unreadable (cut short, damaged), is
+rebuilt, and the log says why. `cached_or_built` holds a lock beside the file while it builds, so
+concurrent first searches or evaluations all succeed; `chunked` keeps each finished chunk of a long
+computation in `<file>.partial/`, so a run killed mid-way resumes from them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import zipfile
+import zlib
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+from tf_partfash import atomic
+from tf_partfash.progress import ProgressLine
+
+FORMAT_VERSION = 1
+PROGRESS_EVERY_SECS = 10.0
+T = TypeVar('T')
+
+
+class UnreadableCache(ValueError):
+  """A cached file that cannot be read (cut short, damaged); the message names it."""
+
+  def __init__(self, file: str, reason: str):
+    super().__init__(f'{file} is unreadable ({reason}): cut short or damaged; delete it, and it is '
+                     'rebuilt when next needed')
+    self.file, self.reason = file, reason
+
+
+def cached_by(file: str) -> str | None:
+  """The model id of a cached file of this format version; None if absent or of another version."""
+  if not os.path.exists(file):
+    return None
+  stored = load_npz(file, ('format_version', 'model_id'))  # only the two small header entries
+  if int(stored['format_version']) != FORMAT_VERSION:
+    return None
+  return str(stored['model_id'])
+
+
+def save_npz(file: str, arrays: dict[str, np.ndarray]) -> None:
+  with atomic.replacing(file) as tmp, open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+
+
+def load_npz(file: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+  """The arrays of an .npz file (only `names`, when given); a damaged one is `UnreadableCache`."""
+  if not os.path.exists(file):
+    raise FileNotFoundError(f'index file not found: {file}')
+  try:
+    with np.load(file, allow_pickle=False) as z:
+      return {k: z[k] for k in (z.files if names is None else names)}
+  except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, OSError) as e:
+    raise UnreadableCache(file, f'{type(e).__name__}: {e}') from None
+
+
+def _read_cache(file: str, mid: str, reader: Callable[[str, str], T], log: bool) -> T | None:
+  """`reader(file, mid)` when `file` holds model `mid`'s features in this format version; None
+  when it is absent, of another model or version, or unreadable (with `log`: why, in the log)."""
+  if not os.path.exists(file):
+    return None
+  try:
+    found = cached_by(file)
+    if found == mid:
+      return reader(file, mid)
+    reason = f'built by model {found}, not {mid}' if found else 'of another format version'
+  except UnreadableCache as e:
+    if log:
+      logging.warning('%s is unreadable (%s): rebuilding it', file, e.reason)
+    return None
+  if log:
+    logging.info('%s is %s: rebuilding it', file, reason)
+  return None
+
+
+def cached_or_built(file: str, mid: str, reader: Callable[[str, str], T],
+                     stale: Callable[[T], str | None], build: Callable[[], T]) -> T:
+  """The object cached in `file`, or `build()` saved there.
+
+  `stale(found)` says why a readable file of the model does not fit the request (None: it fits).
+  One process builds at a time (a lock beside the file), so concurrent first searches or
+  evaluations all succeed: the others wait, then read what it built. The fast path takes no lock,
+  so a read-only workdir with its caches in place can still be searched.
+  """
+  found = _read_cache(file, mid, reader, log=False)
+  if found is not None and stale(found) is None:
+    return found
+  with atomic.exclusive(f'{file}.lock', f'building {file}'):
+    found = _read_cache(file, mid, reader, log=True)  # another process may have built it
+    if found is not None:
+      reason = stale(found)
+      if reason is None:
+        return found
+      logging.info('%s: %s: rebuilding it', file, reason)
+    atomic.remove_stale(file)
+    built = build()
+    built.save(file)
+    shutil.rmtree(f'{file}.partial', ignore_errors=True)
+    return built
+
+
+def chunked(directory: str, key: dict, rows: np.ndarray, chunk_size: int, what: str,
+             compute: Callable[[np.ndarray], dict[str, np.ndarray]],
+             progress: bool) -> list[dict[str, np.ndarray]]:
+  """`compute` over `rows` in chunks, each kept in `directory` so an interrupted run resumes.
+
+  `key` identifies the job (model, rows); chunks of another job in `directory` are discarded, and
+  a chunk that cannot be read is computed again. The caller holds the lock of the job's file.
+  """
+  manifest = os.path.join(directory, 'job.json')
+  if os.path.isdir(directory) and _read_manifest(manifest) != key:
+    shutil.rmtree(directory)
+  os.makedirs(directory, exist_ok=True)
+  atomic.write_json(manifest, key)
+  line = ProgressLine(len(rows), PROGRESS_EVERY_SECS, unit='image') if progress else None
+  results = []
+  for start in range(0, len(rows), chunk_size):
+    file = os.path.join(directory, f'chunk_{start // chunk_size:05d}.npz')
+    try:
+      results.append(load_npz(file))
+    except (FileNotFoundError, UnreadableCache):
+      results.append(compute(rows[start:start + chunk_size]))
+      save_npz(file, results[-1])
+    if line:
+      line.update(min(start + chunk_size, len(rows)), what)
+  return results
+
+
+def _read_manifest(file: str) -> dict | None:
+  try:
+    with open(file, encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):  # absent, or from an older tf_partfash that wrote it in place
+    return None
