@@ -38,7 +38,7 @@ def _one_line_error(result, prefix: str) -> str:
 def _data_copy(tiny_synthetic, tmp_path):
   """The tiny synthetic set without any cache (parts, split), so everything is computed anew."""
   data = tmp_path / 'data'
-  shutil.copytree(tiny_synthetic, data, ignore=shutil.ignore_patterns('parts_v*', 'split*',
+  shutil.copytree(tiny_synthetic, data, ignore=shutil.ignore_patterns('parts_v*', 'paper_split*',
                                                                       'queries*'))
   return data
 
