@@ -12,10 +12,10 @@ Runs that differ only in their seed are one column: mean +- sd across seeds.
 """
 import logging
 import os
-import sys
 
 from absl import app, flags
 
+from tf_partfash.cli import exit_on_user_error
 from tf_partfash.queries import HIT_ATTRIBUTES, HIT_RULES
 from tf_partfash.retrieval import DISTANCES
 
@@ -46,10 +46,7 @@ _DATA_KEYS = ('data_dir', 'split_seed', 'synthetic_images', 'synthetic_seed', 'g
 
 def main(argv):
   del argv
-  try:
-    _evaluate()
-  except (ValueError, OSError) as e:  # the user's input: a message, not a traceback
-    sys.exit(f'evaluate.py: error: {e}')
+  exit_on_user_error('evaluate.py', _evaluate)
 
 
 def _evaluate() -> None:
@@ -59,7 +56,7 @@ def _evaluate() -> None:
   real = [os.path.realpath(w) for w in workdirs]
   repeated = next((w for w, r in zip(workdirs, real) if real.count(r) > 1), None)
   if repeated:
-    sys.exit(f'evaluate.py: error: --workdirs lists {repeated} twice')
+    raise ValueError(f'--workdirs lists {repeated} twice')
   if FLAGS.adde_dir and FLAGS.protocol != 'adde':
     raise app.UsageError('--adde_dir is for --protocol=adde')
   if FLAGS['hit_attributes'].present and FLAGS.protocol != 'paper':
@@ -75,8 +72,9 @@ def _evaluate() -> None:
   unfinished = next((w for w in workdirs if not os.path.isfile(os.path.join(w, WEIGHTS_FILE))),
                     None)
   if unfinished:  # before scoring any: a crash after the first run would write nothing
-    sys.exit(f'evaluate.py: error: {os.path.join(unfinished, WEIGHTS_FILE)} not found: training '
-             f'in {unfinished} has not finished (rerun its train.py command to resume it)')
+    raise FileNotFoundError(f'{os.path.join(unfinished, WEIGHTS_FILE)} not found: training in '
+                            f'{unfinished} has not finished (rerun its train.py command to '
+                            'resume it)')
   for workdir, settings in zip(workdirs[1:], data_settings[1:]):
     if settings != data_settings[0]:
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '

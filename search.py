@@ -14,11 +14,11 @@ model builds and caches its gallery index and attribute prototypes in the workdi
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags
 
 from tf_partfash import atomic, encoders, figures, index, retrieval
+from tf_partfash.cli import exit_on_user_error
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute
 from tf_partfash.encoders import SIGNATURE_METHODS
 from tf_partfash.workdir import load_run_config
@@ -160,10 +160,7 @@ def _session() -> None:
 
 def main(argv):
   del argv
-  try:
-    _session()
-  except (ValueError, OSError) as e:  # the user's input or machine: a message, not a traceback
-    sys.exit(f'search.py: error: {e}')
+  exit_on_user_error('search.py', _session)
 
 
 if __name__ == '__main__':

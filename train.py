@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from tf_partfash.cli import exit_on_user_error
 from tf_partfash.config import (METHODS, MODEL_RANGES, TRAIN_RANGES, ModelConfig, TrainConfig,
                                 method_configs)
 
@@ -144,10 +145,7 @@ def _train() -> None:
 
 def main(argv):
   del argv
-  try:
-    _train()
-  except (ValueError, OSError) as e:  # the user's input or machine: a message, not a traceback
-    sys.exit(f'train.py: error: {e}')
+  exit_on_user_error('train.py', _train)
 
 
 if __name__ == '__main__':

@@ -38,10 +38,14 @@ def _per_image_ms(fn, items, repeats: int) -> tuple[float, float]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--sample_dir', default='/work/shared/shopping100k/sample',
+  # The real sample is found as the tests find it: $TF_PARTFASH_SHOPPING100K, else
+  # ../shared/shopping100k beside the repository.
+  shared = os.environ.get('TF_PARTFASH_SHOPPING100K') or os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'shopping100k')
+  parser.add_argument('--sample_dir', default=os.path.join(shared, 'sample'),
                       help='dataset with real Shopping100k images (Images/**.jpg)')
-  parser.add_argument('--synthetic_dir', default='/work/synth_preview',
-                      help='synthetic dataset (Images/**.jpg)')
+  parser.add_argument('--synthetic_dir', help='synthetic dataset (Images/**.jpg), e.g. the '
+                      "demo's under $TF_PARTFASH_CACHE (default ~/.cache/tf_partfash)")
   parser.add_argument('--max_images', type=int, default=100)
   parser.add_argument('--repeats', type=int, default=5)
   args = parser.parse_args()
@@ -49,6 +53,9 @@ def main() -> None:
   print(f'{"images":<12} {"n":>4} {"file size":>10} {"extract CPU":>12} {"extract wall":>13} '
         f'{"full decode":>12} {"reduced decode":>15}')
   for name, data_dir in (('real sample', args.sample_dir), ('synthetic', args.synthetic_dir)):
+    if data_dir is None:
+      print(f'{name:<12} skipped: give --synthetic_dir')
+      continue
     files = sorted(glob.glob(os.path.join(data_dir, 'Images', '**', '*.jpg'),
                              recursive=True))[:args.max_images]
     if not files:

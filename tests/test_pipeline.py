@@ -107,15 +107,13 @@ def test_corrupt_image_error_names_the_file(half_black_jpeg, tmp_path):
   dataset = pipeline.make_dataset(examples, order, config)
   with pytest.raises(pipeline.CorruptImageError, match='corrupt.jpg'):
     list(pipeline.iterate_batches(dataset, examples, order, 2))
-  with pytest.raises(pipeline.CorruptImageError, match='corrupt.jpg'):
-    pipeline.drop_unreadable(examples, skip=False)
 
 
 def test_skip_unreadable_drops_and_logs(half_black_jpeg, tmp_path, caplog):
   corrupt = tmp_path / 'corrupt.png'
   corrupt.write_bytes(b'not an image')
-  examples = _examples([half_black_jpeg, corrupt])
+  files = [str(half_black_jpeg), str(corrupt)]
   with caplog.at_level(logging.WARNING):
-    kept = pipeline.drop_unreadable(examples, skip=True)
-  assert kept.files.tolist() == [str(half_black_jpeg)]
+    keep = pipeline.readable(files)
+  assert np.asarray(files)[keep].tolist() == [str(half_black_jpeg)]
   assert 'skipped 1 unreadable image(s) of 2' in caplog.text and 'corrupt.png' in caplog.text

@@ -12,13 +12,13 @@ import pytest
 from tf_partfash.data.synthetic import MARKER_FILE
 from tf_partfash.evaluation import RunResult, Scores
 from tf_partfash import intervals
-from tf_partfash.reports import (Dataset, column_names, columns, describe_dataset,
+from tf_partfash.reports import (Dataset, columns, describe_dataset,
                                  format_adde_table, format_paper_tables, plot_top_k, results_json,
                                  write_json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOPPING100K = Dataset('/data/Shopping100k', 101021, synthetic=False)
-SYNTHETIC = Dataset('/tmp/synthetic', 300, synthetic=True)
+SYNTHETIC = Dataset('data/synthetic', 300, synthetic=True)
 
 
 def _scores(setting: str, first_hit: list[int], manipulated: list[str], max_k: int = 30,
@@ -115,7 +115,7 @@ def test_seeds_of_one_method_are_one_column():
 
 def test_synthetic_data_is_announced_above_the_tables():
   text = format_paper_tables([_paper_run('partnet', 'runs/a', 5)], SYNTHETIC, 'all', 'squared')
-  assert text.splitlines()[0].startswith('Data: synthetic images (/tmp/synthetic, 300 images), '
+  assert text.splitlines()[0].startswith('Data: synthetic images (data/synthetic, 300 images), '
                                          'not Shopping100k')
   assert 'only the ordering of methods is' in text.splitlines()[0]
 
@@ -131,7 +131,7 @@ def test_describe_dataset_finds_the_synthetic_marker(tmp_path):
 def test_column_names_tell_repeated_methods_apart():
   runs = [_paper_run('partnet', 'runs/seed0/', 1), _paper_run('partnet', 'runs/seed1', 1),
           _paper_run('classic', 'runs/c', 1)]
-  assert column_names(runs) == ['Proposed [seed0]', 'Proposed [seed1]', 'Classic']
+  assert [c.name for c in columns(runs)] == ['Proposed [seed0]', 'Proposed [seed1]', 'Classic']
 
 
 def test_adde_table_and_empty_settings():

@@ -134,10 +134,6 @@ def columns(results: Sequence[RunResult]) -> list[Column]:
   return out
 
 
-def column_names(results: Sequence[RunResult]) -> list[str]:
-  return [c.name for c in columns(results)]
-
-
 def _proposed(cols: Sequence[Column]) -> Column | None:
   return next((c for c in cols if c.method == 'partnet'), None)
 

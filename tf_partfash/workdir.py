@@ -31,6 +31,8 @@ RUN_FILE = 'run.json'
 WEIGHTS_FILE = 'model.weights.h5'
 LOCK_FILE = 'train.lock'
 FORMAT_VERSION = 1
+# Training settings that do not change what the checkpoints mean: a run may resume with others.
+VOLATILE_TRAIN_FIELDS = ('checkpoint_every_secs', 'log_every_secs')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,7 @@ def variant_of(run: RunConfig) -> str:
   only in their seed share it (the seeds of one method, reported as mean +- sd)."""
   blob = run.to_json()
   blob['train'] = {k: v for k, v in blob['train'].items()
-                   if k not in ('seed', 'checkpoint_every_secs', 'log_every_secs')}
+                   if k not in ('seed',) + VOLATILE_TRAIN_FIELDS}
   text = json.dumps(blob, sort_keys=True).encode('utf-8')
   return hashlib.blake2b(text, digest_size=8).hexdigest()
 
@@ -106,9 +108,8 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   file = os.path.join(workdir, RUN_FILE)
   if not os.path.exists(file):
     return
-  volatile = ('checkpoint_every_secs', 'log_every_secs')
   strip = lambda blob: {**blob, 'train': {k: v for k, v in blob.get('train', {}).items()
-                                          if k not in volatile}}
+                                          if k not in VOLATILE_TRAIN_FIELDS}}
   diff = _differences(strip(_read_json(file)), strip(run.to_json()))
   if diff:
     raise ValueError(f'{workdir} holds a run with another configuration ({file}): '

@@ -145,19 +145,15 @@ def find_unreadable(files: Sequence[str]) -> list[tuple[str, str]]:
   return bad
 
 
-def drop_unreadable(examples: Examples, skip: bool) -> Examples:
-  """Checks every image decodes. Unreadable ones are an error, or with `skip` dropped and logged."""
-  bad = find_unreadable(examples.files)
-  if not bad:
-    return examples
-  if not skip:
-    raise CorruptImageError(f'{len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]}); '
-                            'fix or remove them, or pass the skip flag to leave them out')
+def readable(files: Sequence[str]) -> np.ndarray:
+  """(N,) bool: which files decode fully (`--skip_corrupt_images` keeps only those); each one
+  that does not is logged with its reason, then their number."""
+  bad = find_unreadable(files)
   for file, reason in bad:
     logging.warning('skipping unreadable image %s (%s)', file, reason)
-  logging.warning('skipped %d unreadable image(s) of %d', len(bad), len(examples))
-  keep = ~np.isin(examples.files, [b[0] for b in bad])
-  return examples.subset(np.nonzero(keep)[0])
+  if bad:
+    logging.warning('skipped %d unreadable image(s) of %d', len(bad), len(files))
+  return ~np.isin(np.asarray(files, str), [file for file, _ in bad])
 
 
 def iterate_batches(dataset: tf.data.Dataset, examples: Examples, order: np.ndarray,

@@ -69,14 +69,8 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
                                                   query_images)
   skipped: list[str] = []
   if skip_corrupt:  # before part extraction, which decodes the images it needs and would fail
-    files = [shopping100k.image_file(data_dir, p) for p in table['path']]
-    bad = pipeline.find_unreadable(files)
-    keep = ~np.isin(files, [file for file, _ in bad])
+    keep = pipeline.readable([shopping100k.image_file(data_dir, p) for p in table['path']])
     skipped = table['path'][~keep].tolist()
-    for file, reason in bad:
-      logging.warning('skipping unreadable image %s (%s)', file, reason)
-    if bad:
-      logging.warning('skipped %d unreadable image(s) of %d', len(bad), len(table))
     table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
   # Named by the algorithm's version, so a cache of an older extraction is not reused.
   parts = load_or_compute_parts(data_dir, table,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import cv2
 import numpy as np
 
+from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data.shopping100k import read_attributes
 from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
 from tf_partfash.parts.dataset import format_scores, load_or_compute_parts, read_image, score_parts
@@ -75,10 +75,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--lower_body', type=_bool, default=None,
                       help='true|false when known; default: the image decides')
   args = parser.parse_args(argv)
-  try:
-    _run(parser, args)
-  except (ValueError, OSError) as e:  # the user's input: a message, not a traceback
-    sys.exit(f'{PROG}: error: {e}')
+  exit_on_user_error(PROG, lambda: _run(parser, args))
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -94,9 +91,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
       written = cv2.imwrite(args.overlay, drawing)
     except cv2.error as e:  # e.g. an extension no image writer knows
-      sys.exit(f'cannot write {args.overlay}: {e}')
+      raise OSError(f'cannot write {args.overlay}: {e}') from None
     if not written:
-      sys.exit(f'cannot write {args.overlay}')
+      raise OSError(f'cannot write {args.overlay}')
     print(f'{args.image}: {parts.case}; parts: {", ".join(parts.boxes) or "none"} '
           f'-> {args.overlay}')
     return
