@@ -16,8 +16,8 @@ import os
 from absl import app, flags
 
 from tf_partfash.cli import exit_on_user_error
+from tf_partfash.config import DISTANCES
 from tf_partfash.queries import HIT_ATTRIBUTES, HIT_RULES
-from tf_partfash.retrieval import DISTANCES
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
 flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
@@ -65,35 +65,33 @@ def _evaluate() -> None:
   logging.getLogger().setLevel(logging.INFO)
   # After flag parsing: these import TensorFlow, which is slow.
   from tf_partfash import evaluation, queries, reports
-  from tf_partfash.data.prepared import prepare_run_data
-  from tf_partfash.workdir import WEIGHTS_FILE, load_run_config
+  from tf_partfash.trained_run import TrainedRun
 
-  data_settings = [{k: load_run_config(w).data.get(k) for k in _DATA_KEYS} for w in workdirs]
-  unfinished = next((w for w in workdirs if not os.path.isfile(os.path.join(w, WEIGHTS_FILE))),
-                    None)
-  if unfinished:  # before scoring any: a crash after the first run would write nothing
-    raise FileNotFoundError(f'{os.path.join(unfinished, WEIGHTS_FILE)} not found: training in '
-                            f'{unfinished} has not finished (rerun its train.py command to '
-                            'resume it)')
+  # Every run opened (and checked finished) before scoring any: a crash after the first run
+  # would write nothing.
+  runs = [TrainedRun.open(w, workers=FLAGS.workers, skip_corrupt=FLAGS.skip_corrupt_images)
+          for w in workdirs]
+  data_settings = [{k: r.config.data.get(k) for k in _DATA_KEYS} for r in runs]
   for workdir, settings in zip(workdirs[1:], data_settings[1:]):
     if settings != data_settings[0]:
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '
                            f'({data_settings[0]}); runs compared side by side share their data')
   settings = data_settings[0]
-  data = prepare_run_data(settings, workdirs[0], FLAGS.workers, FLAGS.skip_corrupt_images)
+  data = runs[0].data
+  runs = [runs[0]] + [TrainedRun.open(w, data=data) for w in workdirs[1:]]  # prepared once
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
   if FLAGS.protocol == 'paper':
-    query_sets, query_file = queries.load_or_make_paper_queries(
+    query_sets, query_file = queries.ensure_paper_queries(
         data.split_file, data.table, data.split, FLAGS.query_seed, FLAGS.hit_attributes)
-    results = [evaluation.evaluate_paper(w, data, query_sets, FLAGS.distance, FLAGS.backend)
-               for w in workdirs]
+    results = [evaluation.evaluate_paper(r, query_sets, FLAGS.distance, FLAGS.backend)
+               for r in runs]
     print(reports.format_paper_tables(results, dataset, FLAGS.hit_attributes, FLAGS.distance))
     rule = {'hit_attributes': FLAGS.hit_attributes, 'hit_rule': HIT_RULES[FLAGS.hit_attributes]}
   else:
-    test = queries.load_or_make_adde(data.table, data.split, data.split_file, FLAGS.adde_dir)
+    test = queries.ensure_adde_test(data.table, data.split, data.split_file, FLAGS.adde_dir)
     query_file = test.directory
-    results = [evaluation.evaluate_adde(w, data, test, FLAGS.distance, FLAGS.backend)
-               for w in workdirs]
+    results = [evaluation.evaluate_adde(r, test, FLAGS.distance, FLAGS.backend)
+               for r in runs]
     print('\n'.join(test.notes + (reports.format_adde_table(results, dataset, FLAGS.distance),)))
     rule = {'hit_rule': 'the whole 151-dim label vector of the target (ADDE)'}
   print(f'Queries: {query_file}')

@@ -14,8 +14,8 @@ import sys
 from absl import app, flags
 
 from tf_partfash.cli import exit_on_user_error
-from tf_partfash.config import (METHODS, MODEL_RANGES, TRAIN_RANGES, ModelConfig, TrainConfig,
-                                method_configs)
+from tf_partfash.config import MODEL_RANGES, TRAIN_RANGES, ModelConfig, TrainConfig
+from tf_partfash.methods import METHODS, PROPOSED, method_configs
 
 _HELP = {
     'image_size': 'Square model input (227 as in AlexNet; >= 147 keeps conv5 at least 8x8).',
@@ -59,9 +59,11 @@ _define(ModelConfig)
 _define(TrainConfig)
 flags.DEFINE_string('workdir', None, 'Directory of the run: checkpoints, logs, final model.')
 flags.DEFINE_string('data_dir', None, 'Dataset in the Shopping100k layout (default: synthetic).')
-flags.DEFINE_enum('model', 'partnet', list(METHODS),
-                  'Method of the paper\'s comparison (§7, Table 2): the proposed partnet, its '
-                  'ablations no_parts and no_parts_no_ranking, or the baselines classic and amnet.')
+flags.DEFINE_enum('model', PROPOSED, list(METHODS), 'Method of the paper\'s comparison (§7, '
+                  'Table 2); it fixes the settings it implies: ' + '; '.join(
+                      f'{m.name}: {m.description}'
+                      + (' (' + ', '.join(f'{k}={v}' for k, v in m.implies.items()) + ')'
+                         if m.implies else '') for m in METHODS.values()) + '.')
 flags.DEFINE_string('alexnet_weights', None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights.')
 flags.DEFINE_integer('synthetic_images', 5500, 'Size of the built-in synthetic dataset.')
 flags.DEFINE_integer('synthetic_seed', 0, 'Seed of the built-in synthetic dataset.')

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 
-from tf_partfash.data import synthetic
+from tf_partfash.synthetic import dataset as synthetic
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def shopping100k_splits(pytestconfig: pytest.Config) -> str:
 @pytest.fixture(scope='session')
 def tiny_synthetic(tmp_path_factory):
   """72 small synthetic images in the Shopping100k layout (generated once per test session)."""
-  from tf_partfash.data import synthetic
+  from tf_partfash.synthetic import dataset as synthetic
   out = str(tmp_path_factory.mktemp('tiny_synthetic'))
   synthetic.generate(out, 72, seed=0, width=127, height=184, workers=1)
   return out
@@ -56,7 +56,8 @@ def tiny_synthetic(tmp_path_factory):
 
 def _tiny_run_config(method: str, data_dir: str, train):
   """The tests' tiny network of `method` (its implied settings applied) on `data_dir`."""
-  from tf_partfash.config import ModelConfig, method_configs
+  from tf_partfash.config import ModelConfig
+  from tf_partfash.methods import method_configs
   from tf_partfash.workdir import RunConfig
   model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
                                                     signature_size=8, backbone_norm='batch'), train)
@@ -78,9 +79,9 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
 
   import keras
 
-  from tf_partfash import index
   from tf_partfash.config import TrainConfig
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.prepared import prepare
+  from tf_partfash.trained_run import TrainedRun
   from tf_partfash.workdir import build_model, export_model, save_run_config
   root = tmp_path_factory.mktemp('untrained_run')
   data_dir = root / 'data'
@@ -92,8 +93,8 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
   model = build_model(run)
   export_model(workdir, model)
   data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
-  gallery = index.ensure_index(workdir, model=model, data=data, progress=False)
-  prototypes = index.ensure_prototypes(workdir, model=model, data=data, progress=False)
+  opened = TrainedRun(workdir, run, model, data, progress=False)
+  gallery, prototypes = opened.index(), opened.prototypes()
   return types.SimpleNamespace(workdir=workdir, data_dir=data_dir, data=data, gallery=gallery,
                                prototypes=prototypes)
 
@@ -106,7 +107,7 @@ def tiny_method_run(tiny_synthetic, tmp_path):
   epoch per stage, its workdir under this test's tmp_path, the data prepared.
   """
   from tf_partfash.config import TrainConfig
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.prepared import prepare
 
   def make(method, **train_overrides):
     train_fields = dict(stage1_epochs=1, stage2_epochs=1, batch_size=24, log_every_secs=0)
@@ -134,8 +135,9 @@ def _assert_checkpoint_restores_every_weight(workdir: str, data) -> None:
   from tf_partfash.methods import method
   from tf_partfash.run import make_strategy
   from tf_partfash.training import Trainer
-  from tf_partfash.workdir import build_model, load_trained_model
-  exported, run = load_trained_model(workdir)
+  from tf_partfash.workdir import build_model, load_model, load_run_config
+  run = load_run_config(workdir)
+  exported = load_model(workdir, run)
   resumed = Trainer(lambda: build_model(run), run.model, run.train,
                     data.examples.subset(data.rows('train')), workdir, make_strategy(),
                     method(run.method))

@@ -53,7 +53,7 @@ def _edit_line(data, name: str, line: int, text: bytes) -> None:
 
 def test_skip_corrupt_images_leaves_out_a_truncated_upper_body_image(tiny_synthetic, tmp_path,
                                                                      caplog):
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.prepared import prepare
   from tf_partfash.data.shopping100k import image_file
   from tf_partfash.parts import lower_body_of
   data = _data_copy(tiny_synthetic, tmp_path)
@@ -161,14 +161,18 @@ def test_configs_refuse_nothing_to_train_and_name_the_file_of_a_stored_one(tmp_p
     load_run_config(str(tmp_path))
 
 
-def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_good_checkpoint(tiny_method_run):
+def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_good_checkpoint(tiny_method_run,
+                                                                              monkeypatch):
   import tensorflow as tf
 
-  from tf_partfash.methods import method, partnet_loss
+  from tf_partfash import objectives
+  from tf_partfash.methods import method
   from tf_partfash.run import make_strategy
   from tf_partfash.training import DivergedError, Trainer
   from tf_partfash.workdir import build_model
   run, workdir, data = tiny_method_run('partnet', checkpoint_every_secs=0)
+
+  partnet_loss = objectives.partnet_loss
 
   def diverging(model, outputs, batch, stage, config, seed):
     """partnet's loss, NaN from the third step on (seed[1] is the step)."""
@@ -176,9 +180,10 @@ def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_good_checkpoint(ti
     total = total * tf.where(seed[1] >= 2, math.nan, 1.0)
     return total, {**logs, 'loss/total': total}
 
+  monkeypatch.setattr(objectives, 'partnet_loss', diverging)  # the registry resolves it on use
   trainer = Trainer(lambda: build_model(run), run.model, run.train,
                     data.examples.subset(data.rows('train')), workdir, make_strategy(),
-                    dataclasses.replace(method('partnet'), loss=diverging))
+                    method('partnet'))
   with pytest.raises(DivergedError, match=r'at step 3 \(stage 1 epoch 1\): loss nan; stopped '
                      r'without checkpointing it, the last checkpoint, .*ckpt-2, holds the last '
                      'good weights'):
@@ -238,7 +243,7 @@ def test_evaluate_checks_every_workdir_before_scoring(untrained_run, tmp_path):
                 f'--output_json={results}')
   line = _one_line_error(result, 'evaluate.py: error: ')
   assert line == (f'evaluate.py: error: {unfinished / "model.weights.h5"} not found: training in '
-                  f'{unfinished} has not finished (rerun its train.py command to resume it)')
+                  f'{unfinished} has not finished (rerun the same train.py command to resume it)')
   assert not results.exists() and 'direct' not in result.stdout  # nothing was scored
 
 

@@ -9,11 +9,12 @@ import tensorflow as tf
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
                                     SPECIAL_OFFSETS)
-from tf_partfash.config import ModelConfig, TrainConfig, method_configs
-from tf_partfash.data.sampling import ManipulationTripletSampler
+from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.methods import method_configs
+from tf_partfash.inputs.sampling import ManipulationTripletSampler
 from tf_partfash.encoders import AmnetEncoder, ClassicEncoder
-from tf_partfash.index import GalleryIndex
-from tf_partfash.methods import amnet_loss, manipulation_of
+from tf_partfash.gallery import GalleryIndex
+from tf_partfash.objectives import amnet_loss, manipulation_of
 from tf_partfash.models.amnet import retrieve_prototype
 
 COLOR = ATTRIBUTE_NAMES.index('color')
@@ -150,13 +151,14 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run,
                                       assert_checkpoint_restores_every_weight):
   from tf_partfash import evaluation, queries
   from tf_partfash.run import train_and_report
-  from tf_partfash.workdir import load_trained_model
+  from tf_partfash.trained_run import TrainedRun
   run, workdir, data = (tiny_method_run(method, triplet_weight=0.8, margin=0.5)
                         if method == 'amnet' else tiny_method_run(method, triplet_weight=0.0))
   table = train_and_report(run, workdir, data=data)
   assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
   assert_checkpoint_restores_every_weight(workdir, data)
-  trained, _ = load_trained_model(workdir)
+  opened = TrainedRun.open(workdir, data=data)
+  trained = opened.model
   if method == 'amnet':
     # Memory rows count the training images of each value (AMNet §3.4 initialisation).
     labels = data.examples.labels[data.rows('train')]
@@ -164,8 +166,8 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run,
     expected = np.bincount(column[column >= 0], minlength=19)
     offset = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index('color')]
     np.testing.assert_array_equal(np.asarray(trained.memory_counts)[offset:offset + 19], expected)
-  query_sets, _ = queries.load_or_make_paper_queries(data.split_file, data.table, data.split)
-  result = evaluation.evaluate_paper(workdir, data, query_sets)
+  query_sets, _ = queries.ensure_paper_queries(data.split_file, data.table, data.split)
+  result = evaluation.evaluate_paper(opened, query_sets)
   assert result.method == method
   assert {len(s) for s in result.scores.values()} == {len(q) for q in query_sets.values()}
   assert not any(s.unexpressed.any() for s in result.scores.values())

@@ -11,6 +11,10 @@ import subprocess
 import sys
 import time
 
+from PIL import Image
+
+from tf_partfash import figures
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
         '--stage1_epochs=2', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
@@ -62,7 +66,7 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   # 2 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
   assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
   assert 'mean of the special attributes' in trained.stderr
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.prepared import prepare
   assert_checkpoint_restores_every_weight(str(workdir), prepare(str(data), str(workdir)))
   for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name
@@ -83,5 +87,12 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   picture = tmp_path / 'fig7.png'
   found = _run('search.py', f'--workdir={workdir}', '--query=0', '--set=sleevelen=long',
                '--top_k=3', f'--output_image={picture}', f'--output_json={tmp_path / "s.json"}')
-  assert picture.exists() and 'rank' in found.stdout.lower()
-  assert len(json.loads((tmp_path / 's.json').read_text())['results']) == 3
+  report = json.loads((tmp_path / 's.json').read_text())
+  printed = [line.split()[:3] for line in found.stdout.splitlines() if line[:4].strip().isdigit()]
+  assert printed == [[str(r['rank']), str(r['row']), f'{r["distance"]:.4f}']
+                     for r in report['results']]
+  assert len(printed) == 3 and report['query_row'] == 0
+  assert 0 not in [r['row'] for r in report['results']]  # the query itself is left out
+  assert report['changes'] == {'sleevelen': 'Long'}
+  with Image.open(picture) as im:  # query + text panel + 3 results in one row (Fig. 7)
+    assert im.size[0] == 2 * figures.MARGIN + 5 * (figures.TILE_WIDTH + figures.MARGIN)

@@ -10,11 +10,11 @@ import pytest
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
 from tf_partfash.encoders import SignatureEncoder
-from tf_partfash.evaluation import (adde_ndcg, first_hits, matches, ndcg, score_queries,
+from tf_partfash.evaluation import (adde_ndcg, first_hits, has_labels, ndcg, score_queries,
                                     top_k_accuracy)
-from tf_partfash.index import GalleryIndex, Prototypes
+from tf_partfash.gallery import GalleryIndex, Prototypes
 from tf_partfash.queries import (QuerySet, adde_query_set, feasible_changes,
-                                 load_or_make_adde, load_or_make_paper_queries,
+                                 ensure_adde_test, ensure_paper_queries,
                                  make_paper_queries)
 from tf_partfash.retrieval import Searcher
 
@@ -70,7 +70,7 @@ def test_matches_first_hits_and_top_k_by_hand():
                         [0, 3, 1, 2],    # at rank 0
                         [2, 1, 2, 1]])   # never
   targets = np.array([[1, 2], [1, 2], [1, 2]])
-  hit = matches(retrieved, gallery, targets)
+  hit = has_labels(retrieved, gallery, targets)
   assert hit.tolist() == [[False, False, True, True], [True, True, False, False],
                           [False, False, False, False]]
   first = first_hits(hit)
@@ -81,7 +81,7 @@ def test_matches_first_hits_and_top_k_by_hand():
 def test_a_missing_label_matches_only_a_missing_label():
   # ADDE: an all-zero block (-1) in the target must be all-zero in the result too.
   gallery = np.array([[7, 2, 12], [7, 2, -1]])
-  hit = matches(np.array([[0, 1]]), gallery, np.array([[7, 2, -1]]))
+  hit = has_labels(np.array([[0, 1]]), gallery, np.array([[7, 2, -1]]))
   assert hit.tolist() == [[False, True]]
 
 
@@ -250,7 +250,7 @@ def _dataset() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_paper_queries_are_drawn_once_stored_and_checked(tmp_path):
   table, split = _dataset()
   split_file = str(tmp_path / 'paper_split_seed0.csv')
-  queries, file = load_or_make_paper_queries(split_file, table, split, seed=3)
+  queries, file = ensure_paper_queries(split_file, table, split, seed=3)
   assert file == str(tmp_path / 'paper_split_seed0.queries_special_seed3.json')
   # Only q0 (row 6) has all special labels; no gallery image has its own (direct: left out); it
   # can become color 1 or 2 (g0, g1) and, with two changes, color 1 + sleevelen 1 (g2).
@@ -261,7 +261,7 @@ def test_paper_queries_are_drawn_once_stored_and_checked(tmp_path):
   assert queries['manipulate1'].changes[0] in ({'color': 1}, {'color': 2})
   assert queries['manipulate2'].changes == ({'color': 1, 'sleevelen': 1},)
   assert queries['manipulate2'].targets.tolist() == [[0, 1, 0, 0, 1]]
-  again, _ = load_or_make_paper_queries(split_file, table, split, seed=3)
+  again, _ = ensure_paper_queries(split_file, table, split, seed=3)
   for name in queries:
     assert again[name].changes == queries[name].changes
     assert again[name].left_out == queries[name].left_out
@@ -274,7 +274,7 @@ def test_paper_queries_are_drawn_once_stored_and_checked(tmp_path):
   blob['settings']['manipulate2'][0]['target'] = [0, 1, 0, 0, 0]
   open(file, 'w').write(json.dumps(blob))
   with pytest.raises(ValueError, match='queries_special_seed3.json: manipulate2 query 0'):
-    load_or_make_paper_queries(split_file, table, split, seed=3)
+    ensure_paper_queries(split_file, table, split, seed=3)
 
 
 def test_hit_rule_all_keeps_the_general_labels():
@@ -299,11 +299,11 @@ def test_hit_rule_all_keeps_the_general_labels():
 def test_stored_queries_of_another_gallery_or_hit_rule_are_refused(tmp_path):
   table, split = _dataset()
   split_file = str(tmp_path / 'split.csv')
-  _, file = load_or_make_paper_queries(split_file, table, split, seed=0)
+  _, file = ensure_paper_queries(split_file, table, split, seed=0)
   other = split.copy()
   other.loc[0, 'subset'] = 'gallery'
   with pytest.raises(ValueError, match='another gallery'):
-    load_or_make_paper_queries(split_file, table, other, seed=0)
+    ensure_paper_queries(split_file, table, other, seed=0)
   from tf_partfash.queries import load_paper_queries
   with pytest.raises(ValueError, match="drawn for hit_attributes='special', not 'all'"):
     load_paper_queries(file, table, split, 'all')
@@ -311,7 +311,7 @@ def test_stored_queries_of_another_gallery_or_hit_rule_are_refused(tmp_path):
 
 def test_adde_files_written_by_adde_rule_with_queries_first(tmp_path):
   table, split = _dataset()
-  test = load_or_make_adde(table, split, str(tmp_path / 'paper_split_seed0.csv'))
+  test = ensure_adde_test(table, split, str(tmp_path / 'paper_split_seed0.csv'))
   assert test.directory == str(tmp_path / 'paper_split_seed0_adde')
   # Test images: the query images q0, q1, then the gallery g0, g1, g2.
   assert test.rows.tolist() == [6, 7, 3, 4, 5]
@@ -321,7 +321,7 @@ def test_adde_files_written_by_adde_rule_with_queries_first(tmp_path):
   # q1 (no pattern label) -> pattern 0 is q0 itself, a test image too.
   assert test.queries.rows.tolist() == [0, 1]
   assert test.queries.changes == ({'color': 1}, {'pattern': 0})
-  again = load_or_make_adde(table, split, str(tmp_path / 'paper_split_seed0.csv'))
+  again = ensure_adde_test(table, split, str(tmp_path / 'paper_split_seed0.csv'))
   np.testing.assert_array_equal(again.queries.targets, test.queries.targets)
 
 
@@ -334,7 +334,7 @@ def test_user_adde_lists_without_query_files(tmp_path):
   paths = [f'Male/1_Coats/{n}.jpg' for n in ('q0', 'q1', 'g0', 'g1', 'g2')]
   adde.write_image_list(adde.images_file(str(user), 'test'), paths)
   (user / adde.REFERENCE_FILE).write_text('0\n0\n1\n')
-  test = load_or_make_adde(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
+  test = ensure_adde_test(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
   assert test.directory.startswith(str(tmp_path / 'state' / 'adde_'))
   assert test.rows.tolist() == [6, 7, 3, 4, 5]
   # Every test image may be a reference here (5 < 2,000): g0 -> color 2 is g1, and so on.
@@ -343,7 +343,7 @@ def test_user_adde_lists_without_query_files(tmp_path):
   # An image the dataset lacks is named with its file and line.
   adde.write_image_list(adde.images_file(str(user), 'test'), paths + ['Male/1_Coats/x.jpg'])
   with pytest.raises(ValueError, match=r'imgs_test.txt:6: image .*x.jpg.* not in the dataset'):
-    load_or_make_adde(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
+    ensure_adde_test(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
 
 
 def test_user_adde_query_files_are_used_as_they_are(tmp_path):
@@ -354,7 +354,7 @@ def test_user_adde_query_files_are_used_as_they_are(tmp_path):
   labels = np.array([_labels12(color=0), _labels12(color=1), _labels12(color=2)])
   adde.write_labels(adde.labels_file(str(user), 'test'), labels)
   adde.write_adde_queries(str(user), adde.make_adde_queries(labels, num_references=1))
-  test = load_or_make_adde(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
+  test = ensure_adde_test(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
   # The user's labels (not the dataset's) judge the hits: color only, everything else missing.
   assert test.directory == str(user) and test.labels.tolist() == labels.tolist()
   assert test.queries.changes == ({'color': 1}, {'color': 2})

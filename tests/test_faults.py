@@ -1,6 +1,5 @@
 """Fault injection: SIGKILL mid-build, a full disk, concurrent builders, concurrent trainings,
 damaged caches. After each, the next run succeeds and no file is left half-written."""
-import dataclasses
 import errno
 import glob
 import logging
@@ -14,10 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from tf_partfash import cache, index
+from tf_partfash import cache
 from tf_partfash.data.shopping100k import read_attributes
+from tf_partfash.gallery import GalleryIndex, Prototypes
 from tf_partfash.parts import dataset as parts_dataset
 from tf_partfash.parts.boxes import read_parts_csv
+from tf_partfash.trained_run import TrainedRun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # waits for it first, so that two processes start building at the same moment.
 _BUILD = '''
 import os, sys, time
-from tf_partfash import cache, index
+from tf_partfash import cache
+from tf_partfash.trained_run import TrainedRun
 what, workdir, pause, go = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
 save = cache.save_npz
 def slow(file, arrays):
@@ -39,9 +41,9 @@ if go:
   open(go[0] + '.ready' + str(os.getpid()), 'w').close()
   while not os.path.exists(go[0]):
     time.sleep(0.05)
+run = TrainedRun.open(workdir, chunk_size=8, progress=False)
 for name in what.split(','):
-  build = index.ensure_index if name == 'index' else index.ensure_prototypes
-  build(workdir, chunk_size=8, progress=False)
+  run.index() if name == 'index' else run.prototypes()
 '''
 
 
@@ -66,12 +68,12 @@ def _wait_for(predicate, process, seconds=120.0):
     time.sleep(0.05)
 
 
-def _same_index(a: index.GalleryIndex, b: index.GalleryIndex) -> None:
+def _same_index(a: GalleryIndex, b: GalleryIndex) -> None:
   assert a.paths.tolist() == b.paths.tolist()
   np.testing.assert_allclose(a.signatures, b.signatures, rtol=1e-4, atol=1e-4)
 
 
-def _same_prototypes(a: index.Prototypes, b: index.Prototypes) -> None:
+def _same_prototypes(a: Prototypes, b: Prototypes) -> None:
   for name, vectors in b.vectors.items():
     np.testing.assert_allclose(a.vectors[name], vectors, rtol=1e-4, atol=1e-4)
     assert a.counts[name].tolist() == b.counts[name].tolist()
@@ -95,11 +97,11 @@ def test_sigkill_while_building_resumes_from_the_chunks(what, untrained_run, tmp
   save = cache.save_npz
   monkeypatch.setattr(cache, 'save_npz', lambda f, a: (saved.append(os.path.basename(f)),
                                                         save(f, a))[1])
+  run = TrainedRun.open(workdir, chunk_size=8, progress=False)
   if what == 'index':
-    _same_index(index.ensure_index(workdir, chunk_size=8, progress=False), untrained_run.gallery)
+    _same_index(run.index(), untrained_run.gallery)
   else:
-    _same_prototypes(index.ensure_prototypes(workdir, chunk_size=8, progress=False),
-                     untrained_run.prototypes)
+    _same_prototypes(run.prototypes(), untrained_run.prototypes)
   assert 'chunk_00000.npz' not in saved  # resumed: the killed run's chunk was kept
   assert saved[-1] == os.path.basename(file)
   assert not os.path.exists(file + '.partial') and not _leftovers(workdir)
@@ -118,9 +120,8 @@ def test_concurrent_first_builds_all_succeed(untrained_run, tmp_path):
   for process in processes:
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
-  _same_index(index.GalleryIndex.load(os.path.join(workdir, 'index_test.npz')),
-              untrained_run.gallery)
-  _same_prototypes(index.Prototypes.load(os.path.join(workdir, 'prototypes.npz')),
+  _same_index(GalleryIndex.load(os.path.join(workdir, 'index_test.npz')), untrained_run.gallery)
+  _same_prototypes(Prototypes.load(os.path.join(workdir, 'prototypes.npz')),
                    untrained_run.prototypes)
   assert not _leftovers(workdir)
 
@@ -138,10 +139,10 @@ def test_a_full_disk_leaves_no_half_written_index(untrained_run, tmp_path, monke
 
   monkeypatch.setattr(np, 'savez', full_disk)
   with pytest.raises(OSError, match='No space left'):
-    index.ensure_index(workdir, progress=False)
+    TrainedRun.open(workdir, progress=False).index()
   assert not os.path.exists(file) and not _leftovers(workdir)
   monkeypatch.setattr(np, 'savez', savez)  # room again: the next run succeeds
-  _same_index(index.ensure_index(workdir, progress=False), untrained_run.gallery)
+  _same_index(TrainedRun.open(workdir, progress=False).index(), untrained_run.gallery)
   assert not _leftovers(workdir)
 
 
@@ -153,36 +154,35 @@ def test_a_truncated_cache_is_named_and_rebuilt(name, untrained_run, tmp_path, c
     data = f.read()
   with open(file, 'wb') as f:
     f.write(data[:len(data) // 2])
+  run = TrainedRun.open(workdir, progress=False)
   if name == 'index_test.npz':
-    _same_index(index.ensure_index(workdir, progress=False), untrained_run.gallery)
+    _same_index(run.index(), untrained_run.gallery)
   else:
-    _same_prototypes(index.ensure_prototypes(workdir, progress=False), untrained_run.prototypes)
+    _same_prototypes(run.prototypes(), untrained_run.prototypes)
   assert f'{file} is unreadable' in caplog.text and 'rebuilding it' in caplog.text
   with open(file, 'wb') as f:  # a reader that cannot rebuild names the file
     f.write(data[:len(data) // 2])
   with pytest.raises(ValueError, match=f'{file} is unreadable'):
-    index.GalleryIndex.load(file)
+    GalleryIndex.load(file)
 
 
 def test_a_changed_image_of_a_folder_gallery_is_indexed_again(untrained_run, tmp_path, caplog):
-  from tf_partfash.workdir import load_trained_model
   caplog.set_level(logging.INFO)
   workdir = _model_copy(untrained_run, tmp_path / 'run')
-  model, run = load_trained_model(workdir)
+  run = TrainedRun.open(workdir, progress=False)
   gallery = untrained_run.gallery
   folder = tmp_path / 'closet'
   folder.mkdir()
   for k in range(3):
     shutil.copy(gallery.file(k), folder / f'item{k}.jpg')
-  before = index.index_folder(workdir, str(folder), model=model, progress=False)
+  before = run.folder_index(str(folder))
   # The same names, one image replaced by another: its features must follow.
   other = next(k for k in range(3, len(gallery))
                if os.path.getsize(gallery.file(k)) != os.path.getsize(gallery.file(0)))
   shutil.copy(gallery.file(other), folder / 'item0.jpg')
-  after = index.index_folder(workdir, str(folder), model=model, progress=False)
+  after = run.folder_index(str(folder))
   assert after.paths.tolist() == before.paths.tolist()
-  new = index.embed_images(model, run, os.path.dirname(gallery.file(other)),
-                           [os.path.basename(gallery.file(other))], '', progress=False)
+  new = run.embed(os.path.dirname(gallery.file(other)), [os.path.basename(gallery.file(other))])
   np.testing.assert_allclose(after.signatures[0], new.signatures[0], rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(after.signatures[1:], before.signatures[1:], rtol=1e-4, atol=1e-4)
   assert '1 image(s) of' in caplog.text and 'changed since it was built (e.g. item0.jpg)' in \
@@ -198,7 +198,7 @@ extract = dataset._extract_file
 dataset._extract_file = lambda job: (time.sleep(0.5), extract(job))[1]
 dataset.SAVE_EVERY_SECS = 0.0
 data_dir, cache = sys.argv[1:]
-dataset.load_or_compute_parts(data_dir, read_attributes(data_dir), cache, progress=False)
+dataset.ensure_parts(data_dir, read_attributes(data_dir), cache, progress=False)
 '''
 
 
@@ -219,7 +219,7 @@ def test_sigkill_while_extracting_parts_keeps_a_whole_cache(tiny_synthetic, tmp_
   extract = parts_dataset._extract_file
   monkeypatch.setattr(parts_dataset, '_extract_file',
                       lambda job: (extracted.append(job[0]), extract(job))[1])
-  parts = parts_dataset.load_or_compute_parts(tiny_synthetic, table, cache, progress=False)
+  parts = parts_dataset.ensure_parts(tiny_synthetic, table, cache, progress=False)
   assert len(parts) == len(table) and len(read_parts_csv(cache)) == len(table)
   assert len(extracted) == len(table) - len(kept)  # resumed: only the missing images
   assert not _leftovers(tmp_path)

@@ -20,9 +20,22 @@ def _entry_point(flagfile: str) -> str:
   return 'train.py'
 
 
-def test_there_are_flagfiles():
+def _model_of(flagfile: str) -> str | None:
+  with open(flagfile) as f:
+    return next((line.strip().split('=', 1)[1] for line in f if line.startswith('--model=')),
+                None)
+
+
+def test_every_method_has_a_paper_and_a_demo_flagfile():
+  from tf_partfash.methods import METHODS, PROPOSED
   names = {os.path.basename(f) for f in FLAGFILES}
-  assert {'shopping100k.flags', 'demo.flags'} <= names
+  for method in METHODS:
+    paper, demo = (('shopping100k.flags', 'demo.flags') if method == PROPOSED
+                   else (f'{method}.flags', f'demo_{method}.flags'))
+    assert {paper, demo} <= names, method
+    for name in (paper, demo):
+      assert _model_of(os.path.join(ROOT, 'flags', name)) == (None if method == PROPOSED
+                                                               else method), name
 
 
 @pytest.mark.parametrize('flagfile', FLAGFILES, ids=os.path.basename)
@@ -38,17 +51,26 @@ def test_flagfile_parses(flagfile, tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
 
 
+def _check_args(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, 'train.py', *args, '--only_check_args'], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+
+
 def test_a_bad_flag_value_is_rejected(tmp_path):
-  result = subprocess.run([sys.executable, 'train.py', '--workdir', str(tmp_path),
-                           '--optimizer=adam_typo', '--only_check_args'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-  assert result.returncode != 0
+  result = _check_args(f'--workdir={tmp_path}', '--optimizer=adam_typo')
+  assert result.returncode == 1
+  assert "flag --optimizer=adam_typo: value should be one of <sgd|adamw>" in result.stderr
+
+
+@pytest.mark.parametrize('method', ['no_parts', 'classic', 'amnet'])
+def test_model_selects_a_method_on_top_of_the_demo(method, tmp_path):
+  # The base flagfiles leave what a method implies (use_parts, triplet_weight) to --model.
+  result = _check_args('--flagfile=flags/demo.flags', f'--model={method}', f'--workdir={tmp_path}')
+  assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_a_flag_contradicting_the_model_is_rejected(tmp_path):
-  # demo.flags nests shopping100k.flags, which asks for parts: no_parts must say otherwise.
-  result = subprocess.run([sys.executable, 'train.py', '--flagfile=flags/demo.flags',
-                           '--model=no_parts', f'--workdir={tmp_path}', '--only_check_args'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-  assert result.returncode != 0
+  result = _check_args('--flagfile=flags/demo.flags', '--model=no_parts', '--use_parts=true',
+                       f'--workdir={tmp_path}')
+  assert result.returncode == 1
   assert 'method no_parts implies use_parts=False, but use_parts=True was given' in result.stderr

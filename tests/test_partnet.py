@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_partfash.attributes import ATTRIBUTES
+from tf_partfash.attributes import ATTRIBUTES, SIGNATURE_NAMES, signature_index
 from tf_partfash.models import partnet
 from tf_partfash.parts.boxes import PART_NAMES
 
@@ -107,3 +107,17 @@ def test_weights_round_trip(model, tmp_path):
   other.load_weights(file)
   np.testing.assert_allclose(other(inputs)['signatures'].numpy(),
                              model(inputs)['signatures'].numpy(), atol=1e-5)
+
+
+def test_signature_v_comes_from_the_branch_of_its_attribute():
+  """What search and the prototypes index by `signature_index` is the network's branch of that
+  attribute: each branch's fc7 made to output its own constant (BatchNorm gamma 0, beta k + 1)."""
+  net = partnet.build_partnet(SMALL)
+  for k, name in enumerate(SIGNATURE_NAMES):
+    bn = net.branches[name][1].get_layer(f'{name}_fc7_bn')
+    bn.gamma.assign(np.zeros(bn.gamma.shape, np.float32))
+    bn.beta.assign(np.full(bn.beta.shape, k + 1.0, np.float32))
+  signatures = net(partnet.dummy_inputs(SMALL, 1))['signatures'].numpy()[0]
+  np.testing.assert_allclose(signatures[0], 1.0)  # v = 0: the general path
+  for k, name in enumerate(SIGNATURE_NAMES[1:], start=1):
+    np.testing.assert_allclose(signatures[signature_index(name)], k + 1.0, err_msg=name)

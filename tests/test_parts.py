@@ -9,7 +9,7 @@ import pytest
 
 from tf_partfash.attributes import ATTRIBUTES, attribute
 from tf_partfash.data.shopping100k import read_attributes, write_attributes
-from tf_partfash.parts import (Parts, compute_parts, extract_parts, load_or_compute_parts,
+from tf_partfash.parts import (Parts, compute_parts, extract_parts, ensure_parts,
                                lower_body_of, read_image, read_parts_csv, score_parts,
                                write_parts_csv)
 from tf_partfash.parts.__main__ import main
@@ -249,7 +249,7 @@ def test_cache_resumes_and_workers_agree(tmp_path):
   cache = str(tmp_path / 'cache.csv')
   # A cached record (deliberately not what extraction gives) and one for another table.
   write_parts_csv(cache, [(paths[0], Parts('sleeveless')), ('other.jpg', Parts('lower'))])
-  parts = load_or_compute_parts(data_dir, table, cache, workers=2, progress=False)
+  parts = ensure_parts(data_dir, table, cache, workers=2, progress=False)
   assert parts[paths[0]] == Parts('sleeveless')
   assert [p.case for p in parts.values()] == ['sleeveless', 'sleeve', 'sleeveless', 'lower']
   reread = read_parts_csv(cache)
@@ -257,7 +257,7 @@ def test_cache_resumes_and_workers_agree(tmp_path):
   # The run that computes the cache returns what the file holds (boxes to 5 decimals), so it
   # trains on exactly the boxes every later run reads back.
   assert parts == {p: reread[p] for p in paths}
-  assert parts == load_or_compute_parts(data_dir, table, cache, progress=False)
+  assert parts == ensure_parts(data_dir, table, cache, progress=False)
   single = compute_parts(data_dir, table.iloc[1:], workers=1, progress=False)
   write_parts_csv(str(tmp_path / 'single.csv'), single.items())
   assert {p: parts[p] for p in paths[1:]} == read_parts_csv(str(tmp_path / 'single.csv'))
@@ -275,7 +275,7 @@ def test_corrupt_jpeg_is_an_error_naming_the_file(tmp_path):
   # The work done before the error is kept in the cache.
   cache = str(tmp_path / 'cache.csv')
   with pytest.raises(ValueError, match='0000002_1.jpg'):
-    load_or_compute_parts(data_dir, read_attributes(data_dir), cache, progress=False)
+    ensure_parts(data_dir, read_attributes(data_dir), cache, progress=False)
   assert list(read_parts_csv(cache)) == paths[:1]
   with open(bad, 'wb') as f:
     f.write(b'\xff\xd8\xff\xe0 not a jpeg')

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_partfash.data import pipeline
+from tf_partfash.inputs import pipeline
 from tf_partfash.parts.boxes import PART_NAMES
 
 SLEEVE_L, SLEEVE_R = PART_NAMES.index('left_sleeve'), PART_NAMES.index('right_sleeve')

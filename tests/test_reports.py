@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tf_partfash.data.synthetic import MARKER_FILE
+from tf_partfash.synthetic.dataset import MARKER_FILE
 from tf_partfash.evaluation import RunResult, Scores
 from tf_partfash import intervals
 from tf_partfash.reports import (Dataset, columns, describe_dataset,
@@ -207,6 +207,7 @@ def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
   import shutil
 
   from tf_partfash import evaluation, queries
+  from tf_partfash.trained_run import TrainedRun
   workdir, data_dir, data = untrained_run.workdir, untrained_run.data_dir, untrained_run.data
   copy = str(tmp_path / 'copy')
   shutil.copytree(workdir, copy)
@@ -226,17 +227,17 @@ def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
   assert set(stored['runs'][0]['settings']) == {'direct', 'manipulate1', 'manipulate2'}
   assert (tmp_path / 'out' / 'results_topk.png').exists()
   # The stored queries give the same numbers again, in-process.
-  query_sets, _ = queries.load_or_make_paper_queries(data.split_file, data.table, data.split, 0,
-                                                     'all')
-  again = evaluation.evaluate_paper(workdir, data, query_sets)
+  query_sets, _ = queries.ensure_paper_queries(data.split_file, data.table, data.split, 0, 'all')
+  run = TrainedRun.open(workdir, data=data)
+  again = evaluation.evaluate_paper(run, query_sets)
   for setting, scores in again.scores.items():
     measured = stored['runs'][0]['settings'][setting]
     assert measured['queries'] == len(scores)
     assert measured['top_k'] == ([round(float(v), 6) for v in scores.top_k()]
                                  if len(scores) else [])
   # The ADDE protocol on the same run: gallery = the split's query + gallery images.
-  test = queries.load_or_make_adde(data.table, data.split, data.split_file)
-  adde_result = evaluation.evaluate_adde(workdir, data, test)
+  test = queries.ensure_adde_test(data.table, data.split, data.split_file)
+  adde_result = evaluation.evaluate_adde(run, test)
   assert adde_result.scores['adde'].gallery_size == len(data.rows('gallery', 'query'))
   assert 'ADDE-M (ADDE Table 1)' in format_adde_table([adde_result], SYNTHETIC, 'euclidean')
 

@@ -1,18 +1,18 @@
-"""search.py end to end on a tiny untrained model: manipulation, feedback, pictures, errors."""
+"""A shopper's search on a tiny untrained model: manipulation, feedback, pictures, errors
+(in-process through `search_session`; test_end_to_end.py runs search.py itself)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tf_partfash import figures, index, retrieval
+from tf_partfash import figures, retrieval
 from tf_partfash.attributes import SPECIAL_ATTRIBUTES, attribute
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tf_partfash.search_session import SearchRequest, search
+from tf_partfash.trained_run import TrainedRun
+from tf_partfash.workdir import model_id
 
 
 @pytest.fixture(scope='module')
@@ -20,14 +20,9 @@ def tiny_run(untrained_run):
   return untrained_run.workdir, untrained_run.gallery, untrained_run.prototypes
 
 
-def _search(*args):
-  return subprocess.run([sys.executable, 'search.py', *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=120)
-
-
 def test_index_and_prototypes_of_the_run(tiny_run):
   workdir, gallery, prototypes = tiny_run
-  assert gallery.model_id == prototypes.model_id == index.model_id(workdir)
+  assert gallery.model_id == prototypes.model_id == model_id(workdir)
   assert gallery.signatures.shape == (len(gallery), 6, 8)
   np.testing.assert_allclose(np.linalg.norm(gallery.signatures, axis=-1), 1.0, atol=1e-5)
   assert os.path.isfile(gallery.file(0))
@@ -35,17 +30,18 @@ def test_index_and_prototypes_of_the_run(tiny_run):
   assert sum(int(c.sum()) for c in prototypes.counts.values()) > 0
 
 
-def test_session_with_two_changes_and_feedback(tiny_run, tmp_path):
+def test_session_with_two_changes_and_feedback(tiny_run, tmp_path, capsys):
   workdir, gallery, prototypes = tiny_run
   # Two values the training split has, so they have generic representations.
   changes = {a: int(np.argmax(prototypes.counts[a])) for a in ('sleevelen', 'color')}
-  sets = [f'--set={a}={attribute(a).values[v]}' for a, v in changes.items()]
+  sets = [f'{a}={attribute(a).values[v]}' for a, v in changes.items()]
   query = str(gallery.paths[0])
   out_json, out_png = tmp_path / 'session.json', tmp_path / 'session.png'
-  result = _search(f'--workdir={workdir}', f'--query={query}', *sets, '--feedback=3,5',
-                   '--top_k=4', f'--output_json={out_json}', f'--output_image={out_png}')
-  assert result.returncode == 0, result.stderr[-3000:]
+  returned = search(SearchRequest(workdir, query, sets, ('3', '5'), top_k=4,
+                                  output_json=str(out_json), output_image=str(out_png)))
+  stdout = capsys.readouterr().out
   report = json.loads(out_json.read_text())
+  assert report == json.loads(json.dumps(returned))
   # The first ranking is the manipulated query's, without the query itself.
   query_sig = retrieval.manipulate(gallery.signatures[:1], [changes], prototypes)
   distances = retrieval.signature_distances(query_sig, gallery.signatures)[0]
@@ -62,7 +58,11 @@ def test_session_with_two_changes_and_feedback(tiny_run, tmp_path):
       retrieval.personalization_weights(gallery.signatures[[3, 5]]), rtol=1e-5)
   assert len(report['feedback']['results']) == 4
   assert report['feedback']['picked'] == [str(gallery.paths[3]), str(gallery.paths[5])]
-  assert 'after feedback' in result.stdout and query in result.stdout
+  # The printed tables: the first ranking's rows in order, then the second's.
+  printed = [line.split()[:2] for line in stdout.splitlines() if line[:4].strip().isdigit()]
+  assert printed == [[str(r['rank']), str(r['row'])] for r in report['results']
+                     + report['feedback']['results']]
+  assert stdout.index('after feedback') > stdout.index(f'query {query}')
   # Fig. 8 layout: 2 rows of query + text panel + 4 results (+ picks not among them, framed blue).
   shown = {r['row'] for r in report['results']}
   columns = 2 + 4 + len({3, 5} - shown)
@@ -75,23 +75,21 @@ def test_session_with_two_changes_and_feedback(tiny_run, tmp_path):
 
 def test_query_by_new_image_against_a_folder(tiny_run, tmp_path):
   workdir, gallery, _ = tiny_run
-  from tf_partfash.workdir import load_trained_model
-  model, run = load_trained_model(workdir)
+  run = TrainedRun.open(workdir, progress=False)
   folder = tmp_path / 'closet'
   (folder / 'sub').mkdir(parents=True)
   for k in range(3):
     shutil.copy(gallery.file(k), folder / 'sub' / f'item{k}.jpg')
   shutil.copy(gallery.file(1), tmp_path / 'photo.jpg')  # the shopper's photo of item 1
-  closet = index.index_folder(workdir, str(folder), model=model, progress=False)
+  closet = run.folder_index(str(folder))
   assert closet.paths.tolist() == ['sub/item0.jpg', 'sub/item1.jpg', 'sub/item2.jpg']
   assert (closet.labels == -1).all() and closet.image_root == str(folder)
-  photo = index.embed_images(model, run, str(tmp_path), ['photo.jpg'], closet.model_id,
-                             progress=False)
+  photo = run.embed(str(tmp_path), ['photo.jpg'])
   found, dist = retrieval.Searcher(closet.signatures, distance='squared').search(
       photo.signatures, 3)
   assert found[0, 0] == 1 and dist[0, 0] < 1e-5  # the same image: the same signatures
   os.remove(folder / 'sub' / 'item2.jpg')  # a changed folder is indexed again
-  assert len(index.index_folder(workdir, str(folder), model=model, progress=False)) == 2
+  assert len(run.folder_index(str(folder))) == 2
 
 
 @pytest.mark.parametrize('flag, message', [
@@ -101,9 +99,10 @@ def test_query_by_new_image_against_a_folder(tiny_run, tmp_path):
     ('--set=colour=red', "unknown attribute 'colour'; valid attributes: category"),
 ])
 def test_bad_manipulations_list_the_choices(flag, message, tmp_path):
-  result = _search(f'--workdir={tmp_path}', '--query=0', flag)
-  assert result.returncode == 1
-  assert message in result.stderr and 'Traceback' not in result.stderr
+  # Refused before the workdir (here empty) is even read.
+  with pytest.raises(ValueError) as refused:
+    search(SearchRequest(str(tmp_path), '0', [flag.removeprefix('--set=')]))
+  assert message in str(refused.value)
 
 
 def test_fig7_frames_and_panels(tmp_path):

@@ -139,7 +139,7 @@ def test_read_split_checks_against_table(tmp_path):
 
 def test_load_or_create_split_reuses_the_file(tmp_path):
   table = _table(_paths(100))
-  first, file = splits.load_or_create_split(str(tmp_path), table, seed=3)
+  first, file = splits.ensure_split(str(tmp_path), table, seed=3)
   assert file == str(tmp_path / 'paper_split_seed3.csv')
   assert first.equals(splits.paper_split(table['path'], seed=3))
   # Hand-edit the stored split (swap a gallery and a train image, sizes kept): the stored file,
@@ -149,21 +149,21 @@ def test_load_or_create_split_reuses_the_file(tmp_path):
   subset[g], subset[t] = 'train', 'gallery'
   edited = first.assign(subset=subset)
   splits.write_split(file, edited)
-  assert splits.load_or_create_split(str(tmp_path), table, seed=3)[0].equals(edited)
+  assert splits.ensure_split(str(tmp_path), table, seed=3)[0].equals(edited)
   # An edit that changes the sizes disagrees with what was asked for.
   splits.write_split(file, first.assign(subset='train'))
   with pytest.raises(ValueError, match=r'paper_split_seed3.csv has 0 gallery and 0 query images, '
                      r'but gallery_images=None and query_images=None give 19 and 2; delete'):
-    splits.load_or_create_split(str(tmp_path), table, seed=3)
+    splits.ensure_split(str(tmp_path), table, seed=3)
   explicit = str(tmp_path / 'work' / 'split.csv')
-  assert splits.load_or_create_split(explicit, table, seed=3)[0].equals(first)
+  assert splits.ensure_split(explicit, table, seed=3)[0].equals(first)
   with pytest.raises(ValueError, match=r'dataset image .* is not in the split\n.*delete'):
-    splits.load_or_create_split(explicit, _table(_paths(101)), seed=3)
+    splits.ensure_split(explicit, _table(_paths(101)), seed=3)
 
 
 def test_split_of_given_sizes(tmp_path):
   table = _table(_paths(100))
-  split, file = splits.load_or_create_split(str(tmp_path), table, seed=0, gallery_images=60,
+  split, file = splits.ensure_split(str(tmp_path), table, seed=0, gallery_images=60,
                                             query_images=30)
   assert os.path.basename(file) == 'paper_split_seed0_gallery60_query30.csv'
   assert split['subset'].value_counts().to_dict() == {'gallery': 60, 'query': 30, 'train': 10}
@@ -176,7 +176,7 @@ def test_split_of_given_sizes(tmp_path):
   # A stored split read under other sizes (an explicit file) names both pairs of numbers.
   with pytest.raises(ValueError, match=r'has 60 gallery and 30 query images, but '
                      r'gallery_images=50 and query_images=30 give 50 and 30'):
-    splits.load_or_create_split(file, table, seed=0, gallery_images=50, query_images=30)
+    splits.ensure_split(file, table, seed=0, gallery_images=50, query_images=30)
 
 
 def test_evaluable_queries():
@@ -206,7 +206,7 @@ def test_adde_split(tmp_path):
 
 
 def test_sizes_larger_than_the_synthetic_dataset_fail_before_generating(tmp_path, monkeypatch):
-  from tf_partfash.data.prepared import prepare
+  from tf_partfash.prepared import prepare
   monkeypatch.setenv('TF_PARTFASH_CACHE', str(tmp_path / 'cache'))
   with pytest.raises(ValueError, match=r'gallery_images=19000 \+ query_images=2000 = 21000 test '
                      r'images, but the dataset has 5500 images'):

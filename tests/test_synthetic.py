@@ -1,4 +1,4 @@
-"""Tests of the synthetic in-shop dataset (tf_partfash.data.synthetic, garments)."""
+"""Tests of the synthetic in-shop dataset (tf_partfash.synthetic.dataset, garments)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,9 +13,11 @@ import pytest
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, LOWER_BODY_CATEGORIES, MISSING,
                                     SLEEVELESS_VALUES, SPECIAL_ATTRIBUTES, attribute)
-from tf_partfash.data import catalogue, shopping100k, synthetic
-from tf_partfash.data.fabrics import COLOR_RGB
-from tf_partfash.data.garments import Look, render
+from tf_partfash.data import shopping100k
+from tf_partfash.synthetic import catalogue
+from tf_partfash.synthetic import dataset as synthetic
+from tf_partfash.synthetic.fabrics import COLOR_RGB
+from tf_partfash.synthetic.garments import Look, render
 from tf_partfash.parts.boxes import read_parts_csv
 
 N, SEED, W, H = 40, 0, 128, 184

@@ -128,6 +128,11 @@ def special_attribute(name: str) -> Attribute:
   return found
 
 
+def signature_index(name: str) -> int:
+  """Index v of a special attribute's signature in `SIGNATURE_NAMES` (v = 0: the general one)."""
+  return SIGNATURE_NAMES.index(special_attribute(name).name)
+
+
 def encode(labels: np.ndarray) -> np.ndarray:
   """(N, 12) label indices (-1 = missing) -> (N, 151) 0/1 encoding, missing = all-zero block."""
   labels = np.asarray(labels)

@@ -1,14 +1,15 @@
 """The feature caches of a workdir: versioned .npz files, built by one process at a time, resumable.
 
-Every file records the format version and the model's identity (`index.model_id`), so features of
+Every file records the format version and the model's identity (`workdir.model_id`), so features of
 another model are recomputed or refused, never mixed. A file is replaced whole
 (`atomic.replacing`); one of another model or version, or unreadable (cut short, damaged), is
-rebuilt, and the log says why. `cached_or_built` holds a lock beside the file while it builds, so
+rebuilt, and the log says why. `ensure` holds a lock beside the file while it builds, so
 concurrent first searches or evaluations all succeed; `chunked` keeps each finished chunk of a long
 computation in `<file>.partial/`, so a run killed mid-way resumes from them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,6 +26,11 @@ from tf_partfash.progress import ProgressLine
 FORMAT_VERSION = 1
 PROGRESS_EVERY_SECS = 10.0
 T = TypeVar('T')
+
+
+def digest(data: bytes) -> str:
+  """A short content hash, for cache keys and file names."""
+  return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 class UnreadableCache(ValueError):
@@ -44,6 +50,18 @@ def cached_by(file: str) -> str | None:
   if int(stored['format_version']) != FORMAT_VERSION:
     return None
   return str(stored['model_id'])
+
+
+def check_header(file: str, stored: dict, expected_model_id: str | None) -> None:
+  """A file of another format version, or (given `expected_model_id`) another model's: an error."""
+  version = int(stored['format_version'])
+  if version != FORMAT_VERSION:
+    raise ValueError(f'{file}: index format version {version}, this tf_partfash reads version '
+                     f'{FORMAT_VERSION}; rebuild it')
+  found = str(stored['model_id'])
+  if expected_model_id is not None and found != expected_model_id:
+    raise ValueError(f'{file} was built by model {found}, not by the requested model '
+                     f'{expected_model_id}; rebuild it with this model')
 
 
 def save_npz(file: str, arrays: dict[str, np.ndarray]) -> None:
@@ -81,8 +99,8 @@ def _read_cache(file: str, mid: str, reader: Callable[[str, str], T], log: bool)
   return None
 
 
-def cached_or_built(file: str, mid: str, reader: Callable[[str, str], T],
-                     stale: Callable[[T], str | None], build: Callable[[], T]) -> T:
+def ensure(file: str, mid: str, reader: Callable[[str, str], T],
+           stale: Callable[[T], str | None], build: Callable[[], T]) -> T:
   """The object cached in `file`, or `build()` saved there.
 
   `stale(found)` says why a readable file of the model does not fit the request (None: it fits).

@@ -12,6 +12,13 @@ from typing import Any, Mapping
 # The smallest input that leaves AlexNet's conv5 8x8 (`models.alexnet.MIN_IMAGE_SIZE`, which
 # imports TensorFlow; a test keeps the two equal).
 MIN_IMAGE_SIZE = 147
+# d of Eq. 3-6: the Euclidean distance (the paper's) or its square.
+DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
+
+
+def check_distance(distance: str) -> None:
+  if distance not in DISTANCES:
+    raise ValueError(f'unknown distance {distance!r}; valid distances: {", ".join(DISTANCES)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +105,7 @@ class TrainConfig:
   triplet_weight: float = 1.0
   # d of Eq. 3.
   distance: str = dataclasses.field(default='euclidean',
-                                    metadata={'choices': ('euclidean', 'squared')})
+                                    metadata={'choices': DISTANCES})
   flip: bool = True
   seed: int = 0
   checkpoint_every_secs: float = 60.0
@@ -110,35 +117,3 @@ class TrainConfig:
     if self.stage1_epochs + self.stage2_epochs < 1:
       raise ValueError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
                        f'{self.stage2_epochs}: nothing to train; give at least one epoch')
-
-
-# The methods of the paper's comparison (§7, Table 2), each a network and its losses
-# (`tf_partfash.methods`), and the settings that define it. Flags naming one of these settings
-# may repeat the value but not contradict it.
-METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    'partnet': {},                                   # the proposed network
-    'no_parts': {'use_parts': False},                # every special branch sees the whole conv5
-    'no_parts_no_ranking': {'use_parts': False, 'triplet_weight': 0.0},
-    'classic': {'use_parts': False, 'triplet_weight': 0.0},  # one path, classification only
-    'amnet': {'use_parts': False},                   # AMNet (Zhao et al., CVPR 2017)
-}
-METHODS: tuple[str, ...] = tuple(METHOD_SETTINGS)
-
-
-def method_configs(method: str, model: ModelConfig, train: TrainConfig,
-                   explicit: Mapping[str, Any] = {}) -> tuple[ModelConfig, TrainConfig]:
-  """The configurations with `method`'s defining settings applied.
-
-  `explicit` holds settings the user gave (flag name -> value); one contradicting the method is an
-  error rather than silently overridden.
-  """
-  if method not in METHOD_SETTINGS:
-    raise ValueError(f'unknown method {method!r}; valid methods: {", ".join(METHODS)}')
-  fixed = METHOD_SETTINGS[method]
-  for name, value in fixed.items():
-    if name in explicit and explicit[name] != value:
-      raise ValueError(f'method {method} implies {name}={value!r}, but {name}='
-                       f'{explicit[name]!r} was given')
-  model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-  return (dataclasses.replace(model, **{k: v for k, v in fixed.items() if k in model_fields}),
-          dataclasses.replace(train, **{k: v for k, v in fixed.items() if k not in model_fields}))

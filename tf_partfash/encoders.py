@@ -1,8 +1,9 @@
 """How each method of the comparison turns gallery images, and a query with its attribute changes,
 into the vectors that `retrieval.Searcher` compares (paper §4.6, §7 "Baselines").
 
-All three work from a `GalleryIndex` (L2-normalised signatures and attribute probabilities), so
-indexes, FAISS and the evaluation code are shared:
+Each method names its encoder (`methods.METHODS`). All three work from a `GalleryIndex`
+(L2-normalised signatures and attribute probabilities), so indexes, FAISS and the evaluation code
+are shared:
 
 - `SignatureEncoder`, the proposed network and its ablations: S + 1 signatures; a change replaces
   its attribute's block by the value's generic representation (Eq. 4, §4.6).
@@ -17,18 +18,28 @@ import numpy as np
 
 from tf_partfash.attributes import (NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES, SPECIAL_OFFSETS,
                                     attribute)
+from tf_partfash.gallery import GalleryIndex, Prototypes
 from tf_partfash.retrieval import manipulate
 
 if TYPE_CHECKING:
   import keras
 
-  from tf_partfash.data.prepared import PreparedData
-  from tf_partfash.index import GalleryIndex, Prototypes
-
 Changes = Sequence[Mapping[str, int]]
 
 
+class Resources(Protocol):
+  """What an encoder may take from a trained run (`trained_run.TrainedRun`), on first use."""
+  model: keras.Model
+
+  def prototypes(self) -> Prototypes:
+    ...
+
+
 class Encoder(Protocol):
+  @classmethod
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> Encoder:
+    """The encoder of a trained run; without prototypes for searches without changes."""
+
   def gallery(self, index: GalleryIndex) -> np.ndarray:
     """(N, V, D) vectors of the gallery images."""
 
@@ -55,6 +66,10 @@ class SignatureEncoder:
 
   def __init__(self, prototypes: Prototypes | None):
     self.prototypes = prototypes  # None: for searches without changes
+
+  @classmethod
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> SignatureEncoder:
+    return cls(run.prototypes() if with_prototypes else None)
 
   def gallery(self, index: GalleryIndex) -> np.ndarray:
     return index.signatures
@@ -95,6 +110,11 @@ class ClassicEncoder:
   """
   PENALTY = 5.0
 
+  @classmethod
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> ClassicEncoder:
+    del run, with_prototypes  # the recognised attributes are in the index
+    return cls()
+
   def _vectors(self, features: np.ndarray, values: np.ndarray) -> np.ndarray:
     scale = np.sqrt(self.PENALTY / 2.0)
     return np.concatenate([features[:, 0], scale * special_one_hot(values)], axis=1)[:, None]
@@ -126,6 +146,11 @@ class AmnetEncoder:
     self.model = model
     self.counts = np.asarray(model.memory_counts)
 
+  @classmethod
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> AmnetEncoder:
+    del with_prototypes  # the memory holds AMNet's attribute representations
+    return cls(run.model)
+
   def gallery(self, index: GalleryIndex) -> np.ndarray:
     return index.signatures
 
@@ -151,21 +176,3 @@ class AmnetEncoder:
   def expressible(self, changes: Changes) -> tuple[list[dict[str, int]], np.ndarray]:
     usable = lambda n, v: self.counts[SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index(n)] + v] > 0
     return _special_only(changes, usable)
-
-
-# Methods whose images are the S + 1 signatures of the part network (Eq. 4-6 apply as such).
-SIGNATURE_METHODS = ('partnet', 'no_parts', 'no_parts_no_ranking')
-
-
-def encoder_for(workdir: str, method: str, data: PreparedData | None = None,
-                with_prototypes: bool = True) -> Encoder:
-  """The encoder of a trained run: prototypes (computed on first use), or the AMNet model."""
-  if method == 'classic':
-    return ClassicEncoder()
-  if method == 'amnet':
-    from tf_partfash.workdir import load_trained_model
-    return AmnetEncoder(load_trained_model(workdir)[0])
-  if method not in SIGNATURE_METHODS:
-    raise ValueError(f'unknown method {method!r}')
-  from tf_partfash.index import ensure_prototypes
-  return SignatureEncoder(ensure_prototypes(workdir, data=data) if with_prototypes else None)

@@ -29,13 +29,13 @@ import numpy as np
 
 from tf_partfash import intervals
 from tf_partfash.attributes import ATTRIBUTE_NAMES
-from tf_partfash.data.prepared import PreparedData
 from tf_partfash.data.shopping100k import labels_of
-from tf_partfash.encoders import Encoder, encoder_for
-from tf_partfash.index import GalleryIndex, ensure_index
+from tf_partfash.encoders import Encoder
+from tf_partfash.gallery import GalleryIndex
 from tf_partfash.queries import AddeTest, QuerySet
 from tf_partfash.retrieval import Searcher
-from tf_partfash.workdir import load_run_config, variant_of
+from tf_partfash.trained_run import TrainedRun
+from tf_partfash.workdir import variant_of
 
 PAPER_MAX_K = 30   # Fig. 6: k = 1..30
 ADDE_MAX_K = 50    # ADDE's Table 1 reports up to top-50
@@ -43,7 +43,7 @@ NDCG_K = 20        # AMNet's Table 2
 TABLE2_K = 20      # the paper's Table 2
 
 
-def matches(retrieved: np.ndarray, gallery_labels: np.ndarray,
+def has_labels(retrieved: np.ndarray, gallery_labels: np.ndarray,
             targets: np.ndarray) -> np.ndarray:
   """(Q, K) bool: whether the j-th result of query q has exactly the labels `targets[q]`.
 
@@ -54,7 +54,7 @@ def matches(retrieved: np.ndarray, gallery_labels: np.ndarray,
 
 
 def first_hits(hit: np.ndarray) -> np.ndarray:
-  """(Q,) 0-based rank of each query's first hit in a (Q, K) `matches` array, K when none."""
+  """(Q,) 0-based rank of each query's first hit in a (Q, K) `has_labels` array, K when none."""
   hit = np.asarray(hit, bool)
   return np.where(hit.any(axis=1), hit.argmax(axis=1), hit.shape[1])
 
@@ -209,7 +209,7 @@ def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
     block = encoder.queries(features.take(np.arange(start, stop)), changes)
     retrieved, _ = searcher.search(block, depth)
     targets = queries.targets[start:stop]
-    hit = first_hits(matches(retrieved[:, :max_k], gallery_labels, targets))
+    hit = first_hits(has_labels(retrieved[:, :max_k], gallery_labels, targets))
     first.append(np.where(hit < retrieved[:, :max_k].shape[1], hit, max_k))
     if ndcg_definition == 'amnet':
       gains.append({f'ndcg@{NDCG_K}': ndcg(retrieved, gallery_labels, targets, NDCG_K)})
@@ -253,34 +253,37 @@ def _positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarra
   return found
 
 
-def evaluate_paper(workdir: str, data: PreparedData, queries: Mapping[str, QuerySet],
-                   distance: str = 'euclidean', backend: str = 'exact') -> RunResult:
+def evaluate_paper(run: TrainedRun, queries: Mapping[str, QuerySet], distance: str = 'euclidean',
+                   backend: str = 'exact') -> RunResult:
   """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2); a hit is
   judged on the queries' `attributes` (their hit rule)."""
-  run = load_run_config(workdir)
-  index = ensure_index(workdir, 'test', data=data)
-  encoder = encoder_for(workdir, run.method, data)
+  data, index = run.data, run.index('test')
+  encoder = run.encoder()
   gallery_rows = data.rows('gallery')
-  where = lambda rows: _positions(index.rows, rows, f'{workdir}/index_test.npz')
+  where = lambda rows: _positions(index.rows, rows, f'{run.workdir}/index_test.npz')
   searcher = Searcher(encoder.gallery(index.take(where(gallery_rows))), backend, distance)
   labels = labels_of(data.table)[gallery_rows]
   scores = {name: score_queries(
       searcher, index.take(where(q.rows)), q,
       labels[:, [ATTRIBUTE_NAMES.index(a) for a in q.attributes]], encoder, PAPER_MAX_K)
             for name, q in queries.items()}
-  return RunResult(workdir, run.method, scores, run.train.seed, variant_of(run))
+  return _result(run, scores)
 
 
-def evaluate_adde(workdir: str, data: PreparedData, test: AddeTest, distance: str = 'euclidean',
+def evaluate_adde(run: TrainedRun, test: AddeTest, distance: str = 'euclidean',
                   backend: str = 'exact') -> RunResult:
   """Scores a trained run on ADDE's queries: gallery = all test images, exact 151-dim hits."""
-  run = load_run_config(workdir)
-  own_split = np.array_equal(np.sort(test.rows), data.rows('gallery', 'query'))
+  own_split = np.array_equal(np.sort(test.rows), run.data.rows('gallery', 'query'))
   name = 'test' if own_split else 'adde'
-  index = ensure_index(workdir, name, rows=None if own_split else test.rows, data=data)
-  encoder = encoder_for(workdir, run.method, data)
-  test_index = index.take(_positions(index.rows, test.rows, f'{workdir}/index_{name}.npz'))
+  index = run.index(name, rows=None if own_split else test.rows)
+  encoder = run.encoder()
+  test_index = index.take(_positions(index.rows, test.rows, f'{run.workdir}/index_{name}.npz'))
   searcher = Searcher(encoder.gallery(test_index), backend, distance)
   scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
                          encoder, ADDE_MAX_K, ndcg_definition='adde')
-  return RunResult(workdir, run.method, {'adde': scores}, run.train.seed, variant_of(run))
+  return _result(run, {'adde': scores})
+
+
+def _result(run: TrainedRun, scores: dict[str, Scores]) -> RunResult:
+  return RunResult(run.workdir, run.config.method, scores, run.config.train.seed,
+                   variant_of(run.config))

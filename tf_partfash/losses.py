@@ -16,8 +16,7 @@ import keras
 import tensorflow as tf
 
 from tf_partfash.attributes import GENERAL_ATTRIBUTES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES
-
-DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
+from tf_partfash.config import check_distance
 
 
 def masked_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -75,8 +74,7 @@ def pairwise_distance(x: tf.Tensor, y: tf.Tensor, distance: str = 'euclidean') -
   The Euclidean distance has gradient 0 (not NaN) where x_i == y_i: the square root is only
   evaluated on positive arguments, and the zero branch is a constant.
   """
-  if distance not in DISTANCES:
-    raise ValueError(f'unknown distance {distance!r}; valid distances: {", ".join(DISTANCES)}')
+  check_distance(distance)
   squared = tf.reduce_sum(tf.square(x - y), axis=-1)
   if distance == 'squared':
     return squared

@@ -1,166 +1,133 @@
-"""The methods of the paper's comparison (§7, Fig. 6, Table 2): each a network builder, a loss and
-its batch sampler per stage; the training loop (`training.Trainer`), checkpoints, indexes and
-evaluation are shared.
+"""The registry of methods: the paper's comparison (§7, Fig. 6, Table 2), each declared once.
 
-| method | network | stage 1 | stage 2 |
-|---|---|---|---|
-| `partnet` | `PartNet`, parts | L_attribute + Extract Parts? | + part triplets (Eq. 3) |
-| `no_parts` | `PartNet`, whole conv5 per branch | as partnet | as partnet |
-| `no_parts_no_ranking` | as no_parts | L_attribute + Extract Parts? | the same (triplet_weight 0) |
-| `classic` | `ClassicNet` | L_attribute | the same |
-| `amnet` | `AMNet` | L_attribute (pretraining, AMNet §3.4) | AMNet Eq. 6 on triplets |
+A method is a network, a training objective and a batch sampler per stage, and a query encoder;
+train.py's `--model`, the training loop, evaluation, search and the report columns all read its
+declaration here. Pieces that need TensorFlow are named by `module:attribute` and imported only
+when used, so this module (and `--only_check_args`) stays free of TensorFlow.
 
-The settings a method implies (no parts, no ranking) are `config.METHOD_SETTINGS`.
+| method | network | stage 1 | stage 2 | query encoder |
+|---|---|---|---|---|
+| `classic` | `ClassicNet` | L_attribute | the same | recognised attributes, then fc7 |
+| `no_parts_no_ranking` | `PartNet`, whole conv5 per branch | L_attribute + Extract Parts? | the same | signatures (Eq. 4) |
+| `no_parts` | as no_parts_no_ranking | as partnet | as partnet | signatures |
+| `amnet` | `AMNet` | L_attribute (pretraining, AMNet §3.4) | AMNet Eq. 6 on triplets | memory + manipulator |
+| `partnet` | `PartNet`, parts | L_attribute + Extract Parts? | + part triplets (Eq. 3) | signatures |
 """
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Callable
+import importlib
+from typing import Any, Callable, Mapping
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-from tf_partfash import losses
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, GENERAL_COLUMNS, NUM_SPECIAL_VALUES,
-                                    SPECIAL_COLUMNS, SPECIAL_OFFSETS)
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.data.pipeline import Examples
-from tf_partfash.data.sampling import BalancedBatchSampler, ManipulationTripletSampler
 
-# loss(model, outputs, batch, stage, config, seed) -> (total, logs)
-LossFn = Callable[[keras.Model, dict, dict, int, TrainConfig, tf.Tensor],
-                  tuple[tf.Tensor, dict[str, tf.Tensor]]]
+_BALANCED = 'tf_partfash.inputs.sampling:BalancedBatchSampler'
+_TRIPLETS = 'tf_partfash.inputs.sampling:ManipulationTripletSampler'
 
 
-def partnet_loss(model: keras.Model, outputs: dict, batch: dict, stage: int, config: TrainConfig,
-                 seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-  """L_attribute (Eq. 1-2) + "Extract Parts?" cross entropy (+ L_triplet, Eq. 3, in stage 2)."""
-  del model
-  labels = batch['labels']
-  classification = losses.attribute_classification_loss(
-      labels, [outputs['logits'][n] for n in ATTRIBUTE_NAMES])
-  case = losses.masked_cross_entropy(batch['case'], outputs['case_logits'])
-  total = classification + case
-  logs = {'loss/classification': classification, 'loss/extract_parts': case}
-  if stage == 2 and config.triplet_weight:
-    signatures = tf.math.l2_normalize(outputs['signatures'], axis=-1)
-    triplet, stats = losses.part_triplet_loss(
-        tf.unstack(signatures, axis=1), tf.gather(labels, SPECIAL_COLUMNS, axis=1),
-        tf.gather(labels, GENERAL_COLUMNS, axis=1), config.margin, seed, config.distance)
-    total += config.triplet_weight * triplet
-    logs['loss/triplet'] = triplet
-    logs['triplets/active_fraction'] = tf.reduce_mean(stats.active_fraction)
-  logs['loss/total'] = total
-  return total, logs
-
-
-def classification_loss(model: keras.Model, outputs: dict, batch: dict, stage: int,
-                        config: TrainConfig, seed: tf.Tensor) -> tuple[tf.Tensor, dict]:
-  """L_attribute (Eq. 1-2) alone: Classic in both stages, AMNet's pretraining (stage 1)."""
-  del model, stage, config, seed
-  loss = losses.attribute_classification_loss(
-      batch['labels'], [outputs['logits'][n] for n in ATTRIBUTE_NAMES])
-  return loss, {'loss/classification': loss, 'loss/total': loss}
-
-
-def manipulation_of(reference: tf.Tensor, positive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """(indicator h (T, C), manipulated labels (T, 12)) of triplets from their (T, 12) labels.
-
-  h is 1 at the positive's value of every special attribute where the two differ (AMNet §3.4);
-  the manipulated labels are the reference's with the positive's special labels (AMNet Eq. 4).
-  """
-  special_ref = tf.gather(reference, SPECIAL_COLUMNS, axis=1)
-  special_pos = tf.gather(positive, SPECIAL_COLUMNS, axis=1)
-  changed = tf.cast(special_ref != special_pos, tf.float32)
-  rows = tf.one_hot(tf.constant(SPECIAL_OFFSETS) + tf.maximum(special_pos, 0), NUM_SPECIAL_VALUES)
-  indicator = tf.reduce_sum(rows * changed[..., None], axis=1)
-  is_special = tf.constant([c in SPECIAL_COLUMNS for c in range(len(ATTRIBUTE_NAMES))])
-  return indicator, tf.where(is_special[None, :], positive, reference)
-
-
-def amnet_loss(model: keras.Model, outputs: dict, batch: dict, stage: int, config: TrainConfig,
-               seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-  """Stage 1: L_attribute (pretraining). Stage 2: AMNet Eq. 6, λ La + (1 - λ) Lt with
-  λ = 1 - triplet_weight, on the triplets of `ManipulationTripletSampler` (ref, pos, neg, ...).
-
-  La (AMNet Eq. 4) classifies the manipulated reference r' with the manipulated labels; Lt
-  (AMNet Eq. 5) is the triplet hinge of (r', pos, neg) with margin m on L2-normalised vectors.
-  """
-  if stage == 1:
-    return classification_loss(model, outputs, batch, stage, config, seed)
-  del seed
-  features = outputs['signatures'][:, 0]
-  labels = batch['labels']
-  indicator, wanted = manipulation_of(labels[0::3], labels[1::3])
-  manipulated = model.manipulate(tf.math.l2_normalize(features[0::3], axis=-1), indicator)
-  logits = model.classify_manipulated(manipulated, training=True)
-  classification = losses.attribute_classification_loss(wanted, [logits[n] for n in ATTRIBUTE_NAMES])
-  hinge = losses.triplet_hinge(*(tf.math.l2_normalize(x, axis=-1) for x in (
-      manipulated, features[1::3], features[2::3])), config.margin, config.distance)
-  triplet = tf.reduce_mean(hinge)
-  total = (1.0 - config.triplet_weight) * classification + config.triplet_weight * triplet
-  return total, {'loss/classification': classification, 'loss/triplet': triplet,
-                 'triplets/active_fraction': losses.active_fraction(hinge), 'loss/total': total}
-
-
-def initialise_amnet_memory(model: keras.Model, train: Examples, image_size: int,
-                            batch_size: int) -> None:
-  """AMNet §3.4, §4: memory row of each special value = mean r̂ of its training images, from the
-  pretrained (stage 1) network. Called once, when stage 2 starts."""
-  from tf_partfash.recognition import predict
-  logging.info('initialising the AMNet memory from %d training images', len(train))
-  features = predict(model, train, np.arange(len(train)), image_size, batch_size).signatures[:, 0]
-  sums = np.zeros((NUM_SPECIAL_VALUES, features.shape[1]), np.float64)
-  counts = np.zeros(NUM_SPECIAL_VALUES, np.int64)
-  for offset, column in zip(SPECIAL_OFFSETS, SPECIAL_COLUMNS):
-    known = train.labels[:, column] >= 0
-    rows = offset + train.labels[known, column]
-    np.add.at(sums, rows, features[known])
-    counts += np.bincount(rows, minlength=NUM_SPECIAL_VALUES)
-  model.initialise_memory(sums, counts)
+def resolve(name: str) -> Any:
+  """The object a `module:attribute` name points to (imported now, not when declared)."""
+  module, _, attr = name.partition(':')
+  return getattr(importlib.import_module(module), attr)
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-  """A network and how to train it; `sampler(stage, labels, batch_size, seed)` makes batches."""
-  build: Callable[[ModelConfig], keras.Model]
-  loss: LossFn
-  stage2_triplets: bool = False        # stage 2 trains on AMNet triplets
-  begin_stage2: Callable[[keras.Model, Examples, int, int], None] | None = None
+  """One method of the comparison. The `module:attribute` fields are resolved on use:
 
-  def sampler(self, stage: int, labels: np.ndarray, batch_size: int, seed: int):
-    if stage == 2 and self.stage2_triplets:
-      return ManipulationTripletSampler(labels, batch_size, seed)
-    return BalancedBatchSampler(labels, batch_size, seed)
+  network(ModelConfig) -> keras.Model, built; objective(model, outputs, batch, stage, config,
+  seed) -> (loss, logs) (`objectives`); samplers[stage - 1](labels, batch_size, seed) makes the
+  batches of each stage; begin_stage2(model, train examples, image size, batch size) runs once
+  when stage 2 starts; encoder (`encoders`) turns images and attribute changes into the vectors
+  search compares.
+  """
+  name: str
+  paper_name: str                 # its column in the paper's Fig. 6 and Table 2
+  description: str                # for --help
+  network: str
+  objective: str
+  encoder: str
+  implies: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # settings it fixes
+  samplers: tuple[str, str] = (_BALANCED, _BALANCED)
+  begin_stage2: str | None = None
+  signatures: bool = True         # images are the S + 1 signatures, so Eq. 5-6 weigh them
+  # Published top-20 accuracy: Fig. 6 in % per setting (§7.1-7.2), Table 2 as a fraction per
+  # manipulated attribute.
+  paper_top20: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  paper_table2: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+  def build(self, config: ModelConfig):
+    return resolve(self.network)(config)
+
+  def loss(self, *args):
+    return resolve(self.objective)(*args)
+
+  def sampler(self, stage: int, labels, batch_size: int, seed: int):
+    return resolve(self.samplers[stage - 1])(labels, batch_size, seed)
+
+  def stage2_start(self) -> Callable | None:
+    return resolve(self.begin_stage2) if self.begin_stage2 else None
+
+  def encoder_class(self):
+    return resolve(self.encoder)
 
 
-def _partnet(config: ModelConfig) -> keras.Model:
-  from tf_partfash.models.partnet import build_partnet
-  return build_partnet(config)
+def _table2(pattern: float, collar: float, fastening: float, sleevelen: float,
+            color: float) -> dict[str, float]:
+  return {'pattern': pattern, 'collar': collar, 'fastening': fastening, 'sleevelen': sleevelen,
+          'color': color}
 
 
-def _classic(config: ModelConfig) -> keras.Model:
-  from tf_partfash.models.classic import build_classic
-  return build_classic(config)
+_PARTNET = 'tf_partfash.models.partnet:build_partnet'
+_PARTNET_LOSS = 'tf_partfash.objectives:partnet_loss'
+_SIGNATURES = 'tf_partfash.encoders:SignatureEncoder'
 
-
-def _amnet(config: ModelConfig) -> keras.Model:
-  from tf_partfash.models.amnet import build_amnet
-  return build_amnet(config)
-
-
-METHODS: dict[str, Method] = {
-    'partnet': Method(_partnet, partnet_loss),
-    'no_parts': Method(_partnet, partnet_loss),
-    'no_parts_no_ranking': Method(_partnet, partnet_loss),
-    'classic': Method(_classic, classification_loss),
-    'amnet': Method(_amnet, amnet_loss, stage2_triplets=True, begin_stage2=initialise_amnet_memory),
-}
+# In the order of the paper's Table 2 columns. Fig. 6 gives only the proposed method's direct
+# figure; "w/o parts" is 53.1 less "around 7.5"; no figure is given for two manipulations.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method('classic', 'Classic', 'the paper\'s Classic baseline: one path, classification only',
+           'tf_partfash.models.classic:build_classic', 'tf_partfash.objectives:classification_loss',
+           'tf_partfash.encoders:ClassicEncoder', {'use_parts': False, 'triplet_weight': 0.0},
+           signatures=False, paper_top20={'manipulate1': 33.2},
+           paper_table2=_table2(0.43, 0.35, 0.14, 0.23, 0.51)),
+    Method('no_parts_no_ranking', 'w/o Ranking & Parts',
+           'the ablation without parts and without the triplet loss', _PARTNET, _PARTNET_LOSS,
+           _SIGNATURES, {'use_parts': False, 'triplet_weight': 0.0},
+           paper_top20={'manipulate1': 40.1}, paper_table2=_table2(0.44, 0.43, 0.16, 0.32, 0.63)),
+    Method('no_parts', 'w/o Parts', 'the ablation in which every branch sees the whole conv5',
+           _PARTNET, _PARTNET_LOSS, _SIGNATURES, {'use_parts': False},
+           paper_top20={'manipulate1': 45.6}, paper_table2=_table2(0.48, 0.51, 0.30, 0.37, 0.67)),
+    Method('amnet', 'AMNet', 'AMNet (Zhao et al., CVPR 2017), the main baseline',
+           'tf_partfash.models.amnet:build_amnet', 'tf_partfash.objectives:amnet_loss',
+           'tf_partfash.encoders:AmnetEncoder', {'use_parts': False},
+           samplers=(_BALANCED, _TRIPLETS),
+           begin_stage2='tf_partfash.objectives:initialise_amnet_memory', signatures=False,
+           paper_top20={'manipulate1': 45.8}, paper_table2=_table2(0.51, 0.39, 0.38, 0.37, 0.64)),
+    Method('partnet', 'Proposed', 'the proposed part-based network', _PARTNET, _PARTNET_LOSS,
+           _SIGNATURES, paper_top20={'direct': 56.5, 'manipulate1': 53.1},
+           paper_table2=_table2(0.54, 0.60, 0.35, 0.46, 0.72)),
+)}
+PROPOSED = 'partnet'
 
 
 def method(name: str) -> Method:
   if name not in METHODS:
     raise ValueError(f'unknown method {name!r}; valid methods: {", ".join(METHODS)}')
   return METHODS[name]
+
+
+def method_configs(name: str, model: ModelConfig, train: TrainConfig,
+                   explicit: Mapping[str, Any] = {}) -> tuple[ModelConfig, TrainConfig]:
+  """The configurations with the method's implied settings applied.
+
+  `explicit` holds settings the user gave (flag name -> value); one contradicting the method is an
+  error rather than silently overridden.
+  """
+  fixed = method(name).implies
+  for setting, value in fixed.items():
+    if setting in explicit and explicit[setting] != value:
+      raise ValueError(f'method {name} implies {setting}={value!r}, but {setting}='
+                       f'{explicit[setting]!r} was given')
+  model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+  return (dataclasses.replace(model, **{k: v for k, v in fixed.items() if k in model_fields}),
+          dataclasses.replace(train, **{k: v for k, v in fixed.items() if k not in model_fields}))

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from tf_partfash import atomic
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, SPECIAL_COLUMNS,
                                     attribute,
                                    decode)
@@ -194,10 +195,7 @@ def save_paper_queries(file: str, queries: dict[str, QuerySet], table: pd.DataFr
           'settings': {name: [{'path': str(paths[r]), 'changes': c, 'target': t.tolist()}
                               for r, c, t in zip(q.rows, q.changes, q.targets)]
                        for name, q in queries.items()}}
-  tmp = f'{file}.tmp{os.getpid()}'
-  with open(tmp, 'w', encoding='utf-8') as f:
-    json.dump(blob, f, indent=1)
-  os.replace(tmp, file)  # atomic: several evaluations may start at once
+  atomic.write_json(file, blob)  # replaced whole: several evaluations may start at once
 
 
 def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
@@ -244,7 +242,7 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
   return out
 
 
-def load_or_make_paper_queries(split_file: str, table: pd.DataFrame, split: pd.DataFrame,
+def ensure_paper_queries(split_file: str, table: pd.DataFrame, split: pd.DataFrame,
                                seed: int = 0, hit_attributes: str = 'special'
                                ) -> tuple[dict[str, QuerySet], str]:
   """The stored queries of this split, hit rule and seed, drawn and written on first use; and
@@ -296,7 +294,7 @@ def _has_queries(directory: str) -> bool:
              for n in (adde.INDICATOR_FILE, adde.TARGET_FILE))
 
 
-def load_or_make_adde(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
+def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
                       adde_dir: str | None = None) -> AddeTest:
   """The ADDE protocol's test images, labels and queries.
 

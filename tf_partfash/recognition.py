@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING
-from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.inputs.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
 from tf_partfash.progress import ProgressLine
 
 

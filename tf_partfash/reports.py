@@ -7,36 +7,27 @@ on other data (the built-in synthetic set) only the ordering of methods is.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from tf_partfash import atomic, intervals
-from tf_partfash.data.synthetic import MARKER_FILE
+from tf_partfash.synthetic.dataset import MARKER_FILE
 from tf_partfash.evaluation import NDCG_K, TABLE2_K, RunResult, Scores
+from tf_partfash.methods import METHODS, PROPOSED
 from tf_partfash.queries import HIT_RULES, LEFT_OUT_REASONS
 
-# Table 2's columns, in its order; methods of train.py plus the two baselines of §7.
-PAPER_METHODS = ('classic', 'no_parts_no_ranking', 'no_parts', 'amnet', 'partnet')
-METHOD_NAMES = {'classic': 'Classic', 'no_parts_no_ranking': 'w/o Ranking & Parts',
-                'no_parts': 'w/o Parts', 'amnet': 'AMNet', 'partnet': 'Proposed'}
 SETTING_NAMES = {'direct': 'direct', 'manipulate1': '1 manipulation',
                  'manipulate2': '2 manipulations', 'adde': 'ADDE manipulation'}
-# Fig. 6 top-20 accuracy in %, as §7.1-7.2 state it. Only the proposed method's direct figure is
-# given; "w/o parts" is 53.1 less "around 7.5". No figure is given for two manipulations.
-PAPER_TOP20 = {'direct': {'partnet': 56.5},
-               'manipulate1': {'partnet': 53.1, 'amnet': 45.8, 'no_parts': 45.6,
-                               'no_parts_no_ranking': 40.1, 'classic': 33.2}}
-# Table 2: top-20 accuracy (fraction) per manipulated attribute.
-PAPER_TABLE2 = {
-    'pattern': dict(zip(PAPER_METHODS, (0.43, 0.44, 0.48, 0.51, 0.54))),
-    'collar': dict(zip(PAPER_METHODS, (0.35, 0.43, 0.51, 0.39, 0.60))),
-    'fastening': dict(zip(PAPER_METHODS, (0.14, 0.16, 0.30, 0.38, 0.35))),
-    'sleevelen': dict(zip(PAPER_METHODS, (0.23, 0.32, 0.37, 0.37, 0.46))),
-    'color': dict(zip(PAPER_METHODS, (0.51, 0.63, 0.67, 0.64, 0.72))),
-}
+# The published top-20 of each method (`methods.METHODS`): Fig. 6 in % per setting, and Table 2
+# as a fraction per manipulated attribute.
+PAPER_TOP20 = {setting: {m.name: m.paper_top20[setting] for m in METHODS.values()
+                         if setting in m.paper_top20}
+               for setting in ('direct', 'manipulate1')}
+PAPER_TABLE2 = {attr: {m.name: m.paper_table2[attr] for m in METHODS.values()
+                       if attr in m.paper_table2}
+                for attr in METHODS[PROPOSED].paper_table2}
 TABLE2_NAMES = {'pattern': 'Pattern', 'collar': 'Collar', 'fastening': 'Fastening',
                 'sleevelen': 'Sleeve Length', 'color': 'Color'}
 # ADDE's Table 1 on Shopping100k: top-k accuracy in % by k.
@@ -122,7 +113,8 @@ def columns(results: Sequence[RunResult]) -> list[Column]:
   groups: dict[Any, list[RunResult]] = {}
   for r in results:
     groups.setdefault(r.variant or ('workdir', r.workdir), []).append(r)
-  names = [METHOD_NAMES.get(g[0].method, g[0].method) for g in groups.values()]
+  names = [METHODS[g[0].method].paper_name if g[0].method in METHODS else g[0].method
+           for g in groups.values()]
   out = []
   for name, runs in zip(names, groups.values()):
     if names.count(name) > 1:
@@ -135,7 +127,7 @@ def columns(results: Sequence[RunResult]) -> list[Column]:
 
 
 def _proposed(cols: Sequence[Column]) -> Column | None:
-  return next((c for c in cols if c.method == 'partnet'), None)
+  return next((c for c in cols if c.method == PROPOSED), None)
 
 
 def _measured(summary: dict[str, Any], scale: float, digits: int, sign: str = '') -> str:

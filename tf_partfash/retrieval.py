@@ -14,28 +14,18 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, signature_index,
                                     special_attribute)
+from tf_partfash.config import check_distance
 
 if TYPE_CHECKING:
-  from tf_partfash.index import Prototypes
+  from tf_partfash.gallery import Prototypes
 
-DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
 BACKENDS: tuple[str, ...] = ('exact', 'faiss')
 # Bound on the (queries x gallery chunk) distance block of exact search: 16M floats = 64 MB.
 _BLOCK_ELEMENTS = 1 << 24
 # Eq. 5 divides by the spread of the picked images; identical picks would make it infinite.
 _MIN_SPREAD = 1e-6
-
-
-def signature_index(name: str) -> int:
-  """Index v of a special attribute's signature in `SIGNATURE_NAMES` (v = 0: the general one)."""
-  return SIGNATURE_NAMES.index(special_attribute(name).name)
-
-
-def _check_distance(distance: str) -> None:
-  if distance not in DISTANCES:
-    raise ValueError(f'unknown distance {distance!r}; valid distances: {", ".join(DISTANCES)}')
 
 
 def _check_signatures(what: str, x: np.ndarray) -> np.ndarray:
@@ -95,7 +85,7 @@ def signature_distances(queries: np.ndarray, gallery: np.ndarray,
   `weights` is (V,) for all queries or (Q, V) per query. `squared`: d is the squared Euclidean
   distance; `euclidean`: the plain distance (one product per signature, then a square root).
   """
-  _check_distance(distance)
+  check_distance(distance)
   queries = _check_signatures('queries', queries)
   gallery = _check_signatures('gallery', gallery)
   if queries.shape[1:] != gallery.shape[1:]:
@@ -143,7 +133,7 @@ def manipulate(queries: np.ndarray, changes: Sequence[Mapping[str, int]],
   return out
 
 
-def matches(labels: np.ndarray, demanded: Mapping[str, int]) -> np.ndarray:
+def confirms(labels: np.ndarray, demanded: Mapping[str, int]) -> np.ndarray:
   """(N,) True where an image's labels carry every demanded value (§7.3's green frames).
 
   A missing label (-1) on a demanded attribute is no match: the demand cannot be confirmed.
@@ -187,7 +177,7 @@ def personalization_weights(selected: np.ndarray, distance: str = 'euclidean') -
   Signatures on which the picks agree (small spread) weigh more in the next search (Eq. 6).
   With one pick there are no pairs: weights stay ones (§5 replaces the query instead).
   """
-  _check_distance(distance)
+  check_distance(distance)
   selected = _check_signatures('selected', selected)
   m, v = selected.shape[:2]
   if m == 0:
@@ -224,7 +214,7 @@ class Searcher:
   """
 
   def __init__(self, gallery: np.ndarray, backend: str = 'exact', distance: str = 'euclidean'):
-    _check_distance(distance)
+    check_distance(distance)
     if backend not in BACKENDS:
       raise ValueError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
     if backend == 'faiss' and distance != 'squared':

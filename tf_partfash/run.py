@@ -1,8 +1,8 @@
 """A whole training run, as train.py starts it: data, both stages, export, test accuracy.
 
-The test images' index (`index.ensure_index`) is written by the same forward pass that scores the
+The test images' index (`TrainedRun.index`) is written by the same forward pass that scores the
 test accuracy; the generic attribute representations (§4.6) are computed on first use by
-evaluate.py or search.py (`index.ensure_prototypes`). Both are cached in the workdir.
+evaluate.py or search.py (`TrainedRun.prototypes`). Both are cached in the workdir.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import tensorflow as tf
 
 from tf_partfash import atomic
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
-from tf_partfash.data.prepared import PreparedData, prepare_run_data
+from tf_partfash.prepared import PreparedData, prepare_run_data
 from tf_partfash.methods import method
 from tf_partfash.models.alexnet import load_alexnet_weights
-from tf_partfash.index import ensure_index
 from tf_partfash.recognition import accuracy_table
+from tf_partfash.trained_run import TrainedRun
 from tf_partfash.training import Trainer
 from tf_partfash.workdir import (LOCK_FILE, RunConfig, build_model, check_run_config,
                                  export_model, save_run_config)
@@ -76,7 +76,7 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
       started()
     trainer.run()
     export_model(workdir, trainer.model)
-    index = ensure_index(workdir, 'test', model=trainer.model, data=data)  # what evaluate.py reads
+    index = TrainedRun(workdir, run, trainer.model, data).index('test')  # what evaluate.py reads
     train_rows, test_rows = data.rows('train'), index.rows
     table = accuracy_table(data.examples.labels[test_rows], index.probabilities,
                            data.examples.labels[train_rows], index.case_probabilities,

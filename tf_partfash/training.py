@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.data.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
-from tf_partfash.methods import METHODS, Method
+from tf_partfash.inputs.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.methods import METHODS, PROPOSED, Method
 from tf_partfash.progress import ProgressLine
 
 
@@ -83,7 +83,7 @@ class Trainer:
 
   def __init__(self, build_model: Callable[[], keras.Model], model_config: ModelConfig,
                config: TrainConfig, train: Examples, workdir: str,
-               strategy: tf.distribute.Strategy, method: Method = METHODS['partnet']):
+               strategy: tf.distribute.Strategy, method: Method = METHODS[PROPOSED]):
     self.model_config, self.config, self.method = model_config, config, method
     self.train, self.workdir, self.strategy = train, workdir, strategy
     self.samplers = {s: method.sampler(s, train.labels, config.batch_size, config.seed)
@@ -163,10 +163,10 @@ class Trainer:
       else:
         epoch, first = divmod(step - self.stage1_steps, self.steps_per_epoch[2])
         epoch += self.config.stage1_epochs
-        if step == self.stage1_steps and self.method.begin_stage2:
+        begin = self.method.stage2_start()
+        if step == self.stage1_steps and begin:
           # Not checkpointed until stage 2's first save, so an interruption redoes it.
-          self.method.begin_stage2(self.model, self.train, self.model_config.image_size,
-                                   self.config.batch_size)
+          begin(self.model, self.train, self.model_config.image_size, self.config.batch_size)
       order = self.samplers[stage].epoch(epoch)[first:].reshape(-1)
       dataset = self.strategy.experimental_distribute_dataset(make_dataset(
           self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))

@@ -22,7 +22,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from tf_partfash import atomic
-from tf_partfash.config import METHODS, ModelConfig, TrainConfig
+from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.methods import METHODS, method
 
 if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to compute features
   import keras
@@ -133,7 +134,6 @@ def load_run_config(workdir: str) -> RunConfig:
 
 def build_model(run: RunConfig) -> keras.Model:
   """The network of a run's method, built (weights created, not loaded)."""
-  from tf_partfash.methods import method
   return method(run.method).build(run.model)
 
 
@@ -144,17 +144,34 @@ def export_model(workdir: str, model: keras.Model) -> str:
   return file
 
 
-def load_trained_model(workdir: str) -> tuple[keras.Model, RunConfig]:
-  """The trained model of a workdir; weights from another architecture are an error naming both."""
-  run = load_run_config(workdir)
+def model_id(workdir: str) -> str:
+  """Identity of a trained model: a hash of its run.json and model.weights.h5 contents."""
+  h = hashlib.blake2b(digest_size=8)
+  for name in (RUN_FILE, WEIGHTS_FILE):
+    file = os.path.join(workdir, name)
+    if not os.path.exists(file):
+      raise FileNotFoundError(f'{file} not found: {workdir} holds no trained model (train.py)')
+    with open(file, 'rb') as f:
+      h.update(hashlib.file_digest(f, 'blake2b').digest())
+  return h.hexdigest()
+
+
+def check_trained(workdir: str) -> None:
+  """A workdir whose training has not finished is an error saying how to resume it."""
   file = os.path.join(workdir, WEIGHTS_FILE)
   if not os.path.exists(file):
     raise FileNotFoundError(f'{file} not found: training in {workdir} has not finished '
                             '(rerun the same train.py command to resume it)')
+
+
+def load_model(workdir: str, run: RunConfig) -> keras.Model:
+  """The trained model of a workdir; weights from another architecture are an error naming both."""
+  check_trained(workdir)
+  file = os.path.join(workdir, WEIGHTS_FILE)
   model = build_model(run)
   try:
     model.load_weights(file)
   except ValueError as e:
     raise ValueError(f'{file} does not fit the model described by {RUN_FILE} '
                      f'(method {run.method}): {e}') from e
-  return model, run
+  return model

@@ -1,1 +1,1 @@
-"""Datasets in the Shopping100k on-disk layout: reader, splits, built-in synthetic data, tf.data pipeline."""
+"""The real on-disk formats: Shopping100k's layout, ADDE's split files, the stored paper split."""

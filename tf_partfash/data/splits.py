@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from tf_partfash import atomic
 from tf_partfash.attributes import MISSING, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
 
@@ -120,9 +121,8 @@ def paper_split(paths: Sequence[str], seed: int = 0, gallery_images: int | None 
 def write_split(file: str, split: pd.DataFrame) -> None:
   """Writes a split as CSV `path,subset` (atomically: parallel runs may create it at once)."""
   os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-  tmp = f'{file}.tmp{os.getpid()}'
-  split[list(SPLIT_COLUMNS)].to_csv(tmp, index=False, lineterminator='\n')
-  os.replace(tmp, file)
+  with atomic.replacing(file) as tmp:
+    split[list(SPLIT_COLUMNS)].to_csv(tmp, index=False, lineterminator='\n')
 
 
 def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
   return split.set_index('path').loc[table['path']].reset_index()
 
 
-def load_or_create_split(location: str, table: pd.DataFrame, seed: int = 0,
+def ensure_split(location: str, table: pd.DataFrame, seed: int = 0,
                          gallery_images: int | None = None,
                          query_images: int | None = None) -> tuple[pd.DataFrame, str]:
   """The paper split of `table` and its file, stored at `location` on first use, read back after.

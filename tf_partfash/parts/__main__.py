@@ -17,7 +17,7 @@ import numpy as np
 from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data.shopping100k import read_attributes
 from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
-from tf_partfash.parts.dataset import format_scores, load_or_compute_parts, read_image, score_parts
+from tf_partfash.parts.dataset import format_scores, ensure_parts, read_image, score_parts
 from tf_partfash.parts.extraction import extract_parts
 
 PROG = 'python -m tf_partfash.parts'
@@ -103,7 +103,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     parser.error(f'--workers must be at least 1, got {args.workers}')
   _check_writable_folder(parser, '--output', args.output)
   table = read_attributes(args.data_dir)
-  parts = load_or_compute_parts(args.data_dir, table, args.output, args.workers)
+  parts = ensure_parts(args.data_dir, table, args.output, args.workers)
   print(f'{len(parts)} images -> {args.output}')
   if args.truth is not None:
     print(format_scores(score_parts(parts, read_parts_csv(args.truth))))

@@ -97,7 +97,7 @@ def _computed(data_dir: str, table: pd.DataFrame, workers: int,
     line.close()
 
 
-def load_or_compute_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
+def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
                           workers: int = 1, progress: bool = True) -> dict[str, Parts]:
   """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can.
 

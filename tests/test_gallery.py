@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tf_partfash import cache, index
+from tf_partfash import cache, gallery
+from tf_partfash.workdir import model_id
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 
 COLLAR = ATTRIBUTE_NAMES.index('collar')
@@ -20,7 +21,7 @@ def _signatures():
 
 def test_prototypes_are_normalised_means_by_hand():
   sig, labels = _signatures()
-  protos = index.compute_prototypes(sig, labels, 'm1')
+  protos = gallery.compute_prototypes(sig, labels, 'm1')
   # Hood: mean of (1, 0) and (0, 1) = (0.5, 0.5), normalised (0.707107, 0.707107).
   np.testing.assert_allclose(protos.vector('collar', 3), [0.707107, 0.707107], rtol=1e-5)
   np.testing.assert_allclose(protos.vector('collar', 9), [0.6, 0.8], rtol=1e-6)
@@ -36,29 +37,29 @@ def test_prototypes_are_normalised_means_by_hand():
 
 def test_prototypes_from_chunk_sums_equal_the_whole():
   sig, labels = _signatures()
-  parts = [index._prototype_sums(sig[:3], labels[:3]), index._prototype_sums(sig[3:], labels[3:])]
-  merged = index._prototypes_from_sums({k: parts[0][k] + parts[1][k] for k in parts[0]}, '')
-  whole = index.compute_prototypes(sig, labels)
+  parts = [gallery.prototype_sums(sig[:3], labels[:3]), gallery.prototype_sums(sig[3:], labels[3:])]
+  merged = gallery.prototypes_from_sums({k: parts[0][k] + parts[1][k] for k in parts[0]}, '')
+  whole = gallery.compute_prototypes(sig, labels)
   for name, vectors in whole.vectors.items():
     np.testing.assert_allclose(merged.vectors[name], vectors, rtol=1e-6)
 
 
 def test_prototypes_save_load_and_model_check(tmp_path):
   sig, labels = _signatures()
-  protos = index.compute_prototypes(sig, labels, 'aaaa')
+  protos = gallery.compute_prototypes(sig, labels, 'aaaa')
   file = str(tmp_path / 'prototypes.npz')
   protos.save(file)
-  loaded = index.Prototypes.load(file, expected_model_id='aaaa')
+  loaded = gallery.Prototypes.load(file, expected_model_id='aaaa')
   np.testing.assert_array_equal(loaded.vectors['collar'], protos.vectors['collar'])
   assert loaded.counts['collar'].tolist() == protos.counts['collar'].tolist()
   with pytest.raises(ValueError, match='built by model aaaa, not by the requested model bbbb'):
-    index.Prototypes.load(file, expected_model_id='bbbb')
+    gallery.Prototypes.load(file, expected_model_id='bbbb')
 
 
 def _gallery(model='m1', n=3):
   rng = np.random.default_rng(0)
   probs = {a: rng.dirichlet(np.ones(3), n).astype(np.float32) for a in ATTRIBUTE_NAMES}
-  return index.GalleryIndex(rng.standard_normal((n, 6, 4)).astype(np.float32), probs,
+  return gallery.GalleryIndex(rng.standard_normal((n, 6, 4)).astype(np.float32), probs,
                             np.full((n, 12), -1), np.array(['A/x.jpg', 'B/y.jpg', 'C/z.jpg'][:n]),
                             np.array([10, 11, 12][:n]), model, '/data/Images')
 
@@ -67,7 +68,7 @@ def test_index_roundtrip_and_lookup(tmp_path):
   g = _gallery()
   file = str(tmp_path / 'index_test.npz')
   g.save(file)
-  loaded = index.GalleryIndex.load(file, expected_model_id='m1')
+  loaded = gallery.GalleryIndex.load(file, expected_model_id='m1')
   np.testing.assert_array_equal(loaded.signatures, g.signatures)
   np.testing.assert_array_equal(loaded.probabilities['color'], g.probabilities['color'])
   assert loaded.paths.tolist() == ['A/x.jpg', 'B/y.jpg', 'C/z.jpg']
@@ -86,29 +87,29 @@ def test_an_index_of_another_model_or_version_is_refused(tmp_path):
   _gallery('0123abcd').save(file)
   with pytest.raises(ValueError, match='built by model 0123abcd, not by the requested model '
                      'ffff0000'):
-    index.GalleryIndex.load(file, expected_model_id='ffff0000')
+    gallery.GalleryIndex.load(file, expected_model_id='ffff0000')
   g = _gallery()
   g.format_version = 99
   g.save(file)
   with pytest.raises(ValueError, match='format version 99, this tf_partfash reads version 1'):
-    index.GalleryIndex.load(file)
+    gallery.GalleryIndex.load(file)
 
 
 def test_misaligned_index_is_an_error():
   g = _gallery()
   with pytest.raises(ValueError, match='index of 3 signatures has labels of 2'):
-    index.GalleryIndex(g.signatures, g.probabilities, g.labels[:2], g.paths, g.rows, 'm')
+    gallery.GalleryIndex(g.signatures, g.probabilities, g.labels[:2], g.paths, g.rows, 'm')
 
 
 def test_model_id_follows_the_weights(tmp_path):
   (tmp_path / 'run.json').write_text('{"a": 1}')
   with pytest.raises(FileNotFoundError, match='model.weights.h5 not found'):
-    index.model_id(str(tmp_path))
+    model_id(str(tmp_path))
   (tmp_path / 'model.weights.h5').write_bytes(b'weights one')
-  first = index.model_id(str(tmp_path))
-  assert first == index.model_id(str(tmp_path)) and len(first) == 16
+  first = model_id(str(tmp_path))
+  assert first == model_id(str(tmp_path)) and len(first) == 16
   (tmp_path / 'model.weights.h5').write_bytes(b'weights two')
-  assert index.model_id(str(tmp_path)) != first
+  assert model_id(str(tmp_path)) != first
 
 
 def test_chunked_extraction_resumes_after_an_interruption(tmp_path):

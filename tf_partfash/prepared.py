@@ -13,8 +13,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from tf_partfash.data import pipeline, shopping100k, splits, synthetic
-from tf_partfash.parts import load_or_compute_parts
+from tf_partfash.data import shopping100k, splits
+from tf_partfash.inputs import pipeline
+from tf_partfash.synthetic import dataset as synthetic
+from tf_partfash.parts import ensure_parts
 from tf_partfash.parts.extraction import ALGORITHM_VERSION
 
 DEFAULT_SYNTHETIC_IMAGES = 5500
@@ -65,7 +67,7 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
                                         synthetic_images, synthetic_seed, workers=workers)
   table = shopping100k.read_attributes(data_dir)
   state = _state_dir(data_dir, cache_dir)
-  split, split_file = splits.load_or_create_split(state, table, split_seed, gallery_images,
+  split, split_file = splits.ensure_split(state, table, split_seed, gallery_images,
                                                   query_images)
   skipped: list[str] = []
   if skip_corrupt:  # before part extraction, which decodes the images it needs and would fail
@@ -73,7 +75,7 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
     skipped = table['path'][~keep].tolist()
     table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
   # Named by the algorithm's version, so a cache of an older extraction is not reused.
-  parts = load_or_compute_parts(data_dir, table,
+  parts = ensure_parts(data_dir, table,
                                 os.path.join(state, f'parts_v{ALGORITHM_VERSION}.csv'), workers)
   examples = pipeline.make_examples(data_dir, table, parts)
   counts = split['subset'].value_counts().to_dict()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf_partfash.data.sketch import Body, Sketch, arc, both, outlined, pts
+from tf_partfash.synthetic.sketch import Body, Sketch, arc, both, outlined, pts
 
 
 def draw_fastening(sk: Sketch, fastening: str | None, b: Body, y0: float,

@@ -25,7 +25,7 @@ import pandas as pd
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SLEEVELESS_VALUES,
                                     SPECIAL_ATTRIBUTES, attribute)
 from tf_partfash.data import shopping100k
-from tf_partfash.data.garments import LOWER_SILHOUETTES, Look
+from tf_partfash.synthetic.garments import LOWER_SILHOUETTES, Look
 
 # The styles' RNG stream, apart from the images' `(seed, index)` streams.
 CATALOGUE_STREAM = 0x5717E

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from tf_partfash.attributes import SLEEVELESS_VALUES
-from tf_partfash.data import closures, collars, fabrics
-from tf_partfash.data.sketch import Body, Placement, Sketch, both, mirror, pts, rasterise, shading
+from tf_partfash.synthetic import closures, collars, fabrics
+from tf_partfash.synthetic.sketch import Body, Placement, Sketch, both, mirror, pts, rasterise, shading
 from tf_partfash.parts.boxes import Parts
 
 # How a garment is drawn: tops (with or without sleeves), dresses and jumpsuits are upper-body;

@@ -10,7 +10,7 @@ the versions of a style share the garment's shape. The true parts go to `parts_t
 The catalogue depends on the seed alone and every image's randomness on `(seed, image index)`
 alone, so any number of workers writes identical files.
 
-  python -m tf_partfash.data.synthetic --out DIR --num_images N --seed S [--workers 2]
+  python -m tf_partfash.synthetic.dataset --out DIR --num_images N --seed S [--workers 2]
       [--width 381 --height 550] [--images_per_style 8] [--contact_sheet out.png]
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from tf_partfash.attributes import MISSING, attribute
-from tf_partfash.data import catalogue, shopping100k
-from tf_partfash.data.garments import render
+from tf_partfash.data import shopping100k
+from tf_partfash.synthetic import catalogue
+from tf_partfash.synthetic.garments import render
 from tf_partfash.parts.boxes import read_parts_csv, write_parts_csv
 from tf_partfash.progress import ProgressLine
 

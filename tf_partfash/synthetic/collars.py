@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf_partfash.data.sketch import Body, Sketch, arc, both, mirror, outlined, pts
+from tf_partfash.synthetic.sketch import Body, Sketch, arc, both, mirror, outlined, pts
 
 
 def _neck_hole(sk: Sketch, b: Body, depth: float, v: bool = False, back: float = 0.035) -> None:

@@ -1,0 +1,1 @@
+"""The training input path: tf.data examples with their part boxes, and batch samplers."""

@@ -1,0 +1,154 @@
+"""One shopper's search (paper §4.6, §5, Fig. 7-8): a query image, attribute changes, and
+optionally relevance feedback; printed as tables, written as JSON and as a Fig. 7/8-like picture.
+
+search.py parses its flags into a `SearchRequest` and calls `search`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from tf_partfash import atomic, figures, retrieval
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
+                                    attribute)
+from tf_partfash.gallery import GalleryIndex
+from tf_partfash.trained_run import TrainedRun
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRequest:
+  workdir: str
+  query: str                       # gallery ID (path or row number) or an image file
+  changes: Sequence[str] = ()      # 'name=value' attribute manipulations
+  feedback: Sequence[str] = ()     # gallery IDs the shopper picks as relevant (§5)
+  top_k: int = 10
+  gallery: str = 'test'            # 'test' (the run's gallery and query images) or a folder
+  backend: str = 'exact'
+  distance: str = 'euclidean'
+  output_json: str | None = None
+  output_image: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Query:
+  features: GalleryIndex   # one item
+  position: int | None     # in the gallery, or None for an image from outside it
+
+
+def _check_output_folders(request: SearchRequest) -> None:
+  """Outputs in a folder that does not exist fail before the search."""
+  for name in ('output_json', 'output_image'):
+    file = getattr(request, name)
+    folder = os.path.dirname(os.path.abspath(file)) if file else None
+    if folder and not os.path.isdir(folder):
+      raise ValueError(f'--{name}={file}: folder {folder} does not exist')
+
+
+def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str) -> _Query:
+  try:
+    position = gallery.find(text)
+    return _Query(gallery.take([position]), position)
+  except ValueError as e:
+    if not os.path.isfile(text):
+      raise ValueError(f'--query: neither a gallery ID nor an image file: {e}') from None
+  folder, name = os.path.split(os.path.abspath(text))
+  return _Query(run.embed(folder, [name], progress=False), None)
+
+
+def _ranked(searcher: retrieval.Searcher, gallery: GalleryIndex, vectors: np.ndarray,
+            exclude: set[int], demanded: dict[str, int], top_k: int,
+            weights: np.ndarray | None = None) -> list[dict[str, Any]]:
+  """Ranked results of one query's (1, V, D) vectors, leaving out `exclude` (its own items)."""
+  found, dist = searcher.search(vectors, top_k + len(exclude), weights)
+  hits = [(int(p), float(d)) for p, d in zip(found[0], dist[0]) if int(p) not in exclude]
+  labelled = demanded and (gallery.labels != MISSING).any()
+  return [{'rank': rank, 'row': p, 'path': str(gallery.paths[p]), 'distance': d,
+           'predicted': {a: attribute(a).value(int(gallery.probabilities[a][p].argmax()))
+                         for a in SPECIAL_ATTRIBUTES},
+           'match': bool(retrieval.confirms(gallery.labels[p:p + 1], demanded)[0])
+                    if labelled else None}
+          for rank, (p, d) in enumerate(hits[:top_k], start=1)]
+
+
+def format_results(title: str, results: list[dict[str, Any]]) -> str:
+  lines = [f'{title}\n{"rank":>4} {"row":>6} {"distance":>9}  {"path":<44}'
+           + ''.join(f' {a:<11}' for a in SPECIAL_ATTRIBUTES) + ' match']
+  for r in results:
+    mark = {True: 'yes', False: 'no', None: '-'}[r['match']]
+    lines.append(f'{r["rank"]:>4} {r["row"]:>6} {r["distance"]:>9.4f}  {r["path"]:<44}'
+                 + ''.join(f' {r["predicted"][a][:11]:<11}' for a in SPECIAL_ATTRIBUTES)
+                 + f' {mark}')
+  return '\n'.join(lines)
+
+
+def _tiles(gallery: GalleryIndex, results: list[dict], picked: Sequence[int] = ()
+           ) -> list[figures.Tile]:
+  tiles = [figures.Tile(gallery.file(r['row']), f'{r["rank"]}. d={r["distance"]:.4g}\n{r["path"]}',
+                        'blue' if r['row'] in picked else 'green' if r['match'] else None)
+           for r in results]
+  shown = {r['row'] for r in results}
+  return tiles + [figures.Tile(gallery.file(p), f'picked\n{gallery.paths[p]}', 'blue')
+                  for p in picked if p not in shown]
+
+
+def search(request: SearchRequest) -> dict[str, Any]:
+  """Runs the search, prints its tables, writes the outputs asked for; returns the JSON report."""
+  changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
+  _check_output_folders(request)
+  run = TrainedRun.open(request.workdir)
+  gallery = run.index() if request.gallery == 'test' else run.folder_index(request.gallery)
+  picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
+  query = _find_query(run, gallery, request.query)
+  if len(picked) > 1 and not run.method.signatures:
+    raise ValueError(f'--feedback with several images weighs the S + 1 signatures of the '
+                     f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '
+                     'vector: pick one image (it replaces the query)')
+  # Prototypes are computed on first use, which needs the model: only when a change asks.
+  encoder = run.encoder(with_prototypes=bool(changes))
+  manipulated = lambda features: encoder.queries(features, [changes])
+  q = query.features
+  known = {a: int(q.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
+  demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
+  describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
+                        attribute(a).values[int(q.probabilities[a][0].argmax())] + '?')
+  edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
+  searcher = retrieval.Searcher(encoder.gallery(gallery), request.backend, request.distance)
+  own = {query.position} - {None}
+  results = _ranked(searcher, gallery, manipulated(q), own, demanded, request.top_k)
+  print(f'query {q.paths[0]}; manipulation: '
+        + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'))
+  print('\n' + format_results(f'top {request.top_k} of {len(gallery)} ({request.distance}, '
+                              f'{request.backend})', results))
+  report = {'query': str(q.paths[0]), 'query_row': query.position,
+            'changes': {a: attribute(a).values[v] for a, v in changes.items()},
+            'demanded': {a: attribute(a).values[v] for a, v in demanded.items()},
+            'distance': request.distance, 'backend': request.backend, 'results': results}
+  text = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
+  query_tile = figures.Tile(q.file(0), f'query\n{q.paths[0]}')
+  picture = lambda: figures.manipulation_figure(query_tile, text, _tiles(gallery, results))
+  if picked:
+    weights, again = None, q
+    if len(picked) == 1:  # §5: a single picked image replaces the query
+      again, own = gallery.take(picked), own | set(picked)
+      note = 'picked image\nreplaces the query'
+    else:
+      weights = retrieval.personalization_weights(gallery.signatures[picked], request.distance)
+      note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(SIGNATURE_NAMES, weights))
+    after = _ranked(searcher, gallery, manipulated(again), own, demanded, request.top_k, weights)
+    print('\nfeedback ' + ', '.join(request.feedback) + ': ' + note.replace('\n', ', '))
+    print('\n' + format_results('after feedback', after))
+    report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,
+                          'weights': None if weights is None else dict(
+                              zip(SIGNATURE_NAMES, weights.tolist()))}
+    picture = lambda: figures.feedback_figure(
+        query_tile, text, _tiles(gallery, results, picked),
+        figures.Tile(again.file(0), f'query\n{again.paths[0]}'), note, _tiles(gallery, after))
+  if request.output_image:
+    figures.save_figure(picture(), request.output_image)
+    print(f'\npicture: {request.output_image}')
+  if request.output_json:
+    atomic.write_json(request.output_json, report)
+  return report

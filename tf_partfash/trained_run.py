@@ -1,0 +1,156 @@
+"""A trained run, opened once: its configuration, and the model, data, indexes, prototypes and
+query encoder computed or loaded on first use, then handed down to evaluation and search.
+
+```
+<workdir>/prototypes.npz       generic signature of every special attribute value (training split)
+<workdir>/index_<name>.npz     signatures, probabilities, labels, paths of a gallery (`test`: the
+                               run's gallery + query images)
+<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images, with each image's
+                               size and modification time (a changed image is indexed again)
+<workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
+<workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
+```
+Every file records the format version and the model's identity (`workdir.model_id`), so features
+of another model are recomputed or refused, never mixed; how they are written, locked, resumed
+and rebuilt is `cache.py`. TensorFlow is imported only when the model is needed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tf_partfash import cache
+from tf_partfash.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
+from tf_partfash.methods import Method, method
+from tf_partfash.workdir import RunConfig, check_trained, load_run_config, model_id
+
+if TYPE_CHECKING:
+  import keras
+
+  from tf_partfash.encoders import Encoder
+  from tf_partfash.prepared import PreparedData
+
+PROTOTYPES_FILE = 'prototypes.npz'
+
+
+class TrainedRun:
+  """One trained workdir. `model` and `data` may be handed in (training has both at hand);
+  otherwise they are loaded (the model) or prepared (the data, as training prepared it) when a
+  cache has to be built. Indexes and prototypes are read once per object."""
+
+  def __init__(self, workdir: str, config: RunConfig, model: keras.Model | None = None,
+               data: PreparedData | None = None, workers: int = 1, skip_corrupt: bool = False,
+               chunk_size: int | None = None, progress: bool = True):
+    self.workdir, self.config = workdir, config
+    self._model, self._data = model, data
+    self._workers, self._skip_corrupt, self._progress = workers, skip_corrupt, progress
+    self._chunk = {} if chunk_size is None else {'chunk_size': chunk_size}
+    self._indexes: dict[str, GalleryIndex] = {}
+    self._prototypes: Prototypes | None = None
+
+  @classmethod
+  def open(cls, workdir: str, **kwargs) -> TrainedRun:
+    """The finished run of `workdir` (run.json read and checked, the weights present)."""
+    config = load_run_config(workdir)
+    check_trained(workdir)
+    return cls(workdir, config, **kwargs)
+
+  @property
+  def method(self) -> Method:
+    return method(self.config.method)
+
+  @functools.cached_property
+  def model_id(self) -> str:
+    return model_id(self.workdir)
+
+  @property
+  def model(self) -> keras.Model:
+    if self._model is None:
+      from tf_partfash.workdir import load_model  # builds a Keras model: imports TensorFlow
+      self._model = load_model(self.workdir, self.config)
+    return self._model
+
+  @property
+  def data(self) -> PreparedData:
+    if self._data is None:
+      from tf_partfash.prepared import prepare_run_data  # the input pipeline imports TensorFlow
+      self._data = prepare_run_data(self.config.data, self.workdir, self._workers,
+                                    self._skip_corrupt)
+    return self._data
+
+  def index(self, name: str = 'test', rows: np.ndarray | None = None) -> GalleryIndex:
+    """The index of `rows` of the run's dataset (default: its gallery and query images), cached
+    as `index_<name>.npz` and rebuilt when the model (or the rows asked for) changed."""
+    if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
+      raise ValueError(f'index name {name!r}: use letters, digits, _ and - only')
+    found = self._indexes.get(name)
+    if found is not None and (rows is None or np.array_equal(found.rows, rows)):
+      return found
+    file = os.path.join(self.workdir, f'index_{name}.npz')
+    stale = lambda index: (None if rows is None or np.array_equal(index.rows, rows)
+                           else 'built for other images')
+
+    def build() -> GalleryIndex:
+      from tf_partfash import indexing
+      wanted = self.data.rows('gallery', 'query') if rows is None else rows
+      return indexing.index_rows(self.model, self.config, self.data, wanted, self.model_id,
+                                 file + '.partial', f'index {name}', progress=self._progress,
+                                 **self._chunk)
+
+    self._indexes[name] = cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
+    return self._indexes[name]
+
+  def prototypes(self) -> Prototypes:
+    """The model's prototypes, computed once over its training split into `prototypes.npz`."""
+    if self._prototypes is not None:
+      return self._prototypes
+    file = os.path.join(self.workdir, PROTOTYPES_FILE)
+
+    def build() -> Prototypes:
+      from tf_partfash import indexing
+      return indexing.training_prototypes(self.model, self.config, self.data, self.model_id,
+                                          file + '.partial', progress=self._progress,
+                                          **self._chunk)
+
+    self._prototypes = cache.ensure(file, self.model_id, Prototypes.load, lambda found: None,
+                                    build)
+    return self._prototypes
+
+  def folder_index(self, folder: str) -> GalleryIndex:
+    """The index of a folder of the user's images, cached in the workdir while the model, the
+    folder's list of images and each image's size and modification time stay the same."""
+    folder = os.path.realpath(folder)
+    paths = folder_images(folder)
+    stamps = file_stamps(folder, paths)
+    file = os.path.join(self.workdir, f'index_folder_{cache.digest(folder.encode())}.npz')
+
+    def stale(found: GalleryIndex) -> str | None:
+      if found.paths.tolist() != paths:
+        return f'images were added to or removed from {folder} since it was built'
+      if found.stamps is None or not np.array_equal(found.stamps, stamps):
+        changed = [p for k, p in enumerate(paths)
+                   if found.stamps is None or not np.array_equal(found.stamps[k], stamps[k])]
+        return f'{len(changed)} image(s) of {folder} changed since it was built (e.g. {changed[0]})'
+      return None
+
+    def build() -> GalleryIndex:
+      return dataclasses.replace(self.embed(folder, paths), stamps=stamps)
+
+    return cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
+
+  def embed(self, image_root: str, paths: list[str], progress: bool | None = None
+            ) -> GalleryIndex:
+    """Features of images outside the dataset: part extraction from the image, then the model."""
+    from tf_partfash import indexing
+    return indexing.embed_images(self.model, self.config, image_root, paths, self.model_id,
+                                 self._progress if progress is None else progress)
+
+  def encoder(self, with_prototypes: bool = True) -> Encoder:
+    """The method's query encoder; `with_prototypes=False` for searches without changes (the
+    prototypes, computed on first use, need the model and the training images)."""
+    return self.method.encoder_class().from_run(self, with_prototypes)
