@@ -165,7 +165,7 @@ class ManipulationTripletSampler:
   drawn first, uniformly among those the reference can change, then the target uniformly among
   the label combinations present. A batch is `batch_size / 3` triplets laid out ref, pos, neg,
   ref, pos, neg, ... so any split of the batch into whole triplets (one per replica) keeps them
-  together; the indicator follows from the labels (`methods.manipulation_of`).
+  together; the indicator follows from the labels (`objectives.manipulation_of`).
 
   An epoch is as many images as the dataset (`ceil(N / batch_size)` batches, so a third of them
   references), the same compute per epoch as the other methods; references are drawn without
