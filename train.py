@@ -126,9 +126,8 @@ def _train() -> None:
   if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
     raise ValueError(f'--workdir={FLAGS.workdir} is a file, not a directory')
   os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
-  from tf_partfash import atomic  # after flag parsing: importing TF is slow
-  from tf_partfash.run import train_and_report
-  from tf_partfash.workdir import RunConfig
+  from tf_partfash import atomic
+  from tf_partfash.workdir import RunConfig, check_run_config
 
   model, train = _configs()
   run = RunConfig(FLAGS.model, model, train, {
@@ -136,6 +135,8 @@ def _train() -> None:
       'gallery_images': FLAGS.gallery_images, 'query_images': FLAGS.query_images,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
       'alexnet_weights': FLAGS.alexnet_weights})
+  check_run_config(FLAGS.workdir, run)  # another run's workdir fails before TF is imported
+  from tf_partfash.run import train_and_report  # importing TensorFlow is slow
   text = _flagfile_text()  # the flags as given, before anything can change them
   logging.getLogger().setLevel(logging.INFO)
   # flags.txt only once the run is accepted: a refused resume keeps the one it has.

@@ -73,16 +73,34 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   # flags.txt is itself a valid flagfile of the run.
   _run('train.py', f'--flagfile={workdir / "flags.txt"}', '--only_check_args')
 
-  results = tmp_path / 'results.json'
-  evaluated = _run('evaluate.py', f'--workdir={workdir}', f'--output_json={results}')
-  assert 'not comparable' in evaluated.stdout  # synthetic data: only the ordering of methods
+  # Two runs of one configuration and seed side by side: one column, "2 runs".
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  results = tmp_path / 'out' / 'results.json'
+  evaluated = _run('evaluate.py', f'--workdirs={workdir},{copy}', '--hit_attributes=all',
+                   f'--output_json={results}')
+  assert 'Data: synthetic images' in evaluated.stdout and 'not comparable' in evaluated.stdout
+  assert 'Hit rule (--hit_attributes=all)' in evaluated.stdout
+  assert 'Proposed (2 runs)' in evaluated.stdout and '(paper Table 2)' in evaluated.stdout
   blob = json.loads(results.read_text())
   assert blob['protocol'] == 'paper' and blob['comparable_to_published'] is False
-  (run,) = blob['runs']
-  assert run['method'] == 'partnet'
-  assert set(run['settings']) == {'direct', 'manipulate1', 'manipulate2'}
-  assert (tmp_path / 'results_topk.png').exists()
+  assert blob['hit_attributes'] == 'all' and blob['distance'] == 'euclidean'
+  # The queries are stored beside the split, in the (writable) data directory.
+  assert blob['query_file'] == str(data / 'paper_split_seed0.queries_all_seed0.json')
+  assert [r['method'] for r in blob['runs']] == ['partnet', 'partnet']
+  assert set(blob['runs'][0]['settings']) == {'direct', 'manipulate1', 'manipulate2'}
+  assert (tmp_path / 'out' / 'results_topk.png').exists()
   assert (workdir / 'prototypes.npz').exists() and (workdir / 'index_test.npz').exists()
+  # The library, in-process on the stored queries, gives the numbers the command stored.
+  from tf_partfash import evaluation, queries
+  from tf_partfash.trained_run import TrainedRun
+  run = TrainedRun.open(str(workdir), progress=False)
+  query_sets, _ = queries.ensure_paper_queries(run.data.split_file, run.data.table,
+                                               run.data.split, 0, 'all')
+  for setting, scores in evaluation.evaluate_paper(run, query_sets).scores.items():
+    stored = blob['runs'][0]['settings'][setting]
+    assert stored['queries'] == len(scores)
+    assert stored['top_k'] == ([round(float(v), 6) for v in scores.top_k()] if len(scores) else [])
 
   picture = tmp_path / 'fig7.png'
   found = _run('search.py', f'--workdir={workdir}', '--query=0', '--set=sleevelen=long',

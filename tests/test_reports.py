@@ -201,44 +201,23 @@ def test_results_json_and_plot(tmp_path):
   assert image.shape[:2] == (400, 1500)  # three 5 x 4 inch panels at 100 dpi
 
 
-def test_evaluate_cli_scores_two_runs_side_by_side(untrained_run, tmp_path):
-  """evaluate.py end to end on a randomly initialised tiny model of the tiny synthetic set, and a
-  copy of its workdir (the same configuration and seed: one column of two runs)."""
-  import shutil
-
+def test_both_protocols_score_a_run_in_process(untrained_run):
+  """A randomly initialised tiny model (test_end_to_end.py runs evaluate.py itself)."""
   from tf_partfash import evaluation, queries
   from tf_partfash.trained_run import TrainedRun
-  workdir, data_dir, data = untrained_run.workdir, untrained_run.data_dir, untrained_run.data
-  copy = str(tmp_path / 'copy')
-  shutil.copytree(workdir, copy)
-  output = tmp_path / 'out' / 'results.json'
-  result = subprocess.run(
-      [sys.executable, 'evaluate.py', f'--workdirs={workdir},{copy}', '--hit_attributes=all',
-       f'--output_json={output}'], cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'Data: synthetic images' in result.stdout
-  assert 'Hit rule (--hit_attributes=all)' in result.stdout
-  assert 'Proposed (2 runs)' in result.stdout and '(paper Table 2)' in result.stdout
-  stored = json.loads(output.read_text())
-  # The queries are stored beside the split, in the (writable) data directory.
-  assert stored['query_file'] == str(data_dir / 'paper_split_seed0.queries_all_seed0.json')
-  assert stored['hit_attributes'] == 'all' and stored['distance'] == 'euclidean'
-  assert [r['method'] for r in stored['runs']] == ['partnet', 'partnet']
-  assert set(stored['runs'][0]['settings']) == {'direct', 'manipulate1', 'manipulate2'}
-  assert (tmp_path / 'out' / 'results_topk.png').exists()
-  # The stored queries give the same numbers again, in-process.
+  data = untrained_run.data
+  run = TrainedRun.open(untrained_run.workdir, data=data)
   query_sets, _ = queries.ensure_paper_queries(data.split_file, data.table, data.split, 0, 'all')
-  run = TrainedRun.open(workdir, data=data)
-  again = evaluation.evaluate_paper(run, query_sets)
-  for setting, scores in again.scores.items():
-    measured = stored['runs'][0]['settings'][setting]
-    assert measured['queries'] == len(scores)
-    assert measured['top_k'] == ([round(float(v), 6) for v in scores.top_k()]
-                                 if len(scores) else [])
+  paper = evaluation.evaluate_paper(run, query_sets)
+  assert {name: len(s) for name, s in paper.scores.items()} == {
+      name: len(q) for name, q in query_sets.items()}
+  text = format_paper_tables([paper], SYNTHETIC, 'all', 'euclidean')
+  assert 'Proposed' in text and '(paper Table 2)' in text
   # The ADDE protocol on the same run: gallery = the split's query + gallery images.
   test = queries.ensure_adde_test(data.table, data.split, data.split_file)
   adde_result = evaluation.evaluate_adde(run, test)
   assert adde_result.scores['adde'].gallery_size == len(data.rows('gallery', 'query'))
+  assert len(adde_result.scores['adde']) == len(test.queries)
   assert 'ADDE-M (ADDE Table 1)' in format_adde_table([adde_result], SYNTHETIC, 'euclidean')
 
 

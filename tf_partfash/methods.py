@@ -59,8 +59,9 @@ class Method:
   def build(self, config: ModelConfig):
     return resolve(self.network)(config)
 
-  def loss(self, *args):
-    return resolve(self.objective)(*args)
+  def loss_fn(self) -> Callable:
+    """The objective, resolved (once per training: not inside a traced step)."""
+    return resolve(self.objective)
 
   def sampler(self, stage: int, labels, batch_size: int, seed: int):
     return resolve(self.samplers[stage - 1])(labels, batch_size, seed)

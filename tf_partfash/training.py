@@ -85,6 +85,7 @@ class Trainer:
                config: TrainConfig, train: Examples, workdir: str,
                strategy: tf.distribute.Strategy, method: Method = METHODS[PROPOSED]):
     self.model_config, self.config, self.method = model_config, config, method
+    self.loss = method.loss_fn()
     self.train, self.workdir, self.strategy = train, workdir, strategy
     self.samplers = {s: method.sampler(s, train.labels, config.batch_size, config.seed)
                      for s in (1, 2)}
@@ -118,7 +119,7 @@ class Trainer:
       inputs = {k: batch[k] for k in ('image', 'boxes', 'present')}
       with tf.GradientTape() as tape:
         outputs = self.model(inputs, training=True)
-        loss, logs = self.method.loss(self.model, outputs, batch, stage, self.config, seed)
+        loss, logs = self.loss(self.model, outputs, batch, stage, self.config, seed)
         # Gradients of replicas are summed: each contributes its share of the mean.
         scaled = loss / replicas
       grads = tape.gradient(scaled, self.model.trainable_variables)
