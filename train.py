@@ -127,7 +127,7 @@ def _train() -> None:
     raise ValueError(f'--workdir={FLAGS.workdir} is a file, not a directory')
   os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
   from tf_partfash import atomic
-  from tf_partfash.workdir import RunConfig, check_run_config
+  from tf_partfash.workdir import LOCK_FILE, RunConfig, check_run_config
 
   model, train = _configs()
   run = RunConfig(FLAGS.model, model, train, {
@@ -135,8 +135,13 @@ def _train() -> None:
       'gallery_images': FLAGS.gallery_images, 'query_images': FLAGS.query_images,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
       'alexnet_weights': FLAGS.alexnet_weights})
-  check_run_config(FLAGS.workdir, run)  # another run's workdir fails before TF is imported
-  from tf_partfash.run import train_and_report  # importing TensorFlow is slow
+  # Another run's workdir, or one in use, fails at once, before TensorFlow is imported (slow);
+  # train_and_report checks both again and holds the lock for the whole run.
+  check_run_config(FLAGS.workdir, run)
+  with atomic.exclusive(os.path.join(FLAGS.workdir, LOCK_FILE),
+                        f'{FLAGS.workdir} is in use by another training', wait=False):
+    pass
+  from tf_partfash.run import train_and_report
   text = _flagfile_text()  # the flags as given, before anything can change them
   logging.getLogger().setLevel(logging.INFO)
   # flags.txt only once the run is accepted: a refused resume keeps the one it has.

@@ -6,6 +6,10 @@ import pytest
 
 # Fewer TF start-up lines in test logs; subprocesses inherit it.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The suite runs one pytest worker per core (README: -n auto) and its models are tiny: one
+# TensorFlow thread per op each keeps the workers and their subprocesses from contending.
+os.environ.setdefault('TF_NUM_INTRAOP_THREADS', '1')
+os.environ.setdefault('TF_NUM_INTEROP_THREADS', '1')
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SHOPPING100K_ENV = 'TF_PARTFASH_SHOPPING100K'

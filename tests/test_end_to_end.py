@@ -17,7 +17,7 @@ from tf_partfash import figures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
-        '--stage1_epochs=2', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
+        '--stage1_epochs=1', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
         '--log_every_secs=0', '--checkpoint_every_secs=0']
 
 
@@ -63,7 +63,7 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   assert resumed and int(resumed.group(2)) == killed_at  # nothing lost but the running step
   steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', trained.stderr)
   assert int(steps[0][2]) == killed_at + 1
-  # 2 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
+  # 1 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
   assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
   assert 'mean of the special attributes' in trained.stderr
   from tf_partfash.prepared import prepare

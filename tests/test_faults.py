@@ -79,13 +79,11 @@ def _same_prototypes(a: Prototypes, b: Prototypes) -> None:
     assert a.counts[name].tolist() == b.counts[name].tolist()
 
 
-@pytest.mark.parametrize('what', ['index', 'prototypes'])
-def test_sigkill_while_building_resumes_from_the_chunks(what, untrained_run, tmp_path,
-                                                        monkeypatch):
+def test_sigkill_while_building_resumes_from_the_chunks(untrained_run, tmp_path, monkeypatch):
   workdir = _model_copy(untrained_run, tmp_path / 'run')
-  file = os.path.join(workdir, 'index_test.npz' if what == 'index' else 'prototypes.npz')
+  file = os.path.join(workdir, 'index_test.npz')
   first_chunk = os.path.join(file + '.partial', 'chunk_00000.npz')
-  process = subprocess.Popen([sys.executable, '-c', _BUILD, what, workdir, '60'], cwd=ROOT,
+  process = subprocess.Popen([sys.executable, '-c', _BUILD, 'index', workdir, '60'], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   try:
     _wait_for(lambda: os.path.exists(first_chunk), process)
@@ -93,18 +91,49 @@ def test_sigkill_while_building_resumes_from_the_chunks(what, untrained_run, tmp
     process.send_signal(signal.SIGKILL)
     process.wait()
   assert not os.path.exists(file)  # nothing half-written where readers look
+  saved = _recording_saves(monkeypatch)
+  _same_index(TrainedRun.open(workdir, chunk_size=8, progress=False).index(),
+              untrained_run.gallery)
+  assert 'chunk_00000.npz' not in saved  # resumed: the killed run's chunk was kept
+  assert saved[-1] == os.path.basename(file)
+  assert not os.path.exists(file + '.partial') and not _leftovers(workdir)
+
+
+def test_an_interrupted_prototype_pass_resumes_from_its_chunks(untrained_run, tmp_path,
+                                                               monkeypatch):
+  """The prototypes sum over chunks: an interruption (here an exception after the first chunk;
+  a SIGKILL is tested above) leaves the chunks, and the rerun adds only the missing ones."""
+  from tf_partfash import indexing
+  workdir = _model_copy(untrained_run, tmp_path / 'run')
+  file = os.path.join(workdir, 'prototypes.npz')
+  predict = indexing.predict
+  calls = []
+
+  def interrupted(*args, **kwargs):
+    if calls:
+      raise KeyboardInterrupt
+    calls.append(1)
+    return predict(*args, **kwargs)
+
+  monkeypatch.setattr(indexing, 'predict', interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    TrainedRun.open(workdir, chunk_size=8, progress=False).prototypes()
+  assert not os.path.exists(file) and os.listdir(file + '.partial')
+  monkeypatch.setattr(indexing, 'predict', predict)
+  saved = _recording_saves(monkeypatch)
+  _same_prototypes(TrainedRun.open(workdir, chunk_size=8, progress=False).prototypes(),
+                   untrained_run.prototypes)
+  assert 'chunk_00000.npz' not in saved and saved[-1] == 'prototypes.npz'
+  assert not os.path.exists(file + '.partial') and not _leftovers(workdir)
+
+
+def _recording_saves(monkeypatch) -> list[str]:
+  """The names of the files `cache.save_npz` writes from now on."""
   saved = []
   save = cache.save_npz
   monkeypatch.setattr(cache, 'save_npz', lambda f, a: (saved.append(os.path.basename(f)),
                                                         save(f, a))[1])
-  run = TrainedRun.open(workdir, chunk_size=8, progress=False)
-  if what == 'index':
-    _same_index(run.index(), untrained_run.gallery)
-  else:
-    _same_prototypes(run.prototypes(), untrained_run.prototypes)
-  assert 'chunk_00000.npz' not in saved  # resumed: the killed run's chunk was kept
-  assert saved[-1] == os.path.basename(file)
-  assert not os.path.exists(file + '.partial') and not _leftovers(workdir)
+  return saved
 
 
 def test_concurrent_first_builds_all_succeed(untrained_run, tmp_path):
