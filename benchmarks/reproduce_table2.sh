@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's comparison in one command (§7: Fig. 6, Table 2): trains the five methods, each with
+# The paper's comparison in one command (§7: Fig. 6, Table 2): trains every method, each with
 # its flagfile, then scores them with evaluate.py on the same stored queries, printing the top-20
 # table, NDCG@20 and Table 2 beside the paper's numbers and writing the top-k plots.
 #
@@ -44,12 +44,14 @@ if [ "$DATA_DIR" = synthetic ]; then
 else
   prefix= proposed=flags/shopping100k.flags data=(--data_dir="$DATA_DIR")
 fi
-methods=(classic no_parts_no_ranking no_parts amnet partnet)  # Table 2's column order
+# Every method of the registry (tf_partfash/methods.py), in Table 2's column order.
+read -r -a methods <<< "$("$PYTHON" -c 'from tf_partfash.methods import METHODS; print(*METHODS)')"
+PROPOSED=$("$PYTHON" -c 'from tf_partfash.methods import PROPOSED; print(PROPOSED)')
 workdirs=()
 total_start=$(date +%s)
 for method in "${methods[@]}"; do
   flagfile=flags/${prefix}${method}.flags
-  [ "$method" = partnet ] && flagfile=$proposed
+  [ "$method" = "$PROPOSED" ] && flagfile=$proposed
   for (( seed = 0; seed < SEEDS; seed++ )); do
     name=$method
     [ "$seed" -gt 0 ] && name=${method}_seed$seed

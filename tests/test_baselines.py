@@ -12,7 +12,7 @@ from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL
 from tf_partfash.config import ModelConfig, TrainConfig
 from tf_partfash.methods import method_configs
 from tf_partfash.inputs.sampling import ManipulationTripletSampler
-from tf_partfash.encoders import AmnetEncoder, ClassicEncoder
+from tf_partfash.encoders import AmnetEncoder, AttributeRetrievalEncoder, ClassicEncoder
 from tf_partfash.gallery import GalleryIndex
 from tf_partfash.objectives import amnet_loss, manipulation_of
 from tf_partfash.models.amnet import retrieve_prototype
@@ -88,8 +88,10 @@ def test_triplet_sampler_pairs_one_change_and_a_dissimilar_negative():
     ManipulationTripletSampler(labels, batch_size=4, seed=0)
 
 
-def _index(features, predicted: dict[str, list[int]]) -> GalleryIndex:
-  """An index whose recognised special attributes are `predicted` (one-hot probabilities)."""
+def _index(features, predicted: dict[str, list[int]] = {},
+           labels: dict[str, list[int]] = {}) -> GalleryIndex:
+  """An index whose recognised special attributes are `predicted` (one-hot probabilities) and
+  whose labels are `labels` (the others missing)."""
   from tf_partfash.attributes import attribute
   n = len(features)
   probabilities = {}
@@ -97,18 +99,47 @@ def _index(features, predicted: dict[str, list[int]]) -> GalleryIndex:
     p = np.zeros((n, attribute(name).num_values), np.float32)
     p[np.arange(n), predicted.get(name, [0] * n)] = 1.0
     probabilities[name] = p
-  return GalleryIndex(np.asarray(features, np.float32)[:, None], probabilities,
-                      np.full((n, 12), -1), np.array([''] * n), np.arange(n), '')
+  table = np.full((n, 12), -1)
+  for name, values in labels.items():
+    table[:, ATTRIBUTE_NAMES.index(name)] = values
+  return GalleryIndex(np.asarray(features, np.float32)[:, None], probabilities, table,
+                      np.array([''] * n), np.arange(n), '')
 
 
-def test_classic_ranks_by_recognised_attributes_then_fc7():
+def test_classic_takes_the_query_from_training_images_with_the_wanted_attributes():
+  # Training: t0 [1, 0] navy (color 5) collar 0; t1 [0, 1] navy collar 0; t2 [0.6, 0.8] navy
+  # collar 3; t3 [-1, 0] red (12) collar 0; their other special labels are missing.
+  train = _index([[1, 0], [0, 1], [0.6, 0.8], [-1, 0]],
+                 labels={'color': [5, 5, 5, 12], 'collar': [0, 0, 3, 0]})
+  # The query: fc7 [1, 0], recognised red, collar 0 (pattern, fastening, sleevelen 0: no training
+  # label has them).
+  query = _index([[1, 0]], {'color': [12], 'collar': [0]})
+  encoder = ClassicEncoder(train)
+  # "but navy": t0, t1, t2 have the change; t0 and t1 also keep collar 0 (t2 does not): the mean
+  # of [1, 0] and [0, 1], normalised.
+  navy = encoder.queries(query, [{'color': 5}])
+  np.testing.assert_allclose(navy, [[[np.sqrt(0.5), np.sqrt(0.5)]]], atol=1e-6)
+  # The nearest one of them to the query's own fc7: t0.
+  np.testing.assert_allclose(ClassicEncoder(train, neighbours=1).queries(query, [{'color': 5}]),
+                             [[[1.0, 0.0]]], atol=1e-6)
+  # "but navy with collar 3": t2 alone has both changes.
+  np.testing.assert_allclose(encoder.queries(query, [{'color': 5, 'collar': 3}]),
+                             [[[0.6, 0.8]]], atol=1e-6)
+  # Without changes the query is its own fc7; a value no training image has is left out.
+  np.testing.assert_allclose(encoder.queries(query, [{}]), [[[1.0, 0.0]]])
+  kept, dropped = encoder.expressible([{'color': 7, 'collar': 3}])
+  assert kept == [{'collar': 3}] and dropped.tolist() == [True]
+  assert encoder.gallery(train).shape == (4, 1, 2)
+
+
+def test_attribute_retrieval_ranks_by_recognised_attributes_then_fc7():
   from tf_partfash.retrieval import Searcher
   # Gallery: g0 is the query's twin but red (color 12); g1 far in fc7 but navy (5); g2 navy and
   # near; g3 navy with another collar. Query (color 12) asks for navy.
   gallery = _index([[1, 0], [0, 1], [0.8, 0.6], [1, 0]],
                    {'color': [12, 5, 5, 5], 'collar': [0, 0, 0, 3]})
   query = _index([[1, 0]], {'color': [12]})
-  encoder = ClassicEncoder()
+  encoder = AttributeRetrievalEncoder()
   searcher = Searcher(encoder.gallery(gallery), distance='squared')
   found, distance = searcher.search(encoder.queries(query, [{'color': 5}]), 4)
   # All wanted attributes: g2 (|Δfc7|² = 0.4), g1 (2.0); one difference: g0 (0 + 5), g3 (0 + 5),
@@ -146,7 +177,7 @@ def test_a_flag_contradicting_the_method_is_an_error():
     method_configs('classic', ModelConfig(), TrainConfig(), {'triplet_weight': 1.0})
 
 
-@pytest.mark.parametrize('method', ['classic', 'amnet'])
+@pytest.mark.parametrize('method', ['classic', 'attribute_retrieval', 'amnet'])
 def test_baseline_trains_and_is_scored(method, tiny_method_run,
                                       assert_checkpoint_restores_every_weight):
   from tf_partfash import evaluation, queries
@@ -155,7 +186,7 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run,
   # Classic's stage 2 is its stage 1 again: one stage is enough here.
   run, workdir, data = (tiny_method_run(method, triplet_weight=0.8, margin=0.5)
                         if method == 'amnet' else
-                        tiny_method_run(method, triplet_weight=0.0, stage2_epochs=0))
+                        tiny_method_run(method, stage2_epochs=0))
   table = train_and_report(run, workdir, data=data)
   assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
   assert_checkpoint_restores_every_weight(workdir, data)

@@ -1,13 +1,15 @@
 """How each method of the comparison turns gallery images, and a query with its attribute changes,
 into the vectors that `retrieval.Searcher` compares (paper §4.6, §7 "Baselines").
 
-Each method names its encoder (`methods.METHODS`). All three work from a `GalleryIndex`
+Each method names its encoder (`methods.METHODS`). All work from a `GalleryIndex`
 (L2-normalised signatures and attribute probabilities), so indexes, FAISS and the evaluation code
 are shared:
 
 - `SignatureEncoder`, the proposed network and its ablations: S + 1 signatures; a change replaces
   its attribute's block by the value's generic representation (Eq. 4, §4.6).
-- `ClassicEncoder`, the paper's "Classic" baseline (AMNet's "attribute-based retrieval").
+- `ClassicEncoder`, the paper's "Classic" baseline: the query's fc7 replaced by training images
+  with the wanted attributes (§7 "Baselines").
+- `AttributeRetrievalEncoder`, AMNet's "attribute-based retrieval" baseline on the same network.
 - `AmnetEncoder`, AMNet: the query's fc7 is changed by the memory and manipulator (AMNet §4).
 """
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from tf_partfash.attributes import (NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES, SPECIAL_OFFSETS,
-                                    attribute)
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
+                                    SPECIAL_OFFSETS, attribute)
 from tf_partfash.gallery import GalleryIndex, Prototypes
 from tf_partfash.retrieval import manipulate
 
 if TYPE_CHECKING:
   import keras
+
+  from tf_partfash.prepared import PreparedData
 
 Changes = Sequence[Mapping[str, int]]
 
@@ -30,8 +34,12 @@ Changes = Sequence[Mapping[str, int]]
 class Resources(Protocol):
   """What an encoder may take from a trained run (`trained_run.TrainedRun`), on first use."""
   model: keras.Model
+  data: PreparedData
 
   def prototypes(self) -> Prototypes:
+    ...
+
+  def index(self, name: str = 'test', rows: np.ndarray | None = None) -> GalleryIndex:
     ...
 
 
@@ -94,7 +102,75 @@ def special_one_hot(values: np.ndarray) -> np.ndarray:
 
 
 class ClassicEncoder:
-  """The "Classic" rule (paper §7; AMNet §5.1 baseline 1), exactly:
+  """The paper's "Classic" baseline (§7 "Baselines": "attributes of the query image are recognized
+  with classification network. Using the training set, the representation is changed to match
+  query image and the search is performed"), exactly:
+
+  1. the network recognises the query's five special attributes (argmax of its classifiers);
+  2. the wanted attributes are the recognised ones with the changed ones substituted;
+  3. the candidates are the training images whose labels have the most of the changed values,
+     and among those the most of the other wanted special values (a missing label has none);
+  4. the query's representation becomes the L2-normalised mean of the L2-normalised fc7 of the
+     `neighbours` (10) candidates nearest to the query's own fc7 (all of them when fewer);
+  5. the gallery, as its images' L2-normalised fc7, is searched with it (Euclidean distance).
+
+  A query without changes is its own fc7, so direct search is plain fc7 search. A change to a
+  value no training image has is left out (the search keeps the query's recognised value).
+  """
+  NEIGHBOURS = 10
+  _QUERY_BLOCK = 64  # queries x training images x 5 comparisons at a time
+
+  def __init__(self, train: GalleryIndex, neighbours: int = NEIGHBOURS):
+    self.features = np.asarray(train.signatures[:, 0], np.float32)  # normalised fc7
+    self.labels = np.asarray(train.labels)[:, [ATTRIBUTE_NAMES.index(a)
+                                                for a in SPECIAL_ATTRIBUTES]]
+    self.neighbours = neighbours
+
+  @classmethod
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> ClassicEncoder:
+    del with_prototypes  # the training images stand in for prototypes
+    return cls(run.index('train', run.data.rows('train')))
+
+  def gallery(self, index: GalleryIndex) -> np.ndarray:
+    return index.signatures[:, :1]
+
+  def queries(self, index: GalleryIndex, changes: Changes) -> np.ndarray:
+    out = np.array(index.signatures[:, :1], np.float32)
+    changed = [q for q, c in enumerate(changes) if c]
+    wanted = np.stack([index.predicted(n) for n in SPECIAL_ATTRIBUTES], axis=1)
+    is_changed = np.zeros(wanted.shape, bool)
+    for q in changed:
+      for name, value in changes[q].items():
+        column = SPECIAL_ATTRIBUTES.index(attribute(name).name)
+        wanted[q, column], is_changed[q, column] = value, True
+    for start in range(0, len(changed), self._QUERY_BLOCK):
+      block = np.asarray(changed[start:start + self._QUERY_BLOCK])
+      out[block, 0] = self._from_training(out[block, 0], wanted[block], is_changed[block])
+    return out
+
+  def _from_training(self, query: np.ndarray, wanted: np.ndarray,
+                     is_changed: np.ndarray) -> np.ndarray:
+    """Steps 3-4 for a block of queries: (B, D) own fc7 -> (B, D) representation."""
+    equal = self.labels[None, :, :] == wanted[:, None, :]             # (B, N, 5)
+    changed_kept = (equal & is_changed[:, None, :]).sum(axis=-1)
+    others_kept = (equal & ~is_changed[:, None, :]).sum(axis=-1)
+    score = changed_kept * (len(SPECIAL_ATTRIBUTES) + 1) + others_kept  # changed ones first
+    candidate = score == score.max(axis=1, keepdims=True)
+    distance = np.where(candidate, -(query @ self.features.T), np.inf)  # rank as |q - t|²
+    k = min(self.neighbours, distance.shape[1])
+    nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+    chosen = np.take_along_axis(candidate, nearest, axis=1)           # fewer than k candidates
+    mean = (self.features[nearest] * chosen[..., None]).sum(axis=1)
+    return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
+  def expressible(self, changes: Changes) -> tuple[list[dict[str, int]], np.ndarray]:
+    seen = {name: set(self.labels[:, a].tolist()) for a, name in enumerate(SPECIAL_ATTRIBUTES)}
+    return _special_only(changes, lambda n, v: v in seen[n])
+
+
+class AttributeRetrievalEncoder:
+  """AMNet's "attribute-based retrieval" baseline (AMNet §5.1, baseline 1) on the Classic network,
+  exactly:
 
   1. the network recognises the five special attributes of every image (argmax of its
      classifiers), gallery and query alike;
@@ -111,7 +187,7 @@ class ClassicEncoder:
   PENALTY = 5.0
 
   @classmethod
-  def from_run(cls, run: Resources, with_prototypes: bool = True) -> ClassicEncoder:
+  def from_run(cls, run: Resources, with_prototypes: bool = True) -> AttributeRetrievalEncoder:
     del run, with_prototypes  # the recognised attributes are in the index
     return cls()
 

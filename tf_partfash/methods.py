@@ -7,7 +7,8 @@ when used, so this module (and `--only_check_args`) stays free of TensorFlow.
 
 | method | network | stage 1 | stage 2 | query encoder |
 |---|---|---|---|---|
-| `classic` | `ClassicNet` | L_attribute | the same | recognised attributes, then fc7 |
+| `classic` | `ClassicNet` | L_attribute | the same | fc7 from training images with the wanted attributes |
+| `attribute_retrieval` | as classic | as classic | as classic | recognised attributes, then fc7 (AMNet's baseline) |
 | `no_parts_no_ranking` | `PartNet`, whole conv5 per branch | L_attribute + Extract Parts? | the same | signatures (Eq. 4) |
 | `no_parts` | as no_parts_no_ranking | as partnet | as partnet | signatures |
 | `amnet` | `AMNet` | L_attribute (pretraining, AMNet §3.4) | AMNet Eq. 6 on triplets | memory + manipulator |
@@ -82,15 +83,22 @@ def _table2(pattern: float, collar: float, fastening: float, sleevelen: float,
 _PARTNET = 'tf_partfash.models.partnet:build_partnet'
 _PARTNET_LOSS = 'tf_partfash.objectives:partnet_loss'
 _SIGNATURES = 'tf_partfash.encoders:SignatureEncoder'
+_CLASSIC = 'tf_partfash.models.classic:build_classic'
+_CLASSIFICATION = 'tf_partfash.objectives:classification_loss'
+_ONE_PATH = {'use_parts': False, 'triplet_weight': 0.0}
 
-# In the order of the paper's Table 2 columns. Fig. 6 gives only the proposed method's direct
+# In the order of the paper's Table 2 columns (AMNet's attribute retrieval beside Classic). Fig. 6 gives only the proposed method's direct
 # figure; "w/o parts" is 53.1 less "around 7.5"; no figure is given for two manipulations.
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method('classic', 'Classic', 'the paper\'s Classic baseline: one path, classification only',
-           'tf_partfash.models.classic:build_classic', 'tf_partfash.objectives:classification_loss',
-           'tf_partfash.encoders:ClassicEncoder', {'use_parts': False, 'triplet_weight': 0.0},
-           signatures=False, paper_top20={'manipulate1': 33.2},
+    Method('classic', 'Classic', 'the paper\'s Classic baseline: one path, classification only; '
+           'a query with changes takes its representation from training images with the wanted '
+           'attributes', _CLASSIC, _CLASSIFICATION, 'tf_partfash.encoders:ClassicEncoder',
+           _ONE_PATH, signatures=False, paper_top20={'manipulate1': 33.2},
            paper_table2=_table2(0.43, 0.35, 0.14, 0.23, 0.51)),
+    Method('attribute_retrieval', 'Attribute retrieval', 'AMNet\'s attribute-based retrieval '
+           'baseline on the Classic network: recognised attributes first, then fc7', _CLASSIC,
+           _CLASSIFICATION, 'tf_partfash.encoders:AttributeRetrievalEncoder', _ONE_PATH,
+           signatures=False),
     Method('no_parts_no_ranking', 'w/o Ranking & Parts',
            'the ablation without parts and without the triplet loss', _PARTNET, _PARTNET_LOSS,
            _SIGNATURES, {'use_parts': False, 'triplet_weight': 0.0},

@@ -21,12 +21,9 @@ class Predictions:
   case_probabilities: np.ndarray | None  # (N, 3); None for a network without the head
 
 
-def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size: int,
-            batch_size: int = 64, progress_every_secs: float | None = None) -> Predictions:
-  """Runs the model in inference mode over `rows` (any order), batch by batch."""
-  rows = np.asarray(rows, np.int64)
-  config = PipelineConfig(image_size=image_size, batch_size=batch_size)
-  dataset = make_dataset(examples, rows, config, drop_remainder=False)
+def feature_pass(model: keras.Model):
+  """The traced inference pass of a batch (`image`, `boxes`, `present`): L2-normalised
+  signatures, attribute probabilities and, for a network with the head, the case's."""
 
   @tf.function
   def forward(batch):
@@ -35,6 +32,16 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
     return {'signatures': tf.math.l2_normalize(out['signatures'], axis=-1), **case,
             **{f'p/{n}': tf.nn.softmax(out['logits'][n]) for n in ATTRIBUTE_NAMES}}
 
+  return forward
+
+
+def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size: int,
+            batch_size: int = 64, progress_every_secs: float | None = None) -> Predictions:
+  """Runs the model in inference mode over `rows` (any order), batch by batch."""
+  rows = np.asarray(rows, np.int64)
+  config = PipelineConfig(image_size=image_size, batch_size=batch_size)
+  dataset = make_dataset(examples, rows, config, drop_remainder=False)
+  forward = feature_pass(model)
   chunks: dict[str, list[np.ndarray]] = {}
   progress = (ProgressLine(len(rows), progress_every_secs, unit='image')
               if progress_every_secs else None)
