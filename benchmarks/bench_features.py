@@ -10,7 +10,7 @@ processes hits both alike. Decoding JPEGs is left out: both pay it alike. Two co
   paper: 227 px, Caffe LRN, fc6 1024 / signatures 256 (flags/shopping100k.flags)
   demo:  147 px, BatchNorm, fc6 512 / signatures 128 (flags/demo.flags)
 
-  python benchmarks/bench_features.py [--batch 64] [--rounds 8] [--output_json features.json]
+  python benchmarks/bench_features.py [--batch 64] [--rounds 20] [--output_json features.json]
 
 Prints images/min of each network and the ratio (proposed / Classic time per image); the JSON
 has one record per configuration and the ratio under `ratio_<image size>`.
@@ -66,28 +66,32 @@ def measure(name: str, config: ModelConfig, batch_size: int, rounds: int,
     for _ in range(warmup):
       time_pass(forward, batch)
   times: dict[str, list[float]] = {k: [] for k in passes}
-  for _ in range(rounds):
-    for key, forward in passes.items():
-      times[key].append(time_pass(forward, batch))
+  for r in range(rounds):  # the order alternates, so neither always runs first
+    for key in (list(passes) if r % 2 == 0 else list(passes)[::-1]):
+      times[key].append(time_pass(passes[key], batch))
   per_min = {k: 60.0 * batch_size / statistics.median(v) for k, v in times.items()}
+  ratios = sorted(p / c for p, c in zip(times['proposed'], times['classic']))
   ratio = statistics.median(times['proposed']) / statistics.median(times['classic'])
+  quartiles = statistics.quantiles(ratios, n=4)
   print(f'{name}: {config.image_size} px, batch {batch_size}, median of {rounds} interleaved '
         f'rounds after {warmup} warm-up')
   for key in passes:
     print(f'  {key:9s} {per_min[key]:8.0f} images/min  '
           f'(median {1e3 * statistics.median(times[key]):.0f} ms per batch)')
-  print(f'  ratio proposed / classic: {ratio:.3f}x  (paper: 10,000 / 7,500 = 1.333x)')
+  print(f'  ratio proposed / classic: {ratio:.3f}x (per-round ratios, quartiles '
+        f'{quartiles[0]:.3f}-{quartiles[2]:.3f}; paper: 10,000 / 7,500 = 1.333x)')
   return {'config': name, 'image_size': config.image_size, 'hidden_size': config.hidden_size,
           'signature_size': config.signature_size, 'backbone_norm': config.backbone_norm,
           'batch': batch_size, 'rounds': rounds, 'images_per_min': per_min,
           f'ratio_{config.image_size}': ratio,
+          'round_ratio_quartiles': [quartiles[0], quartiles[2]],
           'device': 'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'}
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--rounds', type=int, default=8)
+  parser.add_argument('--rounds', type=int, default=20)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--configs', default='paper,demo', help='comma-separated: paper, demo')
   parser.add_argument('--output_json')

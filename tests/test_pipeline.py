@@ -117,3 +117,29 @@ def test_skip_unreadable_drops_and_logs(half_black_jpeg, tmp_path, caplog):
     keep = pipeline.readable(files)
   assert np.asarray(files)[keep].tolist() == [str(half_black_jpeg)]
   assert 'skipped 1 unreadable image(s) of 2' in caplog.text and 'corrupt.png' in caplog.text
+
+
+def test_test_images_take_their_parts_from_the_image_alone(tiny_synthetic, tmp_path, monkeypatch):
+  """Training images: the label settles "Extract Parts?" (§4.3); gallery and query images: the
+  image alone decides (§4.2), as for a shopper's photo; `label_case` keeps the labels' case.
+  Labels that call every garment upper body make the two rules differ on the trousers."""
+  import shutil
+
+  from tf_partfash.parts import CASES, compute_parts
+  from tf_partfash.parts import dataset as parts_dataset
+  from tf_partfash.prepared import prepare
+  monkeypatch.setattr(parts_dataset, 'lower_body_of', lambda category: False)
+  data_dir = str(tmp_path / 'data')
+  shutil.copytree(tiny_synthetic, data_dir)
+  data = prepare(data_dir, str(tmp_path), 0, 1, False, 0, 0)
+  labelled = compute_parts(data_dir, data.table, progress=False)
+  from_image = compute_parts(data_dir, data.table, progress=False, use_labels=False)
+  test = set(data.rows('gallery', 'query').tolist())
+  differ = 0
+  for row, path in enumerate(data.table['path']):
+    expected = from_image[path] if row in test else labelled[path]
+    assert data.examples.case[row] == CASES.index(expected.case), path
+    np.testing.assert_array_equal(data.examples.present[row], expected.as_arrays()[1])
+    assert data.label_case[row] == CASES.index(labelled[path].case)
+    differ += row in test and labelled[path].case != from_image[path].case
+  assert differ  # the image, not the label, decided

@@ -1,7 +1,10 @@
 """One dataset made ready for a run: labels, the stored paper split, cached parts, pipeline examples.
 
 Train, evaluate and search all go through `prepare`, so they see the same split and the same parts.
-Cached files (split, parts) live in the data directory when it is writable, else in `cache_dir`.
+Training images' parts follow the labels where they settle "Extract Parts?" (§4.3,
+`parts_v<N>.csv`); gallery and query images' come from the image alone (§4.2,
+`parts_v<N>_from_image.csv`), so nothing indexed or searched depends on a label. Cached files
+(split, parts) live in the data directory when it is writable, else in `cache_dir`.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import pandas as pd
 from tf_partfash.data import shopping100k, splits
 from tf_partfash.inputs import pipeline
 from tf_partfash.synthetic import dataset as synthetic
-from tf_partfash.parts import ensure_parts
+from tf_partfash.parts import CASES, ensure_parts
 from tf_partfash.parts.extraction import ALGORITHM_VERSION
 
 DEFAULT_SYNTHETIC_IMAGES = 5500
@@ -28,7 +31,8 @@ class PreparedData:
   data_dir: str
   table: pd.DataFrame       # label table, rows in attribute-file order
   split: pd.DataFrame       # `path`, `subset` in {train, gallery, query}, aligned with `table`
-  examples: pipeline.Examples  # aligned with `table`
+  examples: pipeline.Examples  # aligned with `table`; test images' parts from the image alone
+  label_case: np.ndarray    # (N,) the "Extract Parts?" case the labels settle (§4.3), per row
   state_dir: str            # where the split, parts and query caches of this dataset live
   split_file: str           # the stored split (queries are stored beside it, named after it)
   skipped: tuple[str, ...] = ()  # undecodable images left out (`skip_corrupt`), under Images/
@@ -74,15 +78,23 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
     keep = pipeline.readable([shopping100k.image_file(data_dir, p) for p in table['path']])
     skipped = table['path'][~keep].tolist()
     table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
-  # Named by the algorithm's version, so a cache of an older extraction is not reused.
-  parts = ensure_parts(data_dir, table,
-                                os.path.join(state, f'parts_v{ALGORITHM_VERSION}.csv'), workers)
-  examples = pipeline.make_examples(data_dir, table, parts)
+  # Training images: the category label settles "Extract Parts?" where it can (§4.3). Test images
+  # (gallery and query): the image alone decides, as for a shopper's photo (§4.2), so indexing
+  # and search read no label. Caches are named by the algorithm's version, so a cache of an
+  # older extraction is not reused.
+  cache = lambda suffix: os.path.join(state, f'parts_v{ALGORITHM_VERSION}{suffix}.csv')
+  labelled = ensure_parts(data_dir, table, cache(''), workers)
+  test = (split['subset'] != 'train').to_numpy()
+  from_image = ensure_parts(data_dir, table[test], cache('_from_image'), workers,
+                            use_labels=False)
+  examples = pipeline.make_examples(data_dir, table, {**labelled, **from_image})
+  label_case = np.array([CASES.index(labelled[p].case) for p in table['path']], np.int32)
   counts = split['subset'].value_counts().to_dict()
   logging.info('dataset %s: %d images (%s)%s', data_dir, len(table),
                ', '.join(f'{k} {v}' for k, v in sorted(counts.items())),
                f', {len(skipped)} unreadable left out' if skipped else '')
-  return PreparedData(data_dir, table, split, examples, state, split_file, tuple(skipped))
+  return PreparedData(data_dir, table, split, examples, label_case, state, split_file,
+                      tuple(skipped))
 
 
 def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1,

@@ -80,7 +80,7 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
     train_rows, test_rows = data.rows('train'), index.rows
     table = accuracy_table(data.examples.labels[test_rows], index.probabilities,
                            data.examples.labels[train_rows], index.case_probabilities,
-                           data.examples.case[test_rows], data.examples.case[train_rows])
+                           data.label_case[test_rows], data.label_case[train_rows])
     atomic.write_json(os.path.join(workdir, 'accuracy.json'), table)
   logging.info('test accuracy (%d images):\n%s', len(test_rows), format_accuracy(table))
   if data.skipped:

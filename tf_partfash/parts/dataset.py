@@ -63,10 +63,12 @@ def _extract_file(job: tuple[str, bool | None]) -> Parts:
   return extract_parts(read_image(file, WORK_HEIGHT), lower_body)
 
 
-def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int) -> Iterable[tuple[str, Parts]]:
+def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int,
+                use_labels: bool) -> Iterable[tuple[str, Parts]]:
   """`(path, Parts)` for every row of `table`, in order, over `workers` processes."""
   paths = table['path'].tolist()
-  jobs = [(image_file(data_dir, p), lower_body_of(c)) for p, c in zip(paths, table['category'])]
+  jobs = [(image_file(data_dir, p), lower_body_of(c) if use_labels else None)
+          for p, c in zip(paths, table['category'])]
   if workers <= 1:
     yield from zip(paths, map(_extract_file, jobs))
     return
@@ -76,20 +78,21 @@ def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int) -> Iterable[tu
 
 
 def compute_parts(data_dir: str, table: pd.DataFrame, workers: int = 1,
-                  progress: bool = True) -> dict[str, Parts]:
+                  progress: bool = True, use_labels: bool = True) -> dict[str, Parts]:
   """`{path: Parts}` for every image of a `read_attributes` table, in table order.
 
-  The category label settles the case where it can (`lower_body_of`); images it settles as lower
-  body are not even decoded, the others are, and an unreadable one is an error naming it.
-  `progress` prints a progress line on stderr every few seconds.
+  With `use_labels` (training, §4.3) the category label settles the case where it can
+  (`lower_body_of`), and images it settles as lower body are not even decoded; without (test
+  images, §4.2) the image alone decides. An unreadable image is an error naming it. `progress`
+  prints a progress line on stderr every few seconds.
   """
-  return dict(_computed(data_dir, table, workers, progress))
+  return dict(_computed(data_dir, table, workers, progress, use_labels))
 
 
-def _computed(data_dir: str, table: pd.DataFrame, workers: int,
-              progress: bool) -> Iterable[tuple[str, Parts]]:
+def _computed(data_dir: str, table: pd.DataFrame, workers: int, progress: bool,
+              use_labels: bool) -> Iterable[tuple[str, Parts]]:
   line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
-  for done, record in enumerate(_iter_parts(data_dir, table, workers), start=1):
+  for done, record in enumerate(_iter_parts(data_dir, table, workers, use_labels), start=1):
     if line:
       line.update(done, 'parts')
     yield record
@@ -97,9 +100,10 @@ def _computed(data_dir: str, table: pd.DataFrame, workers: int,
     line.close()
 
 
-def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
-                          workers: int = 1, progress: bool = True) -> dict[str, Parts]:
-  """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can.
+def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: int = 1,
+                 progress: bool = True, use_labels: bool = True) -> dict[str, Parts]:
+  """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can
+  (`compute_parts`: a cache holds one `use_labels` setting).
 
   Images missing from the cache are computed and the cache replaced whole every
   `SAVE_EVERY_SECS`, at the end and when interrupted, so a new run resumes where one stopped (a
@@ -115,7 +119,7 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
       cached = read_parts_csv(cache_path) if os.path.exists(cache_path) else {}
       todo = missing(cached)
       if todo.any():
-        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress)
+        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress, use_labels)
         # What the file holds (boxes rounded to 5 decimals), not the values just computed: the
         # run that computes the cache then trains on exactly the boxes every later run reads.
         cached = read_parts_csv(cache_path)
@@ -123,10 +127,10 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str,
 
 
 def _compute_into(cached: dict[str, Parts], data_dir: str, table: pd.DataFrame, cache_path: str,
-                  workers: int, progress: bool) -> None:
+                  workers: int, progress: bool, use_labels: bool) -> None:
   last_save = time.monotonic()
   try:
-    for path, parts in _computed(data_dir, table, workers, progress):
+    for path, parts in _computed(data_dir, table, workers, progress, use_labels):
       cached[path] = parts
       if time.monotonic() - last_save >= SAVE_EVERY_SECS:
         write_parts_csv(cache_path, cached.items())
