@@ -21,8 +21,10 @@ from tf_partfash.queries import HIT_ATTRIBUTES, HIT_RULES
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
 flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
-flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde'],
-                  "'paper' (§7: direct, 1 and 2 manipulations) or 'adde' (ADDE's query files).")
+flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde', 'feedback'],
+                  "'paper' (§7: direct, 1 and 2 manipulations), 'adde' (ADDE's query files) or "
+                  "'feedback' (personalization: a simulated shopper's rounds of Eq. 5-6 feedback "
+                  'towards the paper queries\' hidden targets; tf_partfash/feedback.py).')
 flags.DEFINE_string('output_json', None, 'results.json path (plots are written beside it).')
 flags.DEFINE_enum('distance', 'euclidean', list(DISTANCES),
                   "d of Eq. 4: 'euclidean' (the paper: the Euclidean distances of the S + 1 "
@@ -61,7 +63,7 @@ def _evaluate() -> None:
     raise app.UsageError('--adde_dir is for --protocol=adde')
   if FLAGS['hit_attributes'].present and FLAGS.protocol != 'paper':
     raise app.UsageError("--hit_attributes is for --protocol=paper (ADDE's hits need all 12 "
-                         'attributes)')
+                         "attributes; the shopper's target is the special ones)")
   logging.getLogger().setLevel(logging.INFO)
   # After flag parsing: these import TensorFlow, which is slow.
   from tf_partfash import evaluation, queries, reports
@@ -80,6 +82,9 @@ def _evaluate() -> None:
   data = runs[0].data
   runs = [runs[0]] + [TrainedRun.open(w, data=data) for w in workdirs[1:]]  # prepared once
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
+  if FLAGS.protocol == 'feedback':
+    _feedback(runs, data, dataset, settings)
+    return
   if FLAGS.protocol == 'paper':
     query_sets, query_file = queries.ensure_paper_queries(
         data.split_file, data.table, data.split, FLAGS.query_seed, FLAGS.hit_attributes)
@@ -102,6 +107,32 @@ def _evaluate() -> None:
        'split_seed': settings['split_seed'], 'split_file': data.split_file, **rule}))
   plot = os.path.splitext(output)[0] + '_topk.png'
   reports.plot_top_k(plot, FLAGS.protocol, results, dataset)
+  print(f'Wrote {output} and {plot}')
+
+
+def _feedback(runs, data, dataset, settings) -> None:
+  from tf_partfash import evaluation, feedback_report, queries, reports
+  query_sets, query_file = queries.ensure_paper_queries(
+      data.split_file, data.table, data.split, FLAGS.query_seed, 'special')
+  skipped = {r.workdir: f'{r.config.method}: one feature vector per image, Eq. 5-6 weigh S + 1'
+             for r in runs if not r.method.signatures}
+  for workdir, reason in skipped.items():
+    print(f'skipped {workdir} ({reason})')
+  supported = [r for r in runs if r.method.signatures]
+  if not supported:
+    raise ValueError('no run of a method with S + 1 signatures to personalise: '
+                     + ', '.join(skipped))
+  results = [evaluation.evaluate_feedback(r, query_sets, FLAGS.distance, FLAGS.backend)
+             for r in supported]
+  print(feedback_report.format_feedback_table(results, dataset))
+  print(f'Queries: {query_file}')
+  output = FLAGS.output_json or os.path.join(supported[0].workdir, 'results_feedback.json')
+  reports.write_json(output, feedback_report.feedback_json(
+      results, dataset, query_file,
+      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
+       'split_seed': settings['split_seed'], 'split_file': data.split_file}, skipped))
+  plot = os.path.splitext(output)[0] + '_rounds.png'
+  feedback_report.plot_feedback(plot, results, dataset)
   print(f'Wrote {output} and {plot}')
 
 

@@ -27,7 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tf_partfash import intervals
+from tf_partfash import feedback, intervals
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.encoders import Encoder
@@ -282,6 +282,27 @@ def evaluate_adde(run: TrainedRun, test: AddeTest, distance: str = 'euclidean',
   scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
                          encoder, ADDE_MAX_K, ndcg_definition='adde')
   return _result(run, {'adde': scores})
+
+
+def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
+                      distance: str = 'euclidean', backend: str = 'exact',
+                      rounds: int = feedback.ROUNDS) -> RunResult:
+  """The simulated shopper (`feedback`) on the paper protocol's manipulated queries, whose
+  targets are her hidden ones; a method with one vector per image cannot weigh signatures."""
+  if not run.method.signatures:
+    raise ValueError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
+                     'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
+  data, index = run.data, run.index('test')
+  where = lambda rows: _positions(index.rows, rows, f'{run.workdir}/index_test.npz')
+  gallery_rows = data.rows('gallery')
+  gallery = index.take(where(gallery_rows)).signatures
+  searcher = Searcher(gallery, backend, distance)
+  labels = labels_of(data.table)[gallery_rows]
+  scores = {name: feedback.feedback_rounds(
+      searcher, gallery, labels[:, [ATTRIBUTE_NAMES.index(a) for a in q.attributes]],
+      index.take(where(q.rows)).signatures, q.targets, name, rounds, distance=distance)
+            for name, q in queries.items() if name != 'direct'}
+  return _result(run, scores)
 
 
 def _result(run: TrainedRun, scores: dict[str, Scores]) -> RunResult:
