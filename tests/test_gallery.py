@@ -91,7 +91,7 @@ def test_an_index_of_another_model_or_version_is_refused(tmp_path):
   g = _gallery()
   g.format_version = 99
   g.save(file)
-  with pytest.raises(ValueError, match='format version 99, this tf_partfash reads version 1'):
+  with pytest.raises(ValueError, match='format version 99, this tf_partfash reads version 2'):
     gallery.GalleryIndex.load(file)
 
 

@@ -23,7 +23,9 @@ import numpy as np
 from tf_partfash import atomic
 from tf_partfash.progress import ProgressLine
 
-FORMAT_VERSION = 1
+# 2: gallery and query images' parts come from the image alone (§4.2), not the labels: indexes
+# of version 1 hold features of label-settled parts and are rebuilt.
+FORMAT_VERSION = 2
 PROGRESS_EVERY_SECS = 10.0
 T = TypeVar('T')
 
