@@ -3,9 +3,10 @@ r"""Paired top-k difference between two evaluate.py results files scored on the 
   python benchmarks/paired_difference.py runs/demo/results_paper_squared.json \
       runs/demo/results_paper.json [--k 20] [--output_json diff.json]
 
-For every run the two files share (matched by workdir) and every setting, prints B's top-k minus
-A's, in points, with its 95 % paired bootstrap interval over the queries (`tf_partfash.intervals`):
-for example the same model searched with two distances, or two models on the same query file.
+For every run the two files share (matched by workdir; with none in common, in order) and every
+setting, prints B's top-k minus A's, in points, with its 95 % paired bootstrap interval over the
+queries (`tf_partfash.intervals`): for example the same model searched with two distances, or two
+models on the same query file.
 The files must have been written on the same query file (results.json `query_file`).
 """
 from __future__ import annotations
@@ -29,12 +30,16 @@ def paired(a: dict, b: dict, k: int) -> list[dict]:
   if a['query_file'] != b['query_file']:
     raise ValueError(f'the files were scored on other queries: {a["query_file"]} and '
                      f'{b["query_file"]}')
-  runs_b = {r['workdir']: r for r in b['runs']}
+  by_workdir = {r['workdir']: r for r in b['runs']}
+  if any(r['workdir'] in by_workdir for r in a['runs']):
+    pairs = [(r, by_workdir[r['workdir']]) for r in a['runs'] if r['workdir'] in by_workdir]
+  elif len(a['runs']) == len(b['runs']):  # e.g. one model copied to another workdir
+    pairs = list(zip(a['runs'], b['runs']))
+  else:
+    raise ValueError(f'no workdir in common and {len(a["runs"])} runs against '
+                     f'{len(b["runs"])}: nothing to pair')
   out = []
-  for run_a in a['runs']:
-    run_b = runs_b.get(run_a['workdir'])
-    if run_b is None:
-      continue
+  for run_a, run_b in pairs:
     for setting, scores_a in run_a['settings'].items():
       hits_a = np.asarray(scores_a.get('first_hit', [])) < k
       hits_b = np.asarray(run_b['settings'][setting].get('first_hit', [])) < k
