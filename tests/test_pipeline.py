@@ -130,7 +130,9 @@ def test_test_images_take_their_parts_from_the_image_alone(tiny_synthetic, tmp_p
   from tf_partfash.prepared import prepare
   monkeypatch.setattr(parts_dataset, 'lower_body_of', lambda category: False)
   data_dir = str(tmp_path / 'data')
-  shutil.copytree(tiny_synthetic, data_dir)
+  # Without the part caches other tests may have written beside the shared dataset: computed
+  # here, under the patched rule.
+  shutil.copytree(tiny_synthetic, data_dir, ignore=shutil.ignore_patterns('parts_v*'))
   data = prepare(data_dir, str(tmp_path), 0, 1, False, 0, 0)
   labelled = compute_parts(data_dir, data.table, progress=False)
   from_image = compute_parts(data_dir, data.table, progress=False, use_labels=False)
