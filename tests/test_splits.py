@@ -137,7 +137,7 @@ def test_read_split_checks_against_table(tmp_path):
     splits.read_split(str(tmp_path / 'split.csv'), _table(['c.jpg', 'd.jpg', 'a.jpg', 'b.jpg']))
 
 
-def test_load_or_create_split_reuses_the_file(tmp_path):
+def test_ensure_split_reuses_the_file(tmp_path):
   table = _table(_paths(100))
   first, file = splits.ensure_split(str(tmp_path), table, seed=3)
   assert file == str(tmp_path / 'paper_split_seed3.csv')
@@ -164,7 +164,7 @@ def test_load_or_create_split_reuses_the_file(tmp_path):
 def test_split_of_given_sizes(tmp_path):
   table = _table(_paths(100))
   split, file = splits.ensure_split(str(tmp_path), table, seed=0, gallery_images=60,
-                                            query_images=30)
+                                    query_images=30)
   assert os.path.basename(file) == 'paper_split_seed0_gallery60_query30.csv'
   assert split['subset'].value_counts().to_dict() == {'gallery': 60, 'query': 30, 'train': 10}
   # Only the query size given: the gallery keeps the paper's proportion (19000/101021 of 100).

@@ -18,9 +18,9 @@ import pandas as pd
 
 from tf_partfash.data import shopping100k, splits
 from tf_partfash.inputs import pipeline
-from tf_partfash.synthetic import dataset as synthetic
 from tf_partfash.parts import CASES, ensure_parts
 from tf_partfash.parts.extraction import ALGORITHM_VERSION
+from tf_partfash.synthetic import dataset as synthetic
 
 DEFAULT_SYNTHETIC_IMAGES = 5500
 DEFAULT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tf_partfash')
@@ -72,7 +72,7 @@ def prepare(data_dir: str | None, cache_dir: str, split_seed: int = 0, workers: 
   table = shopping100k.read_attributes(data_dir)
   state = _state_dir(data_dir, cache_dir)
   split, split_file = splits.ensure_split(state, table, split_seed, gallery_images,
-                                                  query_images)
+                                          query_images)
   skipped: list[str] = []
   if skip_corrupt:  # before part extraction, which decodes the images it needs and would fail
     keep = pipeline.readable([shopping100k.image_file(data_dir, p) for p in table['path']])

@@ -243,8 +243,8 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
 
 
 def ensure_paper_queries(split_file: str, table: pd.DataFrame, split: pd.DataFrame,
-                               seed: int = 0, hit_attributes: str = 'special'
-                               ) -> tuple[dict[str, QuerySet], str]:
+                         seed: int = 0, hit_attributes: str = 'special'
+                         ) -> tuple[dict[str, QuerySet], str]:
   """The stored queries of this split, hit rule and seed, drawn and written on first use; and
   their file (beside `split_file`)."""
   file = paper_query_file(split_file, hit_attributes, seed)
@@ -295,7 +295,7 @@ def _has_queries(directory: str) -> bool:
 
 
 def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
-                      adde_dir: str | None = None) -> AddeTest:
+                     adde_dir: str | None = None) -> AddeTest:
   """The ADDE protocol's test images, labels and queries.
 
   Without `adde_dir` the test images are the split's query images (first: ADDE draws references

@@ -169,8 +169,8 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def ensure_split(location: str, table: pd.DataFrame, seed: int = 0,
-                         gallery_images: int | None = None,
-                         query_images: int | None = None) -> tuple[pd.DataFrame, str]:
+                 gallery_images: int | None = None,
+                 query_images: int | None = None) -> tuple[pd.DataFrame, str]:
   """The paper split of `table` and its file, stored at `location` on first use, read back after.
 
   `location` is the CSV file, or a directory (a work or data directory) that holds
