@@ -79,8 +79,8 @@ def _evaluate() -> None:
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '
                            f'({data_settings[0]}); runs compared side by side share their data')
   settings = data_settings[0]
-  data = runs[0].data
-  runs = [runs[0]] + [TrainedRun.open(w, data=data) for w in workdirs[1:]]  # prepared once
+  data = runs[0].data  # prepared once, for every run
+  runs = [runs[0]] + [TrainedRun(r.workdir, r.config, data=data) for r in runs[1:]]
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
   if FLAGS.protocol == 'feedback':
     _feedback(runs, data, dataset, settings)
@@ -111,7 +111,7 @@ def _evaluate() -> None:
 
 
 def _feedback(runs, data, dataset, settings) -> None:
-  from tf_partfash import evaluation, feedback_report, queries, reports
+  from tf_partfash import feedback, feedback_report, queries, reports
   query_sets, query_file = queries.ensure_paper_queries(
       data.split_file, data.table, data.split, FLAGS.query_seed, 'special')
   skipped = {r.workdir: f'{r.config.method}: one feature vector per image, Eq. 5-6 weigh S + 1'
@@ -122,7 +122,7 @@ def _feedback(runs, data, dataset, settings) -> None:
   if not supported:
     raise ValueError('no run of a method with S + 1 signatures to personalise: '
                      + ', '.join(skipped))
-  results = [evaluation.evaluate_feedback(r, query_sets, FLAGS.distance, FLAGS.backend)
+  results = [feedback.evaluate_feedback(r, query_sets, FLAGS.distance, FLAGS.backend)
              for r in supported]
   print(feedback_report.format_feedback_table(results, dataset))
   print(f'Queries: {query_file}')

@@ -51,14 +51,14 @@ def test_a_round_without_a_match_is_counted_and_changes_nothing():
 def test_the_protocol_scores_a_run_and_reports_every_round(untrained_run, tmp_path):
   import json
 
-  from tf_partfash import evaluation, queries
+  from tf_partfash import feedback, queries
   from tf_partfash.feedback_report import feedback_json, format_feedback_table, plot_feedback
   from tf_partfash.reports import Dataset
   from tf_partfash.trained_run import TrainedRun
   data = untrained_run.data
   run = TrainedRun.open(untrained_run.workdir, data=data)
   query_sets, file = queries.ensure_paper_queries(data.split_file, data.table, data.split)
-  result = evaluation.evaluate_feedback(run, query_sets)
+  result = feedback.evaluate_feedback(run, query_sets)
   assert set(result.scores) == {'manipulate1', 'manipulate2'}
   for name, scores in result.scores.items():
     assert scores.first_hit.shape == (4, len(query_sets[name]))

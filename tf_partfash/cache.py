@@ -27,6 +27,7 @@ from tf_partfash.progress import ProgressLine
 # of version 1 hold features of label-settled parts and are rebuilt.
 FORMAT_VERSION = 2
 PROGRESS_EVERY_SECS = 10.0
+CHUNK_SIZE = 1024  # images per resumable chunk of feature extraction (`chunked`)
 T = TypeVar('T')
 
 

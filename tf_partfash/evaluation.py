@@ -27,7 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tf_partfash import feedback, intervals
+from tf_partfash import intervals
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.encoders import Encoder
@@ -236,7 +236,7 @@ class RunResult:
   """
   workdir: str
   method: str
-  scores: dict[str, Scores]
+  scores: dict[str, Scores]  # `feedback.FeedbackScores` under the feedback protocol
   seed: int = 0
   variant: str | None = None
 
@@ -253,21 +253,44 @@ def _positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarra
   return found
 
 
+@dataclasses.dataclass(frozen=True)
+class PaperGallery:
+  """A run's test index laid out for the paper protocol: the gallery images' features and labels,
+  in gallery order, and the features of any of the run's test images."""
+  features: GalleryIndex  # the gallery images
+  labels: np.ndarray      # (N, 12) their labels
+  test: GalleryIndex      # the run's gallery and query images (index_test.npz)
+  file: str
+
+  def of(self, rows: np.ndarray) -> GalleryIndex:
+    """The features of dataset `rows` (query images), in that order."""
+    return self.test.take(_positions(self.test.rows, rows, self.file))
+
+  @staticmethod
+  def columns(queries: QuerySet) -> list[int]:
+    """The label columns a hit is judged on (the queries' hit rule)."""
+    return [ATTRIBUTE_NAMES.index(a) for a in queries.attributes]
+
+
+def paper_gallery(run: TrainedRun) -> PaperGallery:
+  test = run.index('test')
+  file = f'{run.workdir}/index_test.npz'
+  rows = run.data.rows('gallery')
+  return PaperGallery(test.take(_positions(test.rows, rows, file)),
+                      labels_of(run.data.table)[rows], test, file)
+
+
 def evaluate_paper(run: TrainedRun, queries: Mapping[str, QuerySet], distance: str = 'euclidean',
                    backend: str = 'exact') -> RunResult:
   """Scores a trained run on the paper protocol's stored queries (§7, Fig. 6, Table 2); a hit is
   judged on the queries' `attributes` (their hit rule)."""
-  data, index = run.data, run.index('test')
+  gallery = paper_gallery(run)
   encoder = run.encoder()
-  gallery_rows = data.rows('gallery')
-  where = lambda rows: _positions(index.rows, rows, f'{run.workdir}/index_test.npz')
-  searcher = Searcher(encoder.gallery(index.take(where(gallery_rows))), backend, distance)
-  labels = labels_of(data.table)[gallery_rows]
-  scores = {name: score_queries(
-      searcher, index.take(where(q.rows)), q,
-      labels[:, [ATTRIBUTE_NAMES.index(a) for a in q.attributes]], encoder, PAPER_MAX_K)
+  searcher = Searcher(encoder.gallery(gallery.features), backend, distance)
+  scores = {name: score_queries(searcher, gallery.of(q.rows), q,
+                                gallery.labels[:, gallery.columns(q)], encoder, PAPER_MAX_K)
             for name, q in queries.items()}
-  return _result(run, scores)
+  return result_of(run, scores)
 
 
 def evaluate_adde(run: TrainedRun, test: AddeTest, distance: str = 'euclidean',
@@ -281,30 +304,10 @@ def evaluate_adde(run: TrainedRun, test: AddeTest, distance: str = 'euclidean',
   searcher = Searcher(encoder.gallery(test_index), backend, distance)
   scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
                          encoder, ADDE_MAX_K, ndcg_definition='adde')
-  return _result(run, {'adde': scores})
+  return result_of(run, {'adde': scores})
 
 
-def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
-                      distance: str = 'euclidean', backend: str = 'exact',
-                      rounds: int = feedback.ROUNDS) -> RunResult:
-  """The simulated shopper (`feedback`) on the paper protocol's manipulated queries, whose
-  targets are her hidden ones; a method with one vector per image cannot weigh signatures."""
-  if not run.method.signatures:
-    raise ValueError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
-                     'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
-  data, index = run.data, run.index('test')
-  where = lambda rows: _positions(index.rows, rows, f'{run.workdir}/index_test.npz')
-  gallery_rows = data.rows('gallery')
-  gallery = index.take(where(gallery_rows)).signatures
-  searcher = Searcher(gallery, backend, distance)
-  labels = labels_of(data.table)[gallery_rows]
-  scores = {name: feedback.feedback_rounds(
-      searcher, gallery, labels[:, [ATTRIBUTE_NAMES.index(a) for a in q.attributes]],
-      index.take(where(q.rows)).signatures, q.targets, name, rounds, distance=distance)
-            for name, q in queries.items() if name != 'direct'}
-  return _result(run, scores)
-
-
-def _result(run: TrainedRun, scores: dict[str, Scores]) -> RunResult:
+def result_of(run: TrainedRun, scores: dict) -> RunResult:
+  """A run's scores per setting, with its method, seed and variant."""
   return RunResult(run.workdir, run.config.method, scores, run.config.train.seed,
                    variant_of(run.config))

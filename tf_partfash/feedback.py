@@ -20,12 +20,16 @@ Only methods whose images are the S + 1 signatures can weigh them (`Method.signa
 from __future__ import annotations
 
 import dataclasses
+from typing import Mapping
 
 import numpy as np
 
 from tf_partfash import intervals
 from tf_partfash.attributes import MISSING
+from tf_partfash.evaluation import RunResult, first_hits, has_labels, paper_gallery, result_of
+from tf_partfash.queries import QuerySet
 from tf_partfash.retrieval import Searcher, personalization_weights
+from tf_partfash.trained_run import TrainedRun
 
 SHOWN = 10     # Fig. 8: the shopper picks from the first results she sees
 ROUNDS = 3
@@ -81,8 +85,9 @@ def feedback_rounds(searcher: Searcher, gallery: np.ndarray, gallery_labels: np.
   for r in range(rounds + 1):
     retrieved, _ = searcher.search(vectors, depth, weights) if len(vectors) else (
         np.zeros((0, depth), np.int64), None)
-    hit = (gallery_labels[retrieved[:, :TOP_K]] == targets[:, None, :]).all(axis=-1)
-    first_hit[r] = np.where(hit.any(axis=1), hit.argmax(axis=1), TOP_K)
+    top = retrieved[:, :TOP_K]
+    hit = first_hits(has_labels(top, gallery_labels, targets))
+    first_hit[r] = np.where(hit < top.shape[1], hit, TOP_K)
     if r == rounds:
       break
     for q in range(len(vectors)):
@@ -93,3 +98,21 @@ def feedback_rounds(searcher: Searcher, gallery: np.ndarray, gallery_labels: np.
       elif len(chosen) > 1:  # Eq. 5-6: the picks' agreement weighs the signatures
         weights[q] = personalization_weights(gallery[chosen], distance)
   return FeedbackScores(setting, first_hit, picks)
+
+
+def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
+                      distance: str = 'euclidean', backend: str = 'exact',
+                      rounds: int = ROUNDS) -> RunResult:
+  """The simulated shopper on the paper protocol's manipulated queries, whose targets are her
+  hidden ones; a method with one vector per image cannot weigh signatures."""
+  if not run.method.signatures:
+    raise ValueError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
+                     'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
+  gallery = paper_gallery(run)
+  signatures = gallery.features.signatures
+  searcher = Searcher(signatures, backend, distance)
+  scores = {name: feedback_rounds(searcher, signatures, gallery.labels[:, gallery.columns(q)],
+                                  gallery.of(q.rows).signatures, q.targets, name, rounds,
+                                  distance=distance)
+            for name, q in queries.items() if name != 'direct'}
+  return result_of(run, scores)

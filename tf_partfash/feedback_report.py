@@ -58,8 +58,7 @@ def feedback_json(results: Sequence[RunResult], dataset: Dataset, query_file: st
   names = _names(results)
   return {'protocol': 'feedback', 'rule': RULE, 'dataset': dataclasses.asdict(dataset),
           'query_file': query_file,
-          'intervals': {'level': intervals.LEVEL, 'resamples': intervals.RESAMPLES,
-                        'method': 'percentile bootstrap over queries'},
+          'intervals': intervals.DESCRIPTION,
           **settings, 'skipped': skipped,
           'runs': [{'workdir': r.workdir, 'method': r.method, 'name': names[id(r)],
                     'seed': r.seed, 'settings': {s: _setting_json(v) for s, v in r.scores.items()}}

@@ -24,16 +24,12 @@ from tf_partfash.progress import ProgressLine
 from tf_partfash.recognition import predict
 from tf_partfash.workdir import RunConfig
 
-CHUNK_SIZE = 1024          # images per resumable chunk of feature extraction
-PROGRESS_EVERY_SECS = 10.0
-
-
 def _digest(rows: np.ndarray) -> str:
   return cache.digest(np.asarray(rows, np.int64).tobytes())
 
 
 def index_rows(model: keras.Model, run: RunConfig, data: PreparedData, rows: np.ndarray,
-               model_id: str, partial: str, what: str, chunk_size: int = CHUNK_SIZE,
+               model_id: str, partial: str, what: str, chunk_size: int = cache.CHUNK_SIZE,
                progress: bool = True) -> GalleryIndex:
   """The index of dataset `rows`, computed in chunks kept in the directory `partial`."""
   rows = np.asarray(rows, np.int64)
@@ -55,7 +51,7 @@ def index_rows(model: keras.Model, run: RunConfig, data: PreparedData, rows: np.
 
 
 def training_prototypes(model: keras.Model, run: RunConfig, data: PreparedData, model_id: str,
-                        partial: str, chunk_size: int = CHUNK_SIZE,
+                        partial: str, chunk_size: int = cache.CHUNK_SIZE,
                         progress: bool = True) -> Prototypes:
   """The prototypes (§4.6) over the run's training split, in chunks kept in `partial`."""
   rows = data.rows('train')
@@ -76,7 +72,7 @@ def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Seq
   """Features of images outside the dataset (§4.6 queries, user galleries): part extraction
   (the image decides the case, as no label does), then a forward pass. Labels are unknown."""
   files = [os.path.join(image_root, p) for p in paths]
-  line = ProgressLine(len(files), PROGRESS_EVERY_SECS, unit='image') if progress else None
+  line = ProgressLine(len(files), cache.PROGRESS_EVERY_SECS, unit='image') if progress else None
   parts = []
   for done, file in enumerate(files, start=1):
     parts.append(extract_parts(read_image(file, WORK_HEIGHT), lower_body=None))
@@ -89,7 +85,7 @@ def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Seq
                       np.array([CASES.index(p.case) for p in parts], np.int32))
   rows = np.arange(len(files))
   out = predict(model, examples, rows, run.model.image_size, run.train.batch_size,
-                PROGRESS_EVERY_SECS if progress else None)
+                cache.PROGRESS_EVERY_SECS if progress else None)
   return GalleryIndex(out.signatures, out.probabilities, examples.labels.astype(np.int64),
                       np.asarray(paths, str), rows, model_id, image_root,
                       case_probabilities=out.case_probabilities)

@@ -18,6 +18,9 @@ import numpy as np
 
 RESAMPLES = 2000
 LEVEL = 0.95
+# How the intervals were made, as results files record it.
+DESCRIPTION = {'level': LEVEL, 'resamples': RESAMPLES,
+               'method': 'percentile bootstrap over queries'}
 SEED = 0
 
 

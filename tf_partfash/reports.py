@@ -323,8 +323,7 @@ def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, 
                if protocol == 'paper' else {'adde_table1_percent': ADDE_TABLE1})
   return {'protocol': protocol, 'dataset': dataclasses.asdict(dataset),
           'comparable_to_published': dataset.note() is None, 'query_file': query_file,
-          'intervals': {'level': intervals.LEVEL, 'resamples': intervals.RESAMPLES,
-                        'method': 'percentile bootstrap over queries'},
+          'intervals': intervals.DESCRIPTION,
           **settings, 'runs': runs, 'methods': methods, 'published': published}
 
 

@@ -45,11 +45,11 @@ class TrainedRun:
 
   def __init__(self, workdir: str, config: RunConfig, model: keras.Model | None = None,
                data: PreparedData | None = None, workers: int = 1, skip_corrupt: bool = False,
-               chunk_size: int | None = None, progress: bool = True):
+               chunk_size: int = cache.CHUNK_SIZE, progress: bool = True):
     self.workdir, self.config = workdir, config
     self._model, self._data = model, data
     self._workers, self._skip_corrupt, self._progress = workers, skip_corrupt, progress
-    self._chunk = {} if chunk_size is None else {'chunk_size': chunk_size}
+    self._chunk_size = chunk_size
     self._indexes: dict[str, GalleryIndex] = {}
     self._prototypes: Prototypes | None = None
 
@@ -99,8 +99,8 @@ class TrainedRun:
       from tf_partfash import indexing
       wanted = self.data.rows('gallery', 'query') if rows is None else rows
       return indexing.index_rows(self.model, self.config, self.data, wanted, self.model_id,
-                                 file + '.partial', f'index {name}', progress=self._progress,
-                                 **self._chunk)
+                                 file + '.partial', f'index {name}', self._chunk_size,
+                                 self._progress)
 
     self._indexes[name] = cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
     return self._indexes[name]
@@ -114,8 +114,7 @@ class TrainedRun:
     def build() -> Prototypes:
       from tf_partfash import indexing
       return indexing.training_prototypes(self.model, self.config, self.data, self.model_id,
-                                          file + '.partial', progress=self._progress,
-                                          **self._chunk)
+                                          file + '.partial', self._chunk_size, self._progress)
 
     self._prototypes = cache.ensure(file, self.model_id, Prototypes.load, lambda found: None,
                                     build)
