@@ -125,6 +125,9 @@ class ClassicEncoder:
     self.labels = np.asarray(train.labels)[:, [ATTRIBUTE_NAMES.index(a)
                                                 for a in SPECIAL_ATTRIBUTES]]
     self.neighbours = neighbours
+    # The values each special attribute takes in training: the changes a query can make.
+    self.seen = {name: set(self.labels[:, a].tolist())
+                 for a, name in enumerate(SPECIAL_ATTRIBUTES)}
 
   @classmethod
   def from_run(cls, run: Resources, with_prototypes: bool = True) -> ClassicEncoder:
@@ -164,8 +167,7 @@ class ClassicEncoder:
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
   def expressible(self, changes: Changes) -> tuple[list[dict[str, int]], np.ndarray]:
-    seen = {name: set(self.labels[:, a].tolist()) for a, name in enumerate(SPECIAL_ATTRIBUTES)}
-    return _special_only(changes, lambda n, v: v in seen[n])
+    return _special_only(changes, lambda n, v: v in self.seen[n])
 
 
 class AttributeRetrievalEncoder:
