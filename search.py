@@ -17,7 +17,7 @@ from absl import app, flags
 
 from tf_partfash.attributes import SPECIAL_ATTRIBUTES
 from tf_partfash.cli import exit_on_user_error
-from tf_partfash.config import DISTANCES
+from tf_partfash.config import DISTANCES, PART_EXTRACTORS
 from tf_partfash.retrieval import BACKENDS
 
 flags.DEFINE_string('workdir', None, 'Training directory of the model (train.py --workdir).')
@@ -34,6 +34,9 @@ flags.DEFINE_enum('backend', 'exact', BACKENDS, 'exact (numpy) or faiss (squared
 flags.DEFINE_enum('distance', 'euclidean', DISTANCES, 'd of Eq. 4-6: euclidean (the '
                   'paper: sum of the Euclidean distances of the S + 1 signatures) or squared (sum '
                   'of squared distances; what --backend=faiss serves).')
+flags.DEFINE_enum('part_extractor', None, PART_EXTRACTORS, 'Part extraction of a query image '
+                  "file and of a --gallery folder: 'jumps' (§4.3) or 'regression' (§7.5). "
+                  'Default: the one the model was trained with; the test gallery keeps its parts.')
 flags.DEFINE_string('output_json', None, 'Write the query and ranked results as JSON here.')
 flags.DEFINE_string('output_image', None, 'Write a Fig. 7-like picture (Fig. 8 with --feedback).')
 flags.mark_flags_as_required(['workdir', 'query'])
@@ -44,7 +47,7 @@ def _search() -> None:
   from tf_partfash.search_session import SearchRequest, search  # after parsing: TF is slow
   search(SearchRequest(FLAGS.workdir, FLAGS.query, tuple(FLAGS.set), tuple(FLAGS.feedback),
                        FLAGS.top_k, FLAGS.gallery, FLAGS.backend, FLAGS.distance,
-                       FLAGS.output_json, FLAGS.output_image))
+                       FLAGS.output_json, FLAGS.output_image, FLAGS.part_extractor))
 
 
 def main(argv):

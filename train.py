@@ -14,7 +14,8 @@ import sys
 from absl import app, flags
 
 from tf_partfash.cli import exit_on_user_error
-from tf_partfash.config import MODEL_RANGES, TRAIN_RANGES, ModelConfig, TrainConfig
+from tf_partfash.config import (MODEL_RANGES, PART_EXTRACTORS, TRAIN_RANGES, ModelConfig,
+                                TrainConfig)
 from tf_partfash.methods import METHODS, PROPOSED, method_configs
 
 _HELP = {
@@ -73,6 +74,9 @@ flags.DEFINE_integer('gallery_images', None, 'Retrieval gallery size of the spli
 flags.DEFINE_integer('query_images', None, 'Query images of the split (paper §6: 2,000 of '
                      '101,021; default: that proportion). The rest of the dataset trains.',
                      lower_bound=0)
+flags.DEFINE_enum('part_extractor', 'jumps', PART_EXTRACTORS, "Part extraction (§4.3): 'jumps' "
+                  "(jump detection on the silhouette) or 'regression' (§7.5: its points "
+                  'predicted by a small regressor, taught on first use on 400 training images).')
 flags.DEFINE_integer('workers', 2, 'Processes for dataset generation and part extraction.')
 flags.DEFINE_bool('skip_corrupt_images', False, 'Leave out (and log) undecodable images.')
 flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'], 'tf.distribute strategy.')
@@ -134,7 +138,7 @@ def _train() -> None:
       'data_dir': FLAGS.data_dir, 'split_seed': FLAGS.split_seed,
       'gallery_images': FLAGS.gallery_images, 'query_images': FLAGS.query_images,
       'synthetic_images': FLAGS.synthetic_images, 'synthetic_seed': FLAGS.synthetic_seed,
-      'alexnet_weights': FLAGS.alexnet_weights})
+      'alexnet_weights': FLAGS.alexnet_weights, 'part_extractor': FLAGS.part_extractor})
   # Another run's workdir, or one in use, fails at once, before TensorFlow is imported (slow);
   # train_and_report checks both again and holds the lock for the whole run.
   check_run_config(FLAGS.workdir, run)

@@ -14,6 +14,9 @@ from typing import Any, Mapping
 MIN_IMAGE_SIZE = 147
 # d of Eq. 3-6: the Euclidean distance (the paper's) or its square.
 DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
+# Part extraction (`tf_partfash.parts`): jump detection on the silhouette (§4.3), or its points
+# predicted by a regressor taught on a few hundred of its results (§7.5).
+PART_EXTRACTORS: tuple[str, ...] = ('jumps', 'regression')
 
 
 def check_distance(distance: str) -> None:

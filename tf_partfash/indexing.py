@@ -18,7 +18,7 @@ from tf_partfash.data.shopping100k import IMAGES_DIR
 from tf_partfash.gallery import GalleryIndex, Prototypes, prototype_sums, prototypes_from_sums
 from tf_partfash.inputs.pipeline import Examples
 from tf_partfash.parts import CASES, extract_parts, read_image
-from tf_partfash.parts.extraction import WORK_HEIGHT
+from tf_partfash.parts.extraction import WORK_HEIGHT, PartExtractor
 from tf_partfash.prepared import PreparedData
 from tf_partfash.progress import ProgressLine
 from tf_partfash.recognition import predict
@@ -68,14 +68,16 @@ def training_prototypes(model: keras.Model, run: RunConfig, data: PreparedData, 
 
 
 def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Sequence[str],
-                 model_id: str, progress: bool = True) -> GalleryIndex:
-  """Features of images outside the dataset (§4.6 queries, user galleries): part extraction
-  (the image decides the case, as no label does), then a forward pass. Labels are unknown."""
+                 model_id: str, extract: PartExtractor = extract_parts,
+                 progress: bool = True) -> GalleryIndex:
+  """Features of images outside the dataset (§4.6 queries, user galleries): part extraction by
+  `extract` (the image decides the case, as no label does), then a forward pass. Labels are
+  unknown."""
   files = [os.path.join(image_root, p) for p in paths]
   line = ProgressLine(len(files), cache.PROGRESS_EVERY_SECS, unit='image') if progress else None
   parts = []
   for done, file in enumerate(files, start=1):
-    parts.append(extract_parts(read_image(file, WORK_HEIGHT), lower_body=None))
+    parts.append(extract(read_image(file, WORK_HEIGHT), None))
     if line:
       line.update(done, 'parts')
   arrays = [p.as_arrays() for p in parts]

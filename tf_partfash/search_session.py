@@ -30,6 +30,9 @@ class SearchRequest:
   distance: str = 'euclidean'
   output_json: str | None = None
   output_image: str | None = None
+  # Part extraction of images outside the dataset (a query file, a gallery folder): one of
+  # `config.PART_EXTRACTORS`; None: the one the run was trained with.
+  part_extractor: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,8 @@ def _check_output_folders(request: SearchRequest) -> None:
       raise ValueError(f'--{name}={file}: folder {folder} does not exist')
 
 
-def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str) -> _Query:
+def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str,
+                part_extractor: str | None) -> _Query:
   try:
     position = gallery.find(text)
     return _Query(gallery.take([position]), position)
@@ -55,7 +59,7 @@ def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str) -> _Query:
     if not os.path.isfile(text):
       raise ValueError(f'--query: neither a gallery ID nor an image file: {e}') from None
   folder, name = os.path.split(os.path.abspath(text))
-  return _Query(run.embed(folder, [name], progress=False), None)
+  return _Query(run.embed(folder, [name], progress=False, part_extractor=part_extractor), None)
 
 
 def _ranked(searcher: retrieval.Searcher, gallery: GalleryIndex, vectors: np.ndarray,
@@ -99,9 +103,10 @@ def search(request: SearchRequest) -> dict[str, Any]:
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
   _check_output_folders(request)
   run = TrainedRun.open(request.workdir)
-  gallery = run.index() if request.gallery == 'test' else run.folder_index(request.gallery)
+  gallery = (run.index() if request.gallery == 'test'
+             else run.folder_index(request.gallery, request.part_extractor))
   picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
-  query = _find_query(run, gallery, request.query)
+  query = _find_query(run, gallery, request.query, request.part_extractor)
   if len(picked) > 1 and not run.method.signatures:
     raise ValueError(f'--feedback with several images weighs the S + 1 signatures of the '
                      f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '

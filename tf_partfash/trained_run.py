@@ -5,8 +5,9 @@ query encoder computed or loaded on first use, then handed down to evaluation an
 <workdir>/prototypes.npz       generic signature of every special attribute value (training split)
 <workdir>/index_<name>.npz     signatures, probabilities, labels, paths of a gallery (`test`: the
                                run's gallery + query images)
-<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images, with each image's
-                               size and modification time (a changed image is indexed again)
+<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images (and a part
+                               extractor), with each image's size and modification time (a
+                               changed image is indexed again)
 <workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
 <workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
 ```
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tf_partfash import cache
+from tf_partfash.config import PART_EXTRACTORS
 from tf_partfash.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
 from tf_partfash.methods import Method, method
+from tf_partfash.parts.extraction import PartExtractor, extract_parts
 from tf_partfash.workdir import RunConfig, check_trained, load_run_config, model_id
 
 if TYPE_CHECKING:
@@ -120,13 +123,32 @@ class TrainedRun:
                                     build)
     return self._prototypes
 
-  def folder_index(self, folder: str) -> GalleryIndex:
+  def part_extractor(self, name: str | None = None) -> PartExtractor:
+    """One image's part extraction (`config.PART_EXTRACTORS`; None: the one the run was trained
+    with). The regressor is the run's dataset's, taught on first use."""
+    name = name or self.config.data['part_extractor']
+    if name not in PART_EXTRACTORS:
+      raise ValueError(f'unknown part extractor {name!r}; valid: {", ".join(PART_EXTRACTORS)}')
+    if name == 'jumps':
+      return extract_parts
+    regressor = self.data.part_regressor
+    if regressor is None:  # a run of jump detection: its dataset's regressor
+      from tf_partfash.prepared import ensure_regressor
+      data = self.data
+      regressor = ensure_regressor(data.data_dir, data.table, data.split, data.state_dir,
+                                   self._workers)
+    return regressor.extract
+
+  def folder_index(self, folder: str, part_extractor: str | None = None) -> GalleryIndex:
     """The index of a folder of the user's images, cached in the workdir while the model, the
-    folder's list of images and each image's size and modification time stay the same."""
+    part extractor, the folder's list of images and each image's size and modification time stay
+    the same."""
     folder = os.path.realpath(folder)
     paths = folder_images(folder)
     stamps = file_stamps(folder, paths)
-    file = os.path.join(self.workdir, f'index_folder_{cache.digest(folder.encode())}.npz')
+    extractor = part_extractor or self.config.data['part_extractor']
+    key = folder if extractor == 'jumps' else f'{folder}\n{extractor}'
+    file = os.path.join(self.workdir, f'index_folder_{cache.digest(key.encode())}.npz')
 
     def stale(found: GalleryIndex) -> str | None:
       if found.paths.tolist() != paths:
@@ -138,15 +160,18 @@ class TrainedRun:
       return None
 
     def build() -> GalleryIndex:
-      return dataclasses.replace(self.embed(folder, paths), stamps=stamps)
+      return dataclasses.replace(self.embed(folder, paths, part_extractor=extractor),
+                                 stamps=stamps)
 
     return cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
 
-  def embed(self, image_root: str, paths: list[str], progress: bool | None = None
-            ) -> GalleryIndex:
-    """Features of images outside the dataset: part extraction from the image, then the model."""
+  def embed(self, image_root: str, paths: list[str], progress: bool | None = None,
+            part_extractor: str | None = None) -> GalleryIndex:
+    """Features of images outside the dataset: part extraction from the image (`part_extractor`
+    as for `part_extractor()`), then the model."""
     from tf_partfash import indexing
     return indexing.embed_images(self.model, self.config, image_root, paths, self.model_id,
+                                 self.part_extractor(part_extractor),
                                  self._progress if progress is None else progress)
 
   def encoder(self, with_prototypes: bool = True) -> Encoder:

@@ -34,6 +34,8 @@ LOCK_FILE = 'train.lock'
 FORMAT_VERSION = 1
 # Training settings that do not change what the checkpoints mean: a run may resume with others.
 VOLATILE_TRAIN_FIELDS = ('checkpoint_every_secs', 'log_every_secs')
+# Inputs added since format 1, with the value runs recorded before them had.
+DATA_DEFAULTS = {'part_extractor': 'jumps'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +44,7 @@ class RunConfig:
   model: ModelConfig
   train: TrainConfig
   # Inputs of the run: data_dir, split_seed, gallery_images, query_images (None: the paper's
-  # proportions), synthetic_images/_seed, alexnet_weights.
+  # proportions), synthetic_images/_seed, alexnet_weights, part_extractor.
   data: dict[str, Any]
 
   def to_json(self) -> dict[str, Any]:
@@ -60,7 +62,7 @@ class RunConfig:
                        + ', '.join(METHODS))
     try:
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
-                 blob['data'])
+                 {**DATA_DEFAULTS, **blob['data']})
     except (KeyError, TypeError) as e:
       raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
     except ValueError as e:  # a setting out of range (edited by hand)
@@ -109,8 +111,9 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   file = os.path.join(workdir, RUN_FILE)
   if not os.path.exists(file):
     return
-  strip = lambda blob: {**blob, 'train': {k: v for k, v in blob.get('train', {}).items()
-                                          if k not in VOLATILE_TRAIN_FIELDS}}
+  strip = lambda blob: {**blob, 'data': {**DATA_DEFAULTS, **blob.get('data', {})},
+                        'train': {k: v for k, v in blob.get('train', {}).items()
+                                  if k not in VOLATILE_TRAIN_FIELDS}}
   diff = _differences(strip(_read_json(file)), strip(run.to_json()))
   if diff:
     raise ValueError(f'{workdir} holds a run with another configuration ({file}): '

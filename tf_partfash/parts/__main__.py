@@ -5,6 +5,11 @@
       `--output`; with `--truth` the scores against true part boxes are printed.
   python -m tf_partfash.parts --image IMG --overlay out.png [--lower_body true|false]
       draws one image's part boxes and case.
+
+With --part_extractor=regression (§7.5) the parts come from a regressor of the jump points. With
+--data_dir it is read from --regressor (default: a part_regressor_v<N>_<digest>.npz beside
+--output), or taught there first on 400 of the dataset's images; with --image, --regressor must
+name one taught so.
 """
 from __future__ import annotations
 
@@ -15,10 +20,13 @@ import cv2
 import numpy as np
 
 from tf_partfash.cli import exit_on_user_error
+from tf_partfash.config import PART_EXTRACTORS
 from tf_partfash.data.shopping100k import read_attributes
 from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
-from tf_partfash.parts.dataset import format_scores, ensure_parts, read_image, score_parts
+from tf_partfash.parts.dataset import (ensure_part_regressor, ensure_parts, format_scores,
+                                       read_image, regressor_file, regressor_sample, score_parts)
 from tf_partfash.parts.extraction import extract_parts
+from tf_partfash.parts.regression import PartRegressor
 
 PROG = 'python -m tf_partfash.parts'
 # One RGB colour per part, in `PART_NAMES` order.
@@ -74,6 +82,10 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--overlay', help='PNG/JPEG to write the drawing to')
   parser.add_argument('--lower_body', type=_bool, default=None,
                       help='true|false when known; default: the image decides')
+  parser.add_argument('--part_extractor', choices=PART_EXTRACTORS, default='jumps',
+                      help='jump detection (§4.3) or its points regressed (§7.5)')
+  parser.add_argument('--regressor', help='part regressor file (.npz) of --part_extractor='
+                      'regression')
   args = parser.parse_args(argv)
   exit_on_user_error(PROG, lambda: _run(parser, args))
 
@@ -81,12 +93,21 @@ def main(argv: list[str] | None = None) -> None:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
   if (args.data_dir is None) == (args.image is None):
     parser.error('give either --data_dir (with --output) or --image (with --overlay)')
+  if args.regressor is not None and args.part_extractor != 'regression':
+    parser.error('--regressor is read with --part_extractor=regression only')
   if args.image is not None:
     if args.overlay is None:
       parser.error('--image needs --overlay')
     _check_writable_folder(parser, '--overlay', args.overlay)
+    extract = extract_parts
+    if args.part_extractor == 'regression':
+      if args.regressor is None or not os.path.exists(args.regressor):
+        parser.error(f'--part_extractor=regression needs --regressor, a trained part regressor '
+                     f'(got {args.regressor}); teach one with {PROG} --data_dir DIR --output '
+                     'parts.csv --part_extractor=regression --regressor FILE.npz')
+      extract = PartRegressor.load(args.regressor).extract
     image = read_image(args.image)
-    parts = extract_parts(image, args.lower_body)
+    parts = extract(image, args.lower_body)
     drawing = cv2.cvtColor(draw_parts(image, parts), cv2.COLOR_RGB2BGR)
     try:
       written = cv2.imwrite(args.overlay, drawing)
@@ -103,7 +124,17 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     parser.error(f'--workers must be at least 1, got {args.workers}')
   _check_writable_folder(parser, '--output', args.output)
   table = read_attributes(args.data_dir)
-  parts = ensure_parts(args.data_dir, table, args.output, args.workers)
+  regressor = None
+  if args.part_extractor == 'regression':
+    if args.regressor and os.path.exists(args.regressor):  # taught before, on whichever images
+      file, regressor = args.regressor, PartRegressor.load(args.regressor)
+    else:
+      sample = regressor_sample(table)
+      file = args.regressor or regressor_file(os.path.dirname(os.path.abspath(args.output)),
+                                              sample)
+      regressor = ensure_part_regressor(args.data_dir, sample, file, args.workers)
+    print(f'part regressor: {file} (taught on {regressor.images} images)')
+  parts = ensure_parts(args.data_dir, table, args.output, args.workers, regressor=regressor)
   print(f'{len(parts)} images -> {args.output}')
   if args.truth is not None:
     print(format_scores(score_parts(parts, read_parts_csv(args.truth))))

@@ -2,10 +2,13 @@
 
 The parts of every image are computed once before training (the paper quotes 0.1 s per image) and
 cached with `write_parts_csv`; `score_parts` compares them with known part boxes, e.g. the true
-ones the synthetic generator writes as `parts_truth.csv`.
+ones the synthetic generator writes as `parts_truth.csv`. Either extractor of `config.PART_EXTRACTORS`
+does it: jump detection, or the regressor of §7.5 (`regression.PartRegressor`), which
+`ensure_part_regressor` teaches with jump detection's results on a few hundred images.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -15,12 +18,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tf_partfash import atomic
+from tf_partfash import atomic, cache
 from tf_partfash.attributes import LOWER_BODY_CATEGORIES, MISSING, attribute
 from tf_partfash.data.shopping100k import image_file
 from tf_partfash.parts.boxes import (CASES, PART_NAMES, Parts, box_iou, read_parts_csv,
                                      write_parts_csv)
 from tf_partfash.parts.extraction import WORK_HEIGHT, extract_parts
+from tf_partfash.parts.regression import (FORMAT_VERSION, TRAINING_IMAGES, PartRegressor, fit,
+                                          teach)
 from tf_partfash.progress import ProgressLine
 
 # Categories that may be a top, a bottom or both: the image decides (§4.3 "Extract Parts?").
@@ -56,43 +61,128 @@ def lower_body_of(category: int) -> bool | None:
   return name in LOWER_BODY_CATEGORIES
 
 
-def _extract_file(job: tuple[str, bool | None]) -> Parts:
+def _extract_file(job: tuple[str, bool | None], regressor: PartRegressor | None = None) -> Parts:
   file, lower_body = job
   if lower_body:  # No extraction and no decoding: the case is settled.
     return Parts('lower')
-  return extract_parts(read_image(file, WORK_HEIGHT), lower_body)
+  image = read_image(file, WORK_HEIGHT)
+  return regressor.extract(image, lower_body) if regressor else extract_parts(image, lower_body)
 
 
-def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int,
-                use_labels: bool) -> Iterable[tuple[str, Parts]]:
-  """`(path, Parts)` for every row of `table`, in order, over `workers` processes."""
-  paths = table['path'].tolist()
-  jobs = [(image_file(data_dir, p), lower_body_of(c) if use_labels else None)
-          for p, c in zip(paths, table['category'])]
+def _teach_file(job: tuple[str, bool | None]) -> tuple[np.ndarray, int, np.ndarray]:
+  return teach(read_image(job[0], WORK_HEIGHT), job[1])
+
+
+# A worker process's regressor, handed over once when the pool starts, not with every job.
+_worker_regressor: PartRegressor | None = None
+
+
+def _start_worker(regressor: PartRegressor | None) -> None:
+  global _worker_regressor
+  _worker_regressor = regressor
+
+
+def _extract_in_worker(job: tuple[str, bool | None]) -> Parts:
+  return _extract_file(job, _worker_regressor)
+
+
+def _jobs(data_dir: str, table: pd.DataFrame, use_labels: bool) -> list[tuple[str, bool | None]]:
+  return [(image_file(data_dir, p), lower_body_of(c) if use_labels else None)
+          for p, c in zip(table['path'], table['category'])]
+
+
+def _imap(function, jobs: list, workers: int, regressor: PartRegressor | None = None) -> Iterable:
+  """`function` over `jobs`, in order, over `workers` processes (each given `regressor`)."""
   if workers <= 1:
-    yield from zip(paths, map(_extract_file, jobs))
+    _start_worker(regressor)
+    yield from map(function, jobs)
     return
   # Spawned, not forked: the caller may hold TensorFlow's threads, which do not survive a fork.
-  with multiprocessing.get_context('spawn').Pool(workers) as pool:
-    yield from zip(paths, pool.imap(_extract_file, jobs, chunksize=16))
+  with multiprocessing.get_context('spawn').Pool(workers, _start_worker, (regressor,)) as pool:
+    yield from pool.imap(function, jobs, chunksize=16)
+
+
+def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int, use_labels: bool,
+                regressor: PartRegressor | None) -> Iterable[tuple[str, Parts]]:
+  """`(path, Parts)` for every row of `table`, in order, over `workers` processes."""
+  jobs = _jobs(data_dir, table, use_labels)
+  yield from zip(table['path'].tolist(), _imap(_extract_in_worker, jobs, workers, regressor))
+
+
+def regressor_sample(table: pd.DataFrame,
+                     images: int = TRAINING_IMAGES) -> pd.DataFrame:
+  """The rows of `table` a part regressor is taught on: a fixed random sample of `images`, in
+  table order."""
+  pick = np.random.default_rng(0).permutation(len(table))[:images]
+  return table.iloc[np.sort(pick)]
+
+
+def _names_digest(table: pd.DataFrame) -> str:
+  return cache.digest('\n'.join(table['path']).encode())
+
+
+def regressor_file(folder: str, sample: pd.DataFrame) -> str:
+  """Where a regressor taught on `sample` is kept in `folder`: named by the images and format."""
+  return os.path.join(folder, f'part_regressor_v{FORMAT_VERSION}_{_names_digest(sample)}.npz')
+
+
+def teach_part_regressor(data_dir: str, table: pd.DataFrame, workers: int = 1,
+                         progress: bool = True) -> PartRegressor:
+  """A `PartRegressor` taught on the images of `table` (§7.5): their case and landmarks found by
+  jump detection, with the case the category label settles where it does (§4.3), as for
+  training images."""
+  line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
+  taught = []
+  for done, record in enumerate(_imap(_teach_file, _jobs(data_dir, table, True), workers),
+                                start=1):
+    taught.append(record)
+    if line:
+      line.update(done, 'teaching the part regressor (jump detection)')
+  if line:
+    line.close()
+  x, case, landmarks = (np.stack(column) for column in zip(*taught))
+  return fit(x, case, landmarks, _names_digest(table))
+
+
+def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers: int = 1,
+                          progress: bool = True) -> PartRegressor:
+  """The regressor saved in `file`, or one taught on `table`'s images (`teach_part_regressor`)
+  and saved there: one process teaches at a time (a lock beside the file), another waits and
+  reads it. A file taught on other images is an error (its name should say which)."""
+  wanted = _names_digest(table)
+  if not os.path.exists(file):
+    with atomic.exclusive(f'{file}.lock', f'teaching the part regressor {file}'):
+      if not os.path.exists(file):
+        atomic.remove_stale(file)
+        if progress:
+          logging.info('no part regressor at %s: teaching one on %d images', file, len(table))
+        teach_part_regressor(data_dir, table, workers, progress).save(file)
+  regressor = PartRegressor.load(file)
+  if regressor.trained_on != wanted:
+    raise ValueError(f'{file} was taught on other images ({regressor.images}, digest '
+                     f'{regressor.trained_on}, not {wanted}); delete it to teach a new one')
+  return regressor
 
 
 def compute_parts(data_dir: str, table: pd.DataFrame, workers: int = 1,
-                  progress: bool = True, use_labels: bool = True) -> dict[str, Parts]:
+                  progress: bool = True, use_labels: bool = True,
+                  regressor: PartRegressor | None = None) -> dict[str, Parts]:
   """`{path: Parts}` for every image of a `read_attributes` table, in table order.
 
   With `use_labels` (training, §4.3) the category label settles the case where it can
   (`lower_body_of`), and images it settles as lower body are not even decoded; without (test
-  images, §4.2) the image alone decides. An unreadable image is an error naming it. `progress`
-  prints a progress line on stderr every few seconds.
+  images, §4.2) the image alone decides. Jump detection extracts them, or `regressor` when given.
+  An unreadable image is an error naming it. `progress` prints a progress line on stderr every
+  few seconds.
   """
-  return dict(_computed(data_dir, table, workers, progress, use_labels))
+  return dict(_computed(data_dir, table, workers, progress, use_labels, regressor))
 
 
 def _computed(data_dir: str, table: pd.DataFrame, workers: int, progress: bool,
-              use_labels: bool) -> Iterable[tuple[str, Parts]]:
+              use_labels: bool, regressor: PartRegressor | None) -> Iterable[tuple[str, Parts]]:
   line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
-  for done, record in enumerate(_iter_parts(data_dir, table, workers, use_labels), start=1):
+  for done, record in enumerate(_iter_parts(data_dir, table, workers, use_labels, regressor),
+                                start=1):
     if line:
       line.update(done, 'parts')
     yield record
@@ -101,9 +191,10 @@ def _computed(data_dir: str, table: pd.DataFrame, workers: int, progress: bool,
 
 
 def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: int = 1,
-                 progress: bool = True, use_labels: bool = True) -> dict[str, Parts]:
+                 progress: bool = True, use_labels: bool = True,
+                 regressor: PartRegressor | None = None) -> dict[str, Parts]:
   """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can
-  (`compute_parts`: a cache holds one `use_labels` setting).
+  (`compute_parts`: a cache holds one `use_labels` setting and one extractor).
 
   Images missing from the cache are computed and the cache replaced whole every
   `SAVE_EVERY_SECS`, at the end and when interrupted, so a new run resumes where one stopped (a
@@ -119,7 +210,8 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: i
       cached = read_parts_csv(cache_path) if os.path.exists(cache_path) else {}
       todo = missing(cached)
       if todo.any():
-        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress, use_labels)
+        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress, use_labels,
+                      regressor)
         # What the file holds (boxes rounded to 5 decimals), not the values just computed: the
         # run that computes the cache then trains on exactly the boxes every later run reads.
         cached = read_parts_csv(cache_path)
@@ -127,10 +219,11 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: i
 
 
 def _compute_into(cached: dict[str, Parts], data_dir: str, table: pd.DataFrame, cache_path: str,
-                  workers: int, progress: bool, use_labels: bool) -> None:
+                  workers: int, progress: bool, use_labels: bool,
+                  regressor: PartRegressor | None) -> None:
   last_save = time.monotonic()
   try:
-    for path, parts in _computed(data_dir, table, workers, progress, use_labels):
+    for path, parts in _computed(data_dir, table, workers, progress, use_labels, regressor):
       cached[path] = parts
       if time.monotonic() - last_save >= SAVE_EVERY_SECS:
         write_parts_csv(cache_path, cached.items())

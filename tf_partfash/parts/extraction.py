@@ -16,12 +16,16 @@ one image at a millisecond or two on one core (the paper quotes 0.1 s).
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from tf_partfash.parts.boxes import Box, Parts
 
+# One image's part extraction, `(image, lower_body) -> Parts`: `extract_parts`, or the §7.5
+# regressor's `PartRegressor.extract`.
+PartExtractor = Callable[[np.ndarray, 'bool | None'], Parts]
 # Bump when the algorithm's output changes: the dataset caches are named by it.
 ALGORITHM_VERSION = 1
 
@@ -80,7 +84,7 @@ def foreground_mask(image: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Sleeve:
+class Sleeve:
   """One sleeve; columns are distances from the body axis, so either side can stand in for the
   other (the right side is found on the mirrored mask)."""
   top: int        # shoulder row: the outer edge leaves the torso line (the upper jump location)
@@ -158,7 +162,7 @@ def _cuff_line(band: np.ndarray, edge: np.ndarray, centre: int, width: float,
   return _median(inner) if inner.size >= max(2, 0.015 * len(edge)) else None
 
 
-def _left_sleeve(band: np.ndarray, axis: float, width: float) -> _Sleeve | None:
+def _left_sleeve(band: np.ndarray, axis: float, width: float) -> Sleeve | None:
   """The sleeve on the left of the garment rows `band` of the mask, by jump detection (§4.3).
 
   Columns are pixel-edge coordinates (column j spans [j, j + 1)), `axis` included; rows count
@@ -194,7 +198,7 @@ def _left_sleeve(band: np.ndarray, axis: float, width: float) -> _Sleeve | None:
   outer = float(edge[start:stop].min())
   if line - outer < 0.06 * width:
     return None
-  return _Sleeve(top=start, bottom=stop - 1, outer=axis - outer, line=axis - line,
+  return Sleeve(top=start, bottom=stop - 1, outer=axis - outer, line=axis - line,
                  torso=axis - min(torso, line))
 
 
@@ -227,7 +231,7 @@ def _looks_lower(band: np.ndarray, counts: np.ndarray, width: float) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Garment:
+class Garment:
   """Landmarks of an upper-body silhouette in working-scale pixel-edge coordinates, rows counted
   from the garment's first row `top`."""
   top: int                     # first garment row of the mask (a collar may stand above the neck)
@@ -239,33 +243,56 @@ class _Garment:
   chest: float                 # half width of the torso at the chest
   torso: tuple[float, float]   # left, right widest torso extent, distances from the axis
   neckline: float              # half width of the neckline (a bare top's spans the torso)
-  sleeves: tuple[_Sleeve, _Sleeve] | None
+  sleeves: tuple[Sleeve, Sleeve] | None
 
 
-def _garment(mask: np.ndarray, lower_body: bool | None) -> _Garment | None:
-  """The landmarks of the garment in `mask`, or None when it is a lower-body one.
+@dataclasses.dataclass(frozen=True)
+class Silhouette:
+  """The garment's rows of a mask and what is measured on them directly, before any landmark:
+  where jump detection (`find_garment`) and the regressor (`parts.regression`) both start."""
+  top: int            # first garment row of the mask
+  band: np.ndarray    # bool (rows, w): the mask's garment rows
+  left: np.ndarray    # per row, the first garment column (pixel-edge coordinates)
+  right: np.ndarray   # per row, one past the last garment column
+  counts: np.ndarray  # per row, garment pixels
+  axis: float         # column of the body's vertical axis: the median of the rows' midpoints
+  width: float        # the garment's width
 
-  `lower_body` False: an upper-body garment whatever it looks like; None: decided by the
-  silhouette (`_looks_lower`).
-  """
+  @property
+  def mirrored(self) -> np.ndarray:
+    return np.ascontiguousarray(self.band[:, ::-1])
+
+
+def silhouette(mask: np.ndarray) -> Silhouette:
+  """The `Silhouette` of a foreground mask; an empty mask is taken as a garment filling it."""
   h, w = mask.shape
   rows = np.flatnonzero(mask.any(axis=1))
-  if rows.size == 0:  # No garment found: take it as filling the image.
+  if rows.size == 0:
     mask = np.ones_like(mask)
     rows = np.arange(h)
   top = int(rows[0])
   band = mask[top:int(rows[-1]) + 1]
-  mirrored = np.ascontiguousarray(band[:, ::-1])
   left = band.argmax(axis=1)
-  right = w - mirrored.argmax(axis=1)
-  counts = np.count_nonzero(band, axis=1)
-  axis = _median((left + right) / 2)
-  width = float(right.max() - left.min())
+  right = w - band[:, ::-1].argmax(axis=1)
+  return Silhouette(top=top, band=band, left=left, right=right,
+                    counts=np.count_nonzero(band, axis=1), axis=_median((left + right) / 2),
+                    width=float(right.max() - left.min()))
+
+
+def find_garment(mask: np.ndarray, lower_body: bool | None) -> Garment | None:
+  """The landmarks of the garment in `mask` by jump detection, or None when it is a lower-body
+  one.
+
+  `lower_body` False: an upper-body garment whatever it looks like; None: decided by the
+  silhouette (`_looks_lower`).
+  """
+  s = silhouette(mask)
+  top, band, counts, axis, width = s.top, s.band, s.counts, s.axis, s.width
   if lower_body is None and _looks_lower(band, counts, width):
     return None
-  found = (_left_sleeve(band, axis, width), _left_sleeve(mirrored, w - axis, width))
+  found = (_left_sleeve(band, axis, width), _left_sleeve(s.mirrored, mask.shape[1] - axis, width))
   if not any(found):
-    return _sleeveless(top, counts, axis, axis - left, right - axis)
+    return _sleeveless(top, counts, axis, axis - s.left, s.right - axis)
   # The pose is static and symmetric: a sleeve hidden on one side mirrors the other's.
   sleeves = (found[0] or found[1], found[1] or found[0])
   chest = 0.5 * (sleeves[0].line + sleeves[1].line)
@@ -275,14 +302,14 @@ def _garment(mask: np.ndarray, lower_body: bool | None) -> _Garment | None:
   # hanging sleeve opens only some way below the armpit.)
   neck = max(0.0, shoulder - 0.33 * chest)
   armpit = min(min(s.bottom for s in sleeves), round(shoulder + 0.85 * chest))
-  return _Garment(top=top, collar=0.0, neck=neck, armpit=armpit, hem=len(band) - 1, axis=axis,
+  return Garment(top=top, collar=0.0, neck=neck, armpit=armpit, hem=len(band) - 1, axis=axis,
                   chest=chest, torso=(sleeves[0].torso, sleeves[1].torso),
                   neckline=0.5 * float(counts[min(int(neck + 0.1 * chest), len(band) - 1)]),
                   sleeves=sleeves)
 
 
 def _sleeveless(top: int, counts: np.ndarray, axis: float, left: np.ndarray,
-                right: np.ndarray) -> _Garment:
+                right: np.ndarray) -> Garment:
   """Landmarks without sleeves: "as the pose is static" (§4.3), from the side profiles alone.
 
   Per garment row from `top`: `counts` of garment pixels, and the outer edges' distances from
@@ -295,7 +322,7 @@ def _sleeveless(top: int, counts: np.ndarray, axis: float, left: np.ndarray,
   neck = int(np.argmax(counts >= 0.6 * chest))
   # The armpits: where the armholes have widened the silhouette to the chest, below the neck.
   armpit = neck + int(np.argmax(left[neck:] + right[neck:] >= 1.9 * chest))
-  return _Garment(top=top, collar=max(0.0, neck - 0.1 * chest), neck=float(neck), armpit=armpit,
+  return Garment(top=top, collar=max(0.0, neck - 0.1 * chest), neck=float(neck), armpit=armpit,
                   hem=height - 1, axis=axis, chest=chest,
                   torso=(float(left[armpit:].max()), float(right[armpit:].max())),
                   neckline=0.5 * float(counts[min(neck + int(0.1 * chest), height - 1)]),
@@ -313,7 +340,7 @@ def _box(y1: float, x1: float, y2: float, x2: float, h: int, w: int) -> Box:
   return y1, x1, max(y1, y2), max(x1, x2)
 
 
-def _part_boxes(g: _Garment, h: int, w: int) -> dict[str, Box]:
+def part_boxes(g: Garment, h: int, w: int) -> dict[str, Box]:
   """The part boxes of a garment's landmarks (§4.3; §6 for the chest) in an h x w mask.
 
   The sizes not measured on the silhouette are proportions of the chest width: the pose is
@@ -349,7 +376,7 @@ def extract_parts(image: np.ndarray, lower_body: bool | None = None) -> Parts:
   if lower_body:
     return Parts('lower')
   mask = foreground_mask(image)
-  garment = _garment(mask, lower_body)
+  garment = find_garment(mask, lower_body)
   if garment is None:
     return Parts('lower')
-  return Parts('sleeve' if garment.sleeves else 'sleeveless', _part_boxes(garment, *mask.shape))
+  return Parts('sleeve' if garment.sleeves else 'sleeveless', part_boxes(garment, *mask.shape))
