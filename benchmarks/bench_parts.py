@@ -1,38 +1,47 @@
 """Part extraction speed (§4.3, §7.6: the paper's method takes about 0.1 s per image).
 
   python benchmarks/bench_parts.py [--sample_dir DIR] [--synthetic_dir DIR] [--repeats N]
+      [--regressor part_regressor.npz] [--output_json parts_speed.json]
 
 Prints, per image set, milliseconds per image of `extract_parts` on the decoded 762x1100 array
 (decode excluded; smaller synthetic images are upscaled to that size first) as CPU time on one
-core (`cv2.setNumThreads(1)`; CPU time is less inflated than wall time by other processes sharing
-the machine) and as wall time, plus the decode times of the files: a full decode and the reduced
-(DCT-scaled) decode that `compute_parts` uses.
+core (`cv2.setNumThreads(1)`, one BLAS thread; CPU time is less inflated than wall time by other
+processes sharing the machine) and as wall time, plus the decode times of the files: a full
+decode and the reduced (DCT-scaled) decode that `compute_parts` uses. With `--regressor` (§7.5),
+the regressor's extraction is timed too, alternating with jump detection pass by pass, and the
+ratio of their CPU times printed.
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import time
 
+os.environ.setdefault('OMP_NUM_THREADS', '1')  # one core: the regressor's matrix products too
+
 import cv2
 
-from tf_partfash.parts import extract_parts, read_image
+from tf_partfash.parts import PartRegressor, extract_parts, read_image
 from tf_partfash.parts.extraction import WORK_HEIGHT
 
 
-def _per_image_ms(fn, items, repeats: int) -> tuple[float, float]:
-  """(CPU ms, wall ms) per call of `fn` on each item, best of `repeats` passes over the items."""
-  for item in items:  # warm-up
-    fn(item)
-  cpu, wall = [], []
-  for _ in range(repeats):
-    c0, w0 = time.process_time(), time.perf_counter()
+def _per_image_ms(fns, items, repeats: int) -> list[tuple[float, float]]:
+  """Per function of `fns`, (CPU ms, wall ms) per call on each item: the best of `repeats` passes
+  over the items, the functions' passes alternating so that they share the machine's state."""
+  for fn in fns:  # warm-up
     for item in items:
       fn(item)
-    cpu.append((time.process_time() - c0) / len(items))
-    wall.append((time.perf_counter() - w0) / len(items))
-  return 1e3 * min(cpu), 1e3 * min(wall)
+  cpu, wall = [[] for _ in fns], [[] for _ in fns]
+  for _ in range(repeats):
+    for k, fn in enumerate(fns):
+      c0, w0 = time.process_time(), time.perf_counter()
+      for item in items:
+        fn(item)
+      cpu[k].append((time.process_time() - c0) / len(items))
+      wall[k].append((time.perf_counter() - w0) / len(items))
+  return [(1e3 * min(c), 1e3 * min(w)) for c, w in zip(cpu, wall)]
 
 
 def main() -> None:
@@ -48,10 +57,16 @@ def main() -> None:
                       "demo's under $TF_PARTFASH_CACHE (default ~/.cache/tf_partfash)")
   parser.add_argument('--max_images', type=int, default=100)
   parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--regressor', help='a part regressor (.npz) to time beside jump detection')
+  parser.add_argument('--output_json')
   args = parser.parse_args()
   cv2.setNumThreads(1)
+  regressor = PartRegressor.load(args.regressor) if args.regressor else None
+  fns = [extract_parts] + ([regressor.extract] if regressor else [])
+  records = []
   print(f'{"images":<12} {"n":>4} {"file size":>10} {"extract CPU":>12} {"extract wall":>13} '
-        f'{"full decode":>12} {"reduced decode":>15}')
+        f'{"full decode":>12} {"reduced decode":>15}'
+        + (f' {"regression CPU":>15} {"regression/jumps":>17}' if regressor else ''))
   for name, data_dir in (('real sample', args.sample_dir), ('synthetic', args.synthetic_dir)):
     if data_dir is None:
       print(f'{name:<12} skipped: give --synthetic_dir')
@@ -64,12 +79,25 @@ def main() -> None:
     sizes = {f'{im.shape[1]}x{im.shape[0]}' for im in map(read_image, files)}
     # The budget is for the real size: extraction's cost is mostly the downscaling.
     images = [cv2.resize(read_image(f), (762, 1100), interpolation=cv2.INTER_LINEAR) for f in files]
-    extract_cpu, extract_wall = _per_image_ms(extract_parts, images, args.repeats)
-    full_cpu, _ = _per_image_ms(read_image, files, 1)
-    reduced_cpu, _ = _per_image_ms(lambda f: read_image(f, WORK_HEIGHT), files, 1)
-    print(f'{name:<12} {len(files):>4} {",".join(sorted(sizes)):>10} {extract_cpu:>9.2f} ms '
-          f'{extract_wall:>10.2f} ms {full_cpu:>9.2f} ms {reduced_cpu:>12.2f} ms')
+    timed = _per_image_ms(fns, images, args.repeats)
+    (extract_cpu, extract_wall), regression = timed[0], timed[1:]
+    (full_cpu, _), = _per_image_ms([read_image], files, 1)
+    (reduced_cpu, _), = _per_image_ms([lambda f: read_image(f, WORK_HEIGHT)], files, 1)
+    record = {'images': name, 'n': len(files), 'jumps_cpu_ms': extract_cpu,
+              'jumps_wall_ms': extract_wall, 'full_decode_ms': full_cpu,
+              'reduced_decode_ms': reduced_cpu}
+    line = (f'{name:<12} {len(files):>4} {",".join(sorted(sizes)):>10} {extract_cpu:>9.2f} ms '
+            f'{extract_wall:>10.2f} ms {full_cpu:>9.2f} ms {reduced_cpu:>12.2f} ms')
+    if regression:
+      record.update(regression_cpu_ms=regression[0][0], regression_wall_ms=regression[0][1],
+                    ratio_regression_to_jumps=regression[0][0] / extract_cpu)
+      line += f' {regression[0][0]:>12.2f} ms {record["ratio_regression_to_jumps"]:>16.2f}x'
+    print(line)
+    records.append(record)
   print('budget: 3 ms per 762x1100 image on one core; paper: 100 ms')
+  if args.output_json:
+    with open(args.output_json, 'w', encoding='utf-8') as f:
+      json.dump(records, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -92,6 +92,30 @@ def test_query_by_new_image_against_a_folder(tiny_run, tmp_path):
   assert len(run.folder_index(str(folder))) == 2
 
 
+def test_a_folder_and_a_photo_through_the_regressor(tiny_run, tmp_path, monkeypatch):
+  from tf_partfash.parts import regression
+  monkeypatch.setattr(regression, 'STEPS', 300)  # a quick regressor: only the plumbing is tested
+  workdir, gallery, _ = tiny_run
+  run = TrainedRun.open(workdir, progress=False)
+  folder = tmp_path / 'closet'
+  folder.mkdir()
+  for k in range(2):
+    shutil.copy(gallery.file(k), folder / f'item{k}.jpg')
+  indexes = lambda: {f for f in os.listdir(workdir)
+                     if f.startswith('index_folder_') and f.endswith('.npz')}
+  before = indexes()
+  by_jumps = run.folder_index(str(folder))
+  by_regressor = run.folder_index(str(folder), 'regression')
+  # One index per extractor, and the regressor taught on the run's dataset on first use.
+  assert len(indexes() - before) == 2
+  assert any(f.startswith('part_regressor_v1_') for f in os.listdir(run.data.state_dir))
+  extract = run.part_extractor('regression')
+  assert isinstance(extract.__self__, regression.PartRegressor)
+  assert by_regressor.paths.tolist() == by_jumps.paths.tolist()
+  with pytest.raises(ValueError, match="unknown part extractor 'hough'"):
+    run.part_extractor('hough')
+
+
 @pytest.mark.parametrize('flag, message', [
     ('--set=category=Coat', "'category' is a general attribute and cannot be manipulated; special "
                             'attributes: collar, color, fastening, pattern, sleevelen'),

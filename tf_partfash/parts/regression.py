@@ -172,13 +172,15 @@ class PartRegressor:
 
 
 def fit(x: np.ndarray, case: np.ndarray, landmarks: np.ndarray, trained_on: str,
-        seed: int = 0, steps: int = STEPS) -> PartRegressor:
+        seed: int = 0, steps: int | None = None) -> PartRegressor:
   """Trains a `PartRegressor` on feature rows `x` (n, d), case indices (n,) and target landmarks
   (n, len(LANDMARKS); NaN where the teacher has none), deterministically for a `seed`.
 
   Loss: mean cross entropy of the case + mean squared error over the known landmarks (in garment
-  heights and widths, so both terms are of order one) + `L2` times the squared weights.
+  heights and widths, so both terms are of order one) + `L2` times the squared weights, for
+  `steps` (default `STEPS`) full-batch Adam steps.
   """
+  steps = STEPS if steps is None else steps
   x = np.asarray(x, np.float64)
   n = len(x)
   if n < 2 or len(set(case.tolist())) < 2:

@@ -1,0 +1,268 @@
+"""The §7.5 regression part estimator: landmark encoding by hand, teaching, its file, the CLIs."""
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_partfash.data.shopping100k import read_attributes
+from tf_partfash.parts import (CASES, Parts, compute_parts, ensure_part_regressor, read_parts_csv,
+                               regressor_file, regressor_sample, teach_part_regressor)
+from tf_partfash.parts.boxes import box_iou
+from tf_partfash.parts.extraction import Garment, Sleeve, part_boxes, silhouette
+from tf_partfash.parts.regression import LANDMARKS, PartRegressor, decode, encode, features, fit
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _silhouette():
+  """A 100-row garment 50 columns wide (columns 10-60 of an 80-column mask, from row 5): a
+  rectangle, so the axis is column 35."""
+  mask = np.zeros((120, 80), bool)
+  mask[5:105, 10:60] = True
+  return silhouette(mask)
+
+
+def _garment(s):
+  sleeve = Sleeve(top=12, bottom=40, outer=25.0, line=15.0, torso=16.0)
+  return Garment(top=s.top, collar=0.0, neck=10.0, armpit=30, hem=99, axis=s.axis, chest=15.0,
+                 torso=(16.0, 17.0), neckline=6.0, sleeves=(sleeve, sleeve))
+
+
+def test_landmarks_in_garment_heights_and_widths():
+  s = _silhouette()
+  assert (s.top, len(s.band), s.width, s.axis) == (5, 100, 50.0, 35.0)
+  values = dict(zip(LANDMARKS, encode(_garment(s), s).tolist()))
+  # Rows over the garment's 100 rows, columns over its 50 columns.
+  expected = {'collar': 0.0, 'neck': 0.1, 'armpit': 0.3, 'chest': 0.3, 'torso_left': 0.32,
+              'torso_right': 0.34, 'neckline': 0.12, 'left_top': 0.12, 'left_bottom': 0.4,
+              'left_outer': 0.5, 'left_line': 0.3, 'left_torso': 0.32}
+  for name, value in expected.items():
+    assert values[name] == pytest.approx(value, abs=1e-6), name
+  assert values['right_bottom'] == pytest.approx(0.4)
+  # And back: the same garment, so the same boxes.
+  decoded = decode(encode(_garment(s), s), s, sleeves=True)
+  assert _flat(decoded) == pytest.approx(_flat(_garment(s)), abs=1e-4)  # float32 targets
+  assert (decoded.armpit, decoded.sleeves[0].top, decoded.sleeves[1].bottom) == (30, 12, 40)
+  for name, box in part_boxes(_garment(s), 120, 80).items():
+    assert part_boxes(decoded, 120, 80)[name] == pytest.approx(box, abs=1e-5), name
+
+
+def _flat(g):
+  values = dataclasses.asdict(g)
+  sleeves = values.pop('sleeves') or ()
+  return ([float(v) for k, v in sorted(values.items()) if k != 'torso'] + list(values['torso'])
+          + [float(v) for s in sleeves for _, v in sorted(s.items())])
+
+
+def test_sleeveless_landmarks_have_no_sleeve_targets():
+  s = _silhouette()
+  garment = dataclasses.replace(_garment(s), sleeves=None)
+  values = encode(garment, s)
+  assert np.isnan(values[len(values) - 10:]).all() and not np.isnan(values[:7]).any()
+  assert decode(np.nan_to_num(values), s, sleeves=False).sleeves is None
+
+
+def test_decode_puts_inconsistent_predictions_in_order():
+  s = _silhouette()
+  values = dict(zip(LANDMARKS, encode(_garment(s), s).tolist()))
+  values.update(collar=0.2, neck=0.1, armpit=0.05, left_top=0.5, left_bottom=0.3,
+                left_outer=0.1, left_line=0.3, chest=-0.1)
+  g = decode(np.array([values[n] for n in LANDMARKS]), s, sleeves=True)
+  assert g.collar == pytest.approx(20.0) and g.neck == pytest.approx(20.0)  # neck >= collar
+  assert g.armpit == 21                                                    # below the neck
+  assert (g.sleeves[0].top, g.sleeves[0].bottom) == (50, 51)               # cuff below shoulder
+  assert g.sleeves[0].outer == pytest.approx(16.0)                        # outside the line (15)
+  assert g.chest == 1.0
+
+
+@pytest.fixture(scope='module', autouse=True)
+def quick_teaching():
+  """Fewer Adam steps than the 3,000 of a real regressor: enough for the 72 tiny images."""
+  from tf_partfash.parts import regression
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(regression, 'STEPS', 400)
+    yield
+
+
+@pytest.fixture(scope='module')
+def tiny_copy(tiny_synthetic, tmp_path_factory):
+  """The tiny synthetic dataset without the caches other tests write beside it."""
+  out = str(tmp_path_factory.mktemp('regression') / 'data')
+  shutil.copytree(tiny_synthetic, out, ignore=shutil.ignore_patterns('parts_*', '*.lock',
+                                                                    'paper_split*',
+                                                                    'part_regressor*'))
+  return out
+
+
+@pytest.fixture(scope='module')
+def taught(tiny_copy):
+  table = read_attributes(tiny_copy)
+  return table, teach_part_regressor(tiny_copy, table, progress=False)
+
+
+def test_the_regressor_learns_its_teacher(tiny_copy, taught):
+  table, regressor = taught
+  assert regressor.images == len(table)
+  teacher = compute_parts(tiny_copy, table, progress=False)
+  learnt = compute_parts(tiny_copy, table, progress=False, regressor=regressor)
+  same_case = [p for p in teacher if teacher[p].case == learnt[p].case]
+  assert len(same_case) >= 0.95 * len(table)
+  ious = [box_iou(teacher[p].boxes[n], learnt[p].boxes[n]) for p in same_case
+          for n in teacher[p].boxes]
+  assert ious and np.mean(ious) > 0.8
+  # The labels still settle the case: a label-lower image is lower without being looked at.
+  lower = [p for p in teacher if teacher[p].case == 'lower']
+  assert all(learnt[p] == Parts('lower') for p in lower)
+
+
+def test_teaching_is_deterministic_and_the_file_round_trips(taught, tiny_copy, tmp_path):
+  table, regressor = taught
+  x = np.random.default_rng(0).random((6, regressor.mean.size), np.float32)
+  again = fit(*_teacher_arrays(tiny_copy, table), regressor.trained_on)
+  np.testing.assert_array_equal(again.w1, regressor.w1)
+  file = str(tmp_path / 'r.npz')
+  regressor.save(file)
+  loaded = PartRegressor.load(file)
+  assert (loaded.trained_on, loaded.images) == (regressor.trained_on, regressor.images)
+  for a, b in zip(loaded.predict(x), regressor.predict(x)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _teacher_arrays(data_dir, table):
+  from tf_partfash.data.shopping100k import image_file
+  from tf_partfash.parts import lower_body_of, read_image
+  from tf_partfash.parts.extraction import WORK_HEIGHT
+  from tf_partfash.parts.regression import teach
+  rows = [teach(read_image(image_file(data_dir, p), WORK_HEIGHT), lower_body_of(c))
+          for p, c in zip(table['path'], table['category'])]
+  return tuple(np.stack(c) for c in zip(*rows))
+
+
+def test_lower_body_false_never_gives_lower(taught, tiny_copy):
+  table, regressor = taught
+  from tf_partfash.data.shopping100k import image_file
+  from tf_partfash.parts import read_image
+  images = [read_image(image_file(tiny_copy, p)) for p in table['path'][:20]]
+  assert all(regressor.extract(im, False).case != 'lower' for im in images)
+  assert all(regressor.extract(im, True) == Parts('lower') for im in images)
+
+
+def test_fit_needs_two_cases():
+  with pytest.raises(ValueError, match='at least two cases'):
+    fit(np.zeros((3, 4)), np.zeros(3, int), np.zeros((3, len(LANDMARKS))), 'x', steps=1)
+
+
+def test_a_file_that_is_no_regressor_or_of_another_version(tmp_path, taught):
+  _, regressor = taught
+  other = tmp_path / 'other.npz'
+  np.savez(other, signatures=np.zeros(3))
+  with pytest.raises(ValueError, match='is not a part regressor'):
+    PartRegressor.load(str(other))
+  old = str(tmp_path / 'old.npz')
+  regressor.save(old)
+  blob = dict(np.load(old))
+  blob['format_version'] = np.int64(0)
+  np.savez(old, **blob)
+  with pytest.raises(ValueError, match='format 0.*delete it'):
+    PartRegressor.load(old)
+  with pytest.raises(FileNotFoundError, match='part regressor not found'):
+    PartRegressor.load(str(tmp_path / 'absent.npz'))
+
+
+def test_ensure_teaches_once_and_refuses_another_sample(tiny_copy, tmp_path):
+  table = read_attributes(tiny_copy)
+  sample = regressor_sample(table, 30)
+  assert len(sample) == 30 and sample.index.is_monotonic_increasing
+  file = regressor_file(str(tmp_path), sample)
+  assert os.path.basename(file).startswith('part_regressor_v1_')
+  first = ensure_part_regressor(tiny_copy, sample, file, progress=False)
+  stamp = os.stat(file).st_mtime_ns
+  second = ensure_part_regressor(tiny_copy, sample, file, progress=False)
+  assert os.stat(file).st_mtime_ns == stamp  # read, not taught again
+  np.testing.assert_array_equal(first.w2, second.w2)
+  with pytest.raises(ValueError, match='taught on other images.*delete it'):
+    ensure_part_regressor(tiny_copy, regressor_sample(table, 40), file, progress=False)
+
+
+def test_prepare_with_the_regressor_names_its_caches(tiny_copy):
+  from tf_partfash.prepared import prepare
+  data = prepare(tiny_copy, tiny_copy, part_extractor='regression')
+  regressor = data.part_regressor
+  assert regressor is not None and regressor.images == len(data.rows('train'))
+  names = sorted(os.listdir(tiny_copy))
+  assert f'parts_v1_regression_{regressor.trained_on}.csv' in names
+  assert f'parts_v1_regression_{regressor.trained_on}_from_image.csv' in names
+  test = read_parts_csv(os.path.join(tiny_copy,
+                                     f'parts_v1_regression_{regressor.trained_on}_from_image.csv'))
+  assert set(test) == set(data.table['path'][data.rows('gallery', 'query')])
+  # The examples hold the regressor's parts.
+  row = int(data.rows('gallery')[0])
+  assert CASES[data.examples.case[row]] == test[data.table['path'][row]].case
+  with pytest.raises(ValueError, match="unknown part extractor 'hough'"):
+    prepare(tiny_copy, tiny_copy, part_extractor='hough')
+
+
+def _parts_cli(*args):
+  return subprocess.run([sys.executable, '-m', 'tf_partfash.parts', *args], cwd=REPO,
+                        capture_output=True, text=True)
+
+
+def test_cli_without_a_regressor_says_how_to_teach_one(tiny_copy, tmp_path):
+  image = os.path.join(tiny_copy, 'Images', read_attributes(tiny_copy)['path'][0])
+  out = _parts_cli('--image', image, '--overlay', str(tmp_path / 'o.png'),
+                   '--part_extractor=regression')
+  assert out.returncode == 2
+  assert '--part_extractor=regression needs --regressor' in out.stderr
+  assert '--data_dir DIR --output parts.csv --part_extractor=regression --regressor' in out.stderr
+  out = _parts_cli('--image', image, '--overlay', str(tmp_path / 'o.png'), '--regressor', 'x.npz')
+  assert out.returncode == 2 and 'with --part_extractor=regression only' in out.stderr
+
+
+def test_runs_recorded_before_the_extractor_resume_as_jump_detection(tmp_path):
+  import json
+
+  from tf_partfash.config import ModelConfig, TrainConfig
+  from tf_partfash.workdir import (RUN_FILE, RunConfig, check_run_config, load_run_config,
+                                   save_run_config)
+  inputs = {'data_dir': None, 'split_seed': 0, 'synthetic_images': 100, 'synthetic_seed': 0,
+            'alexnet_weights': None}
+  old = RunConfig('partnet', ModelConfig(), TrainConfig(), inputs).to_json()
+  (tmp_path / RUN_FILE).write_text(json.dumps(old))  # as a run of before part_extractor wrote it
+  assert load_run_config(str(tmp_path)).data['part_extractor'] == 'jumps'
+  check_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(),
+                                            {**inputs, 'part_extractor': 'jumps'}))
+  with pytest.raises(ValueError, match="part_extractor: stored 'jumps', requested 'regression'"):
+    save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(),
+                                             {**inputs, 'part_extractor': 'regression'}))
+
+
+def test_train_records_the_extractor(tmp_path):
+  out = subprocess.run([sys.executable, 'train.py', '--flagfile=flags/demo.flags',
+                        '--part_extractor=hough', f'--workdir={tmp_path}', '--only_check_args'],
+                       cwd=REPO, capture_output=True, text=True)
+  assert out.returncode == 1 and 'value should be one of <jumps|regression>' in out.stderr
+
+
+def test_the_paired_comparison_of_two_extractions_by_hand():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'compare_part_extractors', os.path.join(REPO, 'benchmarks', 'compare_part_extractors.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  whole, left_half = (0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 0.5)
+  truth = {'a.jpg': Parts('sleeve', {'torso': whole}), 'b.jpg': Parts('lower'),
+           'c.jpg': Parts('lower')}
+  a = {'a.jpg': Parts('sleeve', {'torso': left_half}), 'b.jpg': Parts('lower')}
+  b = {'a.jpg': Parts('sleeveless', {'torso': whole}), 'b.jpg': Parts('lower')}
+  result = module.compare(truth, a, b)
+  assert result['images'] == 2  # c.jpg is in neither extraction
+  assert (result['case']['a']['mean'], result['case']['b']['mean']) == (1.0, 0.5)
+  assert result['case']['b_minus_a']['mean'] == -0.5 and result['case_agreement'] == 0.5
+  torso = result['iou']['torso']
+  assert (torso['images'], torso['a'], torso['b'], torso['b_minus_a']['mean']) == (1, 0.5, 1.0,
+                                                                                   0.5)
+  assert set(result['iou']) == {'torso'}
