@@ -71,7 +71,7 @@ def test_triplet_sampler_pairs_one_change_and_a_dissimilar_negative():
   labels = np.array([_labels(color=0, collar=1), _labels(color=1, collar=1),   # differ in color
                      _labels(color=1, collar=2), _labels(color=7, collar=3),   # 2 ~ 1 by collar
                      _labels(color=5), _labels(color=-1, collar=1)])           # 4, 5: no partner
-  sampler = ManipulationTripletSampler(labels, batch_size=6, seed=0)
+  sampler = ManipulationTripletSampler(labels, batch_size=6, seed=0, max_changes=1)
   special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
   batches = sampler.epoch(0)
   # An epoch is as many images as the data: one batch of two triplets.
@@ -86,6 +86,29 @@ def test_triplet_sampler_pairs_one_change_and_a_dissimilar_negative():
   np.testing.assert_array_equal(sampler.epoch(0), batches)
   with pytest.raises(ValueError, match='multiple of 3'):
     ManipulationTripletSampler(labels, batch_size=4, seed=0)
+
+
+def test_triplet_sampler_changes_one_or_two_attributes():
+  # 0 and 1 differ in color, 0 and 2 and 1 and 2 in color and collar, 1 and 3 in collar and
+  # pattern; 3 differs from 0 and 2 in all three. 4's color is missing: only 4 ~ 5 by pattern.
+  labels = np.array([_labels(color=0, collar=1, pattern=0), _labels(color=1, collar=1, pattern=0),
+                     _labels(color=2, collar=2, pattern=0), _labels(color=1, collar=3, pattern=1),
+                     _labels(color=-1, collar=4, pattern=0), _labels(color=-1, collar=4,
+                                                                     pattern=1)])
+  sampler = ManipulationTripletSampler(labels, batch_size=6, seed=0)
+  special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
+  triplets = np.concatenate([sampler.epoch(e) for e in range(40)]).reshape(-1, 3)
+  pairs = {(int(r), int(p)) for r, p, _ in triplets}
+  # Every allowed pair, one change or two, and no other.
+  assert pairs == {(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1), (1, 3), (3, 1), (4, 5),
+                   (5, 4)}
+  for ref, pos, neg in triplets:
+    differs = special[ref] != special[pos]
+    assert differs.sum() in (1, 2) and (special[[ref, pos]][:, differs] >= 0).all()
+    assert (special[neg] != special[pos]).any()
+  # With both counts possible (reference 0: 1 by one change, 2 by two), each is drawn.
+  from_zero = [int(p) for r, p, _ in triplets if r == 0]
+  assert from_zero.count(1) > 0.3 * len(from_zero) and from_zero.count(2) > 0.3 * len(from_zero)
 
 
 def _index(features, predicted: dict[str, list[int]] = {},

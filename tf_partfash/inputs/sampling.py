@@ -8,6 +8,7 @@ positive pairs for each of the S + 1 = 6 signatures and fills the rest at random
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -158,12 +159,13 @@ class BalancedBatchSampler:
 class ManipulationTripletSampler:
   """Batches of AMNet's training triplets ⟨ref, pos, neg⟩ (AMNet §4 "Training Phase").
 
-  The manipulation indicator of a triplet changes one special attribute of the reference: `pos`
-  has exactly the reference's special labels with that one changed (the change is labelled in
-  both; -1 elsewhere must match -1), and `neg` is a random image whose special labels differ
-  from that target. As for the paper's queries (`queries.make_paper_queries`), the attribute is
-  drawn first, uniformly among those the reference can change, then the target uniformly among
-  the label combinations present. A batch is `batch_size / 3` triplets laid out ref, pos, neg,
+  The manipulation indicator of a triplet changes "some" special attributes of the reference
+  (AMNet §4), here one or two (`max_changes`), as the paper's queries do: `pos` has exactly the
+  reference's special labels with those changed (each change labelled in both; -1 elsewhere must
+  match -1), and `neg` is a random image whose special labels differ from that target. The
+  number of changes is drawn first, uniformly among those the reference allows, then, as for the
+  paper's queries (`queries.make_paper_queries`), the attributes uniformly among those the
+  reference can change so, then the target uniformly among the label combinations present. A batch is `batch_size / 3` triplets laid out ref, pos, neg,
   ref, pos, neg, ... so any split of the batch into whole triplets (one per replica) keeps them
   together; the indicator follows from the labels (`objectives.manipulation_of`).
 
@@ -174,7 +176,7 @@ class ManipulationTripletSampler:
   """
   group_size = 3
 
-  def __init__(self, labels: np.ndarray, batch_size: int, seed: int):
+  def __init__(self, labels: np.ndarray, batch_size: int, seed: int, max_changes: int = 2):
     labels = _check_labels(labels)
     if batch_size % self.group_size or batch_size < self.group_size:
       raise ValueError(f'batch_size {batch_size}: AMNet trains on triplets, so the batch size must '
@@ -185,22 +187,27 @@ class ManipulationTripletSampler:
     self._key_of = self._key_of.reshape(-1)
     self._members = np.split(np.argsort(self._key_of, kind='stable'),
                              np.cumsum(np.bincount(self._key_of))[:-1])
-    # partners[u][a]: keys equal to key u except in special attribute a (labelled in both).
-    self._partners: list[dict[int, list[int]]] = [{} for _ in range(len(keys))]
-    for a in range(special.shape[1]):
-      rest = np.delete(keys, a, axis=1)
-      _, bucket = np.unique(rest, axis=0, return_inverse=True)
-      for members in np.split(np.argsort(bucket.reshape(-1), kind='stable'),
-                              np.cumsum(np.bincount(bucket.reshape(-1)))[:-1]):
-        members = members[keys[members, a] != MISSING]
-        for u in members:
-          others = [int(v) for v in members if v != u]
-          if others:
-            self._partners[u][a] = others
+    # partners[u][n][attrs]: keys equal to key u except in the n special attributes `attrs`
+    # (each labelled in both and different).
+    self._partners: list[dict[int, dict[tuple[int, ...], list[int]]]] = [
+        {} for _ in range(len(keys))]
+    for n in range(1, max_changes + 1):
+      for attrs in itertools.combinations(range(special.shape[1]), n):
+        changed = list(attrs)
+        rest = np.delete(keys, changed, axis=1)
+        _, bucket = np.unique(rest, axis=0, return_inverse=True)
+        for members in np.split(np.argsort(bucket.reshape(-1), kind='stable'),
+                                np.cumsum(np.bincount(bucket.reshape(-1)))[:-1]):
+          members = members[(keys[members][:, changed] != MISSING).all(axis=1)]
+          values = keys[members][:, changed]
+          differ = (values[:, None, :] != values[None, :, :]).all(axis=2)
+          for u, row in zip(members, differ):
+            if row.any():
+              self._partners[u].setdefault(n, {})[attrs] = members[row].tolist()
     self._references = np.flatnonzero([bool(self._partners[u]) for u in self._key_of])
     if not len(self._references):
-      raise ValueError('no two images differ in exactly one special attribute: AMNet has no '
-                       'training triplets on this data')
+      raise ValueError(f'no two images differ in 1 to {max_changes} special attributes only: AMNet '
+                       'has no training triplets on this data')
     if len(keys) < 2:
       raise ValueError('every image has the same special labels: no negative for a triplet')
     self.num_images = len(self._key_of)
@@ -218,7 +225,10 @@ class ManipulationTripletSampler:
     references = np.resize(rng.permutation(self._references), count)  # wraps if too few
     triplets = np.empty((count, self.group_size), np.int64)
     for i, ref in enumerate(references):
-      options = self._partners[self._key_of[ref]]
+      by_count = self._partners[self._key_of[ref]]
+      # (No draw where one count is possible: one change only samples as it always has.)
+      count = list(by_count)[rng.integers(len(by_count)) if len(by_count) > 1 else 0]
+      options = by_count[count]
       changed = list(options)[rng.integers(len(options))]
       target = options[changed][rng.integers(len(options[changed]))]
       positives = self._members[target]
