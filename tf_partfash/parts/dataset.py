@@ -156,7 +156,9 @@ def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers
         atomic.remove_stale(file)
         if progress:
           logging.info('no part regressor at %s: teaching one on %d images', file, len(table))
+        started = time.monotonic()
         teach_part_regressor(data_dir, table, workers, progress).save(file)
+        logging.info('part regressor taught in %.0f s: %s', time.monotonic() - started, file)
   regressor = PartRegressor.load(file)
   if regressor.trained_on != wanted:
     raise ValueError(f'{file} was taught on other images ({regressor.images}, digest '
