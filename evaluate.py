@@ -18,6 +18,7 @@ from absl import app, flags
 from tf_partfash.cli import exit_on_user_error
 from tf_partfash.config import DISTANCES
 from tf_partfash.queries import HIT_ATTRIBUTES, HIT_RULES
+from tf_partfash.retrieval import BACKENDS
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
 flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
@@ -33,7 +34,11 @@ flags.DEFINE_enum('distance', 'euclidean', list(DISTANCES),
 flags.DEFINE_enum('hit_attributes', 'special', list(HIT_ATTRIBUTES),
                   'Paper protocol: what a hit must have. ' + ' '.join(
                       f"'{name}': {rule}." for name, rule in HIT_RULES.items()))
-flags.DEFINE_enum('backend', 'exact', ['exact', 'faiss'], 'Nearest-neighbour search backend.')
+flags.DEFINE_enum('backend', 'exact', list(BACKENDS), "Nearest-neighbour search: 'exact' "
+                  "(numpy), 'faiss' (exact, squared only) or 'compact' (product-quantised codes "
+                  'find 1,000 candidates, re-ranked exactly; tf_partfash/compact.py).')
+flags.DEFINE_bool('rebuild_compact_index', False, 'Rebuild the compact index of --backend='
+                  'compact (one of another model or gallery is refused until rebuilt).')
 flags.DEFINE_integer('query_seed', 0, 'Seed of the paper protocol\'s random manipulations.')
 flags.DEFINE_string('adde_dir', None, 'ADDE release files (imgs_test.txt, ...); default: '
                     'written by ADDE\'s rule from the run\'s gallery and query images.')
@@ -71,7 +76,8 @@ def _evaluate() -> None:
 
   # Every run opened (and checked finished) before scoring any: a crash after the first run
   # would write nothing.
-  runs = [TrainedRun.open(w, workers=FLAGS.workers, skip_corrupt=FLAGS.skip_corrupt_images)
+  runs = [TrainedRun.open(w, workers=FLAGS.workers, skip_corrupt=FLAGS.skip_corrupt_images,
+                          rebuild_compact=FLAGS.rebuild_compact_index)
           for w in workdirs]
   data_settings = [{k: r.config.data.get(k) for k in _DATA_KEYS} for r in runs]
   for workdir, settings in zip(workdirs[1:], data_settings[1:]):
@@ -79,8 +85,15 @@ def _evaluate() -> None:
       raise app.UsageError(f'{workdir} was trained on other data ({settings}) than {workdirs[0]} '
                            f'({data_settings[0]}); runs compared side by side share their data')
   settings = data_settings[0]
-  data = runs[0].data  # prepared once, for every run
-  runs = [runs[0]] + [TrainedRun(r.workdir, r.config, data=data) for r in runs[1:]]
+  # The data prepared once for every run with the same part extractor (the split and queries
+  # are the same for all).
+  prepared = {}
+  for r in runs:
+    if r.config.data['part_extractor'] not in prepared:
+      prepared[r.config.data['part_extractor']] = r.data
+  runs = [TrainedRun(r.workdir, r.config, data=prepared[r.config.data['part_extractor']],
+                     rebuild_compact=FLAGS.rebuild_compact_index) for r in runs]
+  data = runs[0].data
   dataset = reports.describe_dataset(settings['data_dir'], data.data_dir, len(data.table))
   if FLAGS.protocol == 'feedback':
     _feedback(runs, data, dataset, settings)

@@ -30,7 +30,11 @@ flags.DEFINE_list('feedback', [], 'Gallery IDs the user picks as relevant (§5):
 flags.DEFINE_integer('top_k', 10, 'Number of results.', lower_bound=1)
 flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
                     'of images.')
-flags.DEFINE_enum('backend', 'exact', BACKENDS, 'exact (numpy) or faiss (squared only).')
+flags.DEFINE_enum('backend', 'exact', BACKENDS, "'exact' (numpy), 'faiss' (exact, squared only) "
+                  "or 'compact' (a catalogue-size index: product-quantised codes find 1,000 "
+                  'candidates, re-ranked exactly by --distance; built on first use).')
+flags.DEFINE_bool('rebuild_compact_index', False, 'Rebuild the compact index of --backend='
+                  'compact (one of another model or gallery is refused until rebuilt).')
 flags.DEFINE_enum('distance', 'euclidean', DISTANCES, 'd of Eq. 4-6: euclidean (the '
                   'paper: sum of the Euclidean distances of the S + 1 signatures) or squared (sum '
                   'of squared distances; what --backend=faiss serves).')
@@ -47,7 +51,8 @@ def _search() -> None:
   from tf_partfash.search_session import SearchRequest, search  # after parsing: TF is slow
   search(SearchRequest(FLAGS.workdir, FLAGS.query, tuple(FLAGS.set), tuple(FLAGS.feedback),
                        FLAGS.top_k, FLAGS.gallery, FLAGS.backend, FLAGS.distance,
-                       FLAGS.output_json, FLAGS.output_image, FLAGS.part_extractor))
+                       FLAGS.output_json, FLAGS.output_image, FLAGS.part_extractor,
+                       FLAGS.rebuild_compact_index))
 
 
 def main(argv):

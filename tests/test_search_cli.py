@@ -144,3 +144,17 @@ def test_fig7_frames_and_panels(tmp_path):
   assert picture.getpixel(centre) == (128, 128, 128)                   # the query image
   with pytest.raises(ValueError, match='valid: green, blue'):
     figures.render_rows([('x', [figures.Tile(file, '', 'red')])])
+
+
+def test_the_compact_backend_ranks_a_small_gallery_as_exact_search(tiny_run, capsys):
+  workdir, gallery, _ = tiny_run
+  query = str(gallery.paths[2])
+  exact = search(SearchRequest(workdir, query, top_k=5))
+  compact = search(SearchRequest(workdir, query, top_k=5, backend='compact'))
+  capsys.readouterr()
+  # Fewer images than the candidates re-ranked: every image is re-ranked, so the ranking is exact.
+  assert [r['row'] for r in compact['results']] == [r['row'] for r in exact['results']]
+  np.testing.assert_allclose([r['distance'] for r in compact['results']],
+                             [r['distance'] for r in exact['results']], rtol=1e-5)
+  assert compact['backend'] == 'compact' and os.path.exists(os.path.join(workdir,
+                                                                         'compact_test.npz'))

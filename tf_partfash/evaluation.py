@@ -286,7 +286,8 @@ def evaluate_paper(run: TrainedRun, queries: Mapping[str, QuerySet], distance: s
   judged on the queries' `attributes` (their hit rule)."""
   gallery = paper_gallery(run)
   encoder = run.encoder()
-  searcher = Searcher(encoder.gallery(gallery.features), backend, distance)
+  searcher = run.searcher('paper_gallery', gallery.features, encoder.gallery(gallery.features),
+                          backend, distance)
   scores = {name: score_queries(searcher, gallery.of(q.rows), q,
                                 gallery.labels[:, gallery.columns(q)], encoder, PAPER_MAX_K)
             for name, q in queries.items()}
@@ -301,7 +302,8 @@ def evaluate_adde(run: TrainedRun, test: AddeTest, distance: str = 'euclidean',
   index = run.index(name, rows=None if own_split else test.rows)
   encoder = run.encoder()
   test_index = index.take(_positions(index.rows, test.rows, f'{run.workdir}/index_{name}.npz'))
-  searcher = Searcher(encoder.gallery(test_index), backend, distance)
+  searcher = run.searcher(f'adde_{name}', test_index, encoder.gallery(test_index), backend,
+                          distance)
   scores = score_queries(searcher, test_index.take(test.queries.rows), test.queries, test.labels,
                          encoder, ADDE_MAX_K, ndcg_definition='adde')
   return result_of(run, {'adde': scores})

@@ -110,7 +110,7 @@ def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
                      'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
   gallery = paper_gallery(run)
   signatures = gallery.features.signatures
-  searcher = Searcher(signatures, backend, distance)
+  searcher = run.searcher('paper_gallery', gallery.features, signatures, backend, distance)
   scores = {name: feedback_rounds(searcher, signatures, gallery.labels[:, gallery.columns(q)],
                                   gallery.of(q.rows).signatures, q.targets, name, rounds,
                                   distance=distance)

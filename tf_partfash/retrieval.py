@@ -21,7 +21,8 @@ from tf_partfash.config import check_distance
 if TYPE_CHECKING:
   from tf_partfash.gallery import Prototypes
 
-BACKENDS: tuple[str, ...] = ('exact', 'faiss')
+# 'compact': `compact.CompactSearcher`, built by `trained_run.TrainedRun.searcher`.
+BACKENDS: tuple[str, ...] = ('exact', 'faiss', 'compact')
 # Bound on the (queries x gallery chunk) distance block of exact search: 16M floats = 64 MB.
 _BLOCK_ELEMENTS = 1 << 24
 # Eq. 5 divides by the spread of the picked images; identical picks would make it infinite.
@@ -35,7 +36,7 @@ def _check_signatures(what: str, x: np.ndarray) -> np.ndarray:
   return x
 
 
-def _weights(weights: np.ndarray | None, num_queries: int, num_signatures: int) -> np.ndarray:
+def query_weights(weights: np.ndarray | None, num_queries: int, num_signatures: int) -> np.ndarray:
   """(Q, V) float32 weights: ones for Eq. 4, a shared (V,) or per-query (Q, V) set for Eq. 6."""
   if weights is None:
     return np.ones((num_queries, num_signatures), np.float32)
@@ -91,7 +92,7 @@ def signature_distances(queries: np.ndarray, gallery: np.ndarray,
   if queries.shape[1:] != gallery.shape[1:]:
     raise ValueError(f'queries have signatures {queries.shape[1:]}, the gallery '
                      f'{gallery.shape[1:]}')
-  w = _weights(weights, queries.shape[0], queries.shape[1])
+  w = query_weights(weights, queries.shape[0], queries.shape[1])
   return _distances(queries, gallery, _norms(gallery), w, distance)
 
 
@@ -193,7 +194,7 @@ def personalization_weights(selected: np.ndarray, distance: str = 'euclidean') -
   return (v * inverse / inverse.sum()).astype(np.float32)
 
 
-def _import_faiss():
+def import_faiss():
   # faiss's loader logs (at INFO) each CPU-specific build it tries before the one that loads.
   logging.getLogger('faiss.loader').setLevel(logging.WARNING)
   try:
@@ -217,6 +218,9 @@ class Searcher:
     check_distance(distance)
     if backend not in BACKENDS:
       raise ValueError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
+    if backend == 'compact':
+      raise ValueError('backend=compact searches a stored compact index: '
+                       'trained_run.TrainedRun.searcher builds it')
     if backend == 'faiss' and distance != 'squared':
       raise ValueError(f'backend=faiss searches distance=squared only (got {distance!r}); give '
                        'distance=squared, or use backend=exact for Eq. 4\'s sum of Euclidean '
@@ -228,7 +232,7 @@ class Searcher:
       self._gallery = np.ascontiguousarray(gallery, np.float32)
       self._norms = _norms(self._gallery)
       return
-    faiss = _import_faiss()
+    faiss = import_faiss()
     n, v, d = gallery.shape
     self._index = faiss.IndexFlatIP(v * d + v)
     step = max(1, _BLOCK_ELEMENTS // (v * d + v))
@@ -249,7 +253,7 @@ class Searcher:
                        f'{self.shape[1:]}')
     if k < 1:
       raise ValueError(f'k={k}; k must be at least 1')
-    w = _weights(weights, queries.shape[0], queries.shape[1])
+    w = query_weights(weights, queries.shape[0], queries.shape[1])
     if self.backend == 'faiss':
       return self._search_faiss(queries, min(k, len(self)), w)
     step = max(1, _BLOCK_ELEMENTS // max(1, queries.shape[0]))

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_partfash import atomic, figures, retrieval
+from tf_partfash import atomic, cache, figures, retrieval
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
                                     attribute)
 from tf_partfash.gallery import GalleryIndex
@@ -33,6 +33,7 @@ class SearchRequest:
   # Part extraction of images outside the dataset (a query file, a gallery folder): one of
   # `config.PART_EXTRACTORS`; None: the one the run was trained with.
   part_extractor: str | None = None
+  rebuild_compact_index: bool = False  # backend=compact: rebuild its stored codes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +103,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
   """Runs the search, prints its tables, writes the outputs asked for; returns the JSON report."""
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
   _check_output_folders(request)
-  run = TrainedRun.open(request.workdir)
+  run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
   gallery = (run.index() if request.gallery == 'test'
              else run.folder_index(request.gallery, request.part_extractor))
   picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
@@ -120,7 +121,10 @@ def search(request: SearchRequest) -> dict[str, Any]:
   describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
                         attribute(a).values[int(q.probabilities[a][0].argmax())] + '?')
   edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
-  searcher = retrieval.Searcher(encoder.gallery(gallery), request.backend, request.distance)
+  name = ('test' if request.gallery == 'test'
+          else f'folder_{cache.digest(gallery.image_root.encode())}')
+  searcher = run.searcher(name, gallery, encoder.gallery(gallery), request.backend,
+                          request.distance)
   own = {query.position} - {None}
   results = _ranked(searcher, gallery, manipulated(q), own, demanded, request.top_k)
   print(f'query {q.paths[0]}; manipulation: '

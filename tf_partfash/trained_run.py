@@ -8,6 +8,8 @@ query encoder computed or loaded on first use, then handed down to evaluation an
 <workdir>/index_folder_<hash>.npz   the same for a folder of the user's images (and a part
                                extractor), with each image's size and modification time (a
                                changed image is indexed again)
+<workdir>/compact_<name>.npz   the product-quantised codes of a gallery (`compact.py`), for
+                               backend=compact
 <workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
 <workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
 ```
@@ -25,15 +27,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tf_partfash import cache
+from tf_partfash import atomic, cache
 from tf_partfash.config import PART_EXTRACTORS
 from tf_partfash.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
 from tf_partfash.methods import Method, method
 from tf_partfash.parts.extraction import PartExtractor, extract_parts
+from tf_partfash.retrieval import Searcher
 from tf_partfash.workdir import RunConfig, check_trained, load_run_config, model_id
 
 if TYPE_CHECKING:
   import keras
+
+  from tf_partfash.compact import CompactSearcher
 
   from tf_partfash.encoders import Encoder
   from tf_partfash.prepared import PreparedData
@@ -48,8 +53,10 @@ class TrainedRun:
 
   def __init__(self, workdir: str, config: RunConfig, model: keras.Model | None = None,
                data: PreparedData | None = None, workers: int = 1, skip_corrupt: bool = False,
-               chunk_size: int = cache.CHUNK_SIZE, progress: bool = True):
+               chunk_size: int = cache.CHUNK_SIZE, progress: bool = True,
+               rebuild_compact: bool = False):
     self.workdir, self.config = workdir, config
+    self._rebuild_compact = rebuild_compact
     self._model, self._data = model, data
     self._workers, self._skip_corrupt, self._progress = workers, skip_corrupt, progress
     self._chunk_size = chunk_size
@@ -173,6 +180,29 @@ class TrainedRun:
     return indexing.embed_images(self.model, self.config, image_root, paths, self.model_id,
                                  self.part_extractor(part_extractor),
                                  self._progress if progress is None else progress)
+
+  def searcher(self, name: str, features: GalleryIndex, vectors: np.ndarray, backend: str,
+               distance: str) -> Searcher | CompactSearcher:
+    """Top-k search over `vectors`, the method's gallery vectors of `features`. For
+    backend=compact the codes are read from `compact_<name>.npz`, or built there when absent
+    (or when the run was opened with `rebuild_compact`); a file of another model or gallery is
+    an error saying so, never used."""
+    if backend != 'compact':
+      return Searcher(vectors, backend, distance)
+    from tf_partfash.compact import CompactIndex, CompactSearcher, gallery_identity
+    if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
+      raise ValueError(f'compact index name {name!r}: use letters, digits, _ and - only')
+    file = os.path.join(self.workdir, f'compact_{name}.npz')
+    identity = gallery_identity(self.model_id, features.paths, vectors, features.stamps)
+    with atomic.exclusive(f'{file}.lock', f'building {file}'):
+      if os.path.exists(file) and not self._rebuild_compact:
+        compact = CompactIndex.load(file, self.model_id, identity)
+      else:
+        atomic.remove_stale(file)
+        compact = CompactIndex.build(vectors, self.model_id, identity, self._progress)
+        compact.save(file)
+        self._rebuild_compact = False  # once per request, not for every later search
+    return CompactSearcher(compact, vectors, distance)
 
   def encoder(self, with_prototypes: bool = True) -> Encoder:
     """The method's query encoder; `with_prototypes=False` for searches without changes (the

@@ -165,9 +165,10 @@ class ManipulationTripletSampler:
   match -1), and `neg` is a random image whose special labels differ from that target. The
   number of changes is drawn first, uniformly among those the reference allows, then, as for the
   paper's queries (`queries.make_paper_queries`), the attributes uniformly among those the
-  reference can change so, then the target uniformly among the label combinations present. A batch is `batch_size / 3` triplets laid out ref, pos, neg,
-  ref, pos, neg, ... so any split of the batch into whole triplets (one per replica) keeps them
-  together; the indicator follows from the labels (`objectives.manipulation_of`).
+  reference can change so, then the target uniformly among the label combinations present. A
+  batch is `batch_size / 3` triplets laid out ref, pos, neg, ref, pos, neg, ... so any split of
+  the batch into whole triplets (one per replica) keeps them together; the indicator follows
+  from the labels (`objectives.manipulation_of`).
 
   An epoch is as many images as the dataset (`ceil(N / batch_size)` batches, so a third of them
   references), the same compute per epoch as the other methods; references are drawn without

@@ -2,9 +2,10 @@
 
 The parts of every image are computed once before training (the paper quotes 0.1 s per image) and
 cached with `write_parts_csv`; `score_parts` compares them with known part boxes, e.g. the true
-ones the synthetic generator writes as `parts_truth.csv`. Either extractor of `config.PART_EXTRACTORS`
-does it: jump detection, or the regressor of §7.5 (`regression.PartRegressor`), which
-`ensure_part_regressor` teaches with jump detection's results on a few hundred images.
+ones the synthetic generator writes as `parts_truth.csv`. Either extractor of
+`config.PART_EXTRACTORS` does it: jump detection, or the regressor of §7.5
+(`regression.PartRegressor`), which `ensure_part_regressor` teaches with jump detection's results
+on a few hundred images.
 """
 from __future__ import annotations
 
