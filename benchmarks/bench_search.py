@@ -1,85 +1,223 @@
-"""Query latency of fashion search against gallery size: exact (numpy) vs FAISS (flat, exact).
+r"""Search at catalogue scale: exact search against the compact index, side by side in one run.
 
-  python benchmarks/bench_search.py                       # 10k and 100k galleries
-  python benchmarks/bench_search.py --sizes=10000,100000,1000000 --queries=20
+  python benchmarks/bench_search.py --sizes=100000,1000000 --output_json=search.json \
+      [--workdir=runs/demo] [--scratch=/tmp/bench_search]
 
-Galleries are random unit signatures of the paper's shape (6 signatures x 256 = 1536 dims),
-float32. Prints, per size and backend: index build time, the median latency of single queries
-(Q = 1, as a shopper searches), the per-query time of a batch (as evaluation searches), whether
-FAISS returned exactly the exact top-k, and the peak memory of the process.
+Per gallery and index, one record (`--output_json`: a list) with `gallery` (its size), `index`
+(`exact`: numpy over float32 signatures in memory; `compact`: 4-bit PQ codes and 1,000
+candidates re-ranked exactly, the signatures read from disk row by row at a million images and
+held in memory below), `vectors` (`random` or `real`), `build_s`, `single_query_ms` (median over
+`--queries` single queries, Q = 1, as a shopper searches, for each query kind: `direct`, 1, 2
+and 3 manipulations, and Eq. 6 feedback weights), `recall_at_20` (per kind, against exact
+search with the paper's Euclidean Eq. 4) and `peak_gb` (the measuring process's peak resident
+memory: each record is measured in its own process).
+
+Random galleries are unit signatures of the paper's shape (6 x 256, float32) written to
+`--scratch` in slices, and queries are other random unit signatures; a manipulation replaces a
+special block by a random unit vector (a prototype's stand-in). Random unit vectors are the worst
+case for approximate search (every neighbour is about as far as any other); `--workdir` adds the
+run's real test-index signatures (gallery and query images), queried by 50 of its images, with
+manipulations by the run's prototypes (`retrieval.manipulate`) and feedback weights of Eq. 5
+from three of its images.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-from tf_partfash.retrieval import Searcher
+KINDS = ('direct', 'manipulate1', 'manipulate2', 'manipulate3', 'feedback')
+K = 20
 
 
-def unit_signatures(n: int, v: int, d: int, seed: int) -> np.ndarray:
-  """(n, v, d) random unit vectors, generated in slices so the peak stays near the result size."""
-  rng = np.random.default_rng(seed)
-  out = np.empty((n, v, d), np.float32)
+def _unit(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+  x = rng.standard_normal(shape, dtype=np.float32)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def write_random_gallery(file: str, n: int, v: int, d: int) -> None:
+  """(n, v, d) random unit signatures in an .npy file, written in slices (bounded memory)."""
+  if os.path.exists(file):
+    return
+  out = np.lib.format.open_memmap(file + '.tmp.npy', 'w+', np.float32, (n, v, d))
+  rng = np.random.default_rng(0)
   for start in range(0, n, 50_000):
-    block = rng.standard_normal((min(50_000, n - start), v, d), dtype=np.float32)
-    out[start:start + len(block)] = block / np.linalg.norm(block, axis=-1, keepdims=True)
+    out[start:start + 50_000] = _unit(rng, (min(50_000, n - start), v, d))
+  out.flush()
+  del out
+  os.replace(file + '.tmp.npy', file)
+
+
+def random_queries(count: int, v: int, d: int) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+  """Per kind, (queries (count, v, d), weights or None)."""
+  rng = np.random.default_rng(1)
+  direct = _unit(rng, (count, v, d))
+  out = {'direct': (direct, None)}
+  for changes in (1, 2, 3):
+    q = direct.copy()
+    for row in q:
+      blocks = 1 + rng.permutation(v - 1)[:changes]
+      row[blocks] = _unit(rng, (changes, d))
+    out[f'manipulate{changes}'] = (q, None)
+  picked = _unit(rng, (3, v, d))
+  from tf_partfash.retrieval import personalization_weights
+  out['feedback'] = (direct, personalization_weights(picked))
   return out
 
 
-def measure(searcher: Searcher, queries: np.ndarray, k: int, batch: int) -> dict:
-  searcher.search(queries[:1], k)  # warm-up
-  single, found = [], []
-  for q in queries:
-    start = time.perf_counter()
-    idx, _ = searcher.search(q[None], k)
-    single.append(time.perf_counter() - start)
-    found.append(idx[0])
-  batched = queries[:batch]
-  start = time.perf_counter()
-  searcher.search(batched, k)
-  per_query = (time.perf_counter() - start) / len(batched)
-  return {'single_ms': 1e3 * float(np.median(single)), 'batch_ms': 1e3 * per_query,
-          'found': np.stack(found)}
+def real_queries(workdir: str, count: int) -> tuple[np.ndarray, dict]:
+  """The run's test signatures, and per kind its queries (with the run's prototypes)."""
+  from tf_partfash.attributes import SPECIAL_ATTRIBUTES
+  from tf_partfash.gallery import GalleryIndex, Prototypes
+  from tf_partfash.retrieval import manipulate, personalization_weights
+  index = GalleryIndex.load(os.path.join(workdir, 'index_test.npz'))
+  prototypes = Prototypes.load(os.path.join(workdir, 'prototypes.npz'))
+  rng = np.random.default_rng(1)
+  rows = rng.choice(len(index), count, replace=False)
+  direct = index.signatures[rows]
+  out = {'direct': (direct, None)}
+  for changes in (1, 2, 3):
+    wanted = []
+    for _ in rows:
+      names = rng.permutation(SPECIAL_ATTRIBUTES)[:changes]
+      wanted.append({str(a): int(rng.choice(np.flatnonzero(prototypes.counts[a]))) for a in names})
+    out[f'manipulate{changes}'] = (manipulate(direct, wanted, prototypes), None)
+  picked = index.signatures[rng.choice(len(index), 3, replace=False)]
+  out['feedback'] = (direct, personalization_weights(picked))
+  return index.signatures, out
 
 
-def peak_gb() -> float:
+def _peak_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: KiB
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--sizes', default='10000,100000', help='Gallery sizes, comma-separated.')
-  parser.add_argument('--signatures', type=int, default=6, help='V = S + 1 signatures.')
-  parser.add_argument('--dims', type=int, default=256, help='D, size of each signature.')
-  parser.add_argument('--queries', type=int, default=50, help='Single queries timed per size.')
-  parser.add_argument('--batch', type=int, default=64, help='Queries in the batched search.')
-  parser.add_argument('--k', type=int, default=10)
-  parser.add_argument('--backends', default='exact,faiss')
-  args = parser.parse_args()
-  v, d = args.signatures, args.dims
-  print(f'{v} x {d} = {v * d} dims, float32, top-{args.k}, median of {args.queries} single '
-        f'queries, batch of {args.batch}')
-  print(f'{"gallery":>9} {"backend":<7} {"GB":>6} {"build s":>8} {"1 query ms":>11} '
-        f'{"batched ms/q":>13} {"same top-k":>10} {"peak GB":>8}')
-  queries = unit_signatures(max(args.queries, args.batch), v, d, seed=1)
-  for n in (int(s) for s in args.sizes.split(',')):
-    gallery = unit_signatures(n, v, d, seed=0)
-    reference = None
-    for backend in args.backends.split(','):
+def measure(index: str, gallery, queries: dict, truth: dict | None, candidates: int) -> dict:
+  """One record's figures: build, then each kind's single-query latency, top-20 and recall."""
+  from tf_partfash.compact import CompactIndex, CompactSearcher
+  from tf_partfash.retrieval import Searcher
+  started = time.perf_counter()
+  if index == 'exact':
+    searcher = Searcher(np.asarray(gallery[:], np.float32), 'exact', 'euclidean')
+  else:
+    codes = CompactIndex.build(gallery, 'bench', 'bench', progress=False)
+    searcher = CompactSearcher(codes, gallery, 'euclidean', candidates)
+  record = {'build_s': time.perf_counter() - started, 'single_query_ms': {}, 'recall_at_20': {},
+            'found': {}}
+  for kind, (q, weights) in queries.items():
+    searcher.search(q[:1], K, weights)  # warm-up
+    times, found = [], []
+    for row in q:
       start = time.perf_counter()
-      searcher = Searcher(gallery, backend, 'squared')  # the distance both backends serve
-      build = time.perf_counter() - start
-      got = measure(searcher, queries[:args.queries], args.k, args.batch)
-      del searcher  # frees FAISS's copy of the gallery before the next backend
-      same = '-' if reference is None else f'{np.mean(got["found"] == reference):.4f}'
-      reference = got['found'] if reference is None else reference
-      print(f'{n:>9} {backend:<7} {gallery.nbytes / 1e9:>6.2f} {build:>8.2f} '
-            f'{got["single_ms"]:>11.1f} {got["batch_ms"]:>13.2f} {same:>10} {peak_gb():>8.2f}',
+      idx, _ = searcher.search(row[None], K, weights)
+      times.append(time.perf_counter() - start)
+      found.append(idx[0])
+    found = np.stack(found)
+    record['single_query_ms'][kind] = 1e3 * float(np.median(times))
+    record['found'][kind] = found.tolist()
+    if truth is not None:
+      record['recall_at_20'][kind] = float(np.mean(
+          [len(set(a) & set(b)) / K for a, b in zip(found, np.asarray(truth[kind]))]))
+  record['peak_gb'] = _peak_gb()
+  return record
+
+
+def _child(args: argparse.Namespace) -> None:
+  from tf_partfash.cache import StoredRows
+  if args.vectors == 'real':
+    gallery, queries = real_queries(args.workdir, args.queries)
+  else:
+    file = os.path.join(args.scratch, f'random_{args.gallery}x{args.signatures}x{args.dims}.npy')
+    # On disk, read row by row: from a million images on (6 GB of float32) they stay there.
+    on_disk = args.index == 'compact' and args.gallery >= args.on_disk_from
+    gallery = StoredRows.of(file) if on_disk else np.load(file, mmap_mode='r')
+    queries = {k: (q[:args.queries], w)
+               for k, (q, w) in random_queries(args.queries, args.signatures, args.dims).items()}
+  truth = None
+  if args.truth:
+    with open(args.truth, encoding='utf-8') as f:
+      truth = json.load(f)
+  record = measure(args.index, gallery, queries, truth, args.candidates)
+  json.dump(record, sys.stdout)
+
+
+def _run_child(args: argparse.Namespace, index: str, vectors: str, size: int,
+               truth: str | None) -> dict:
+  command = [sys.executable, os.path.abspath(__file__), '--_child', f'--index={index}',
+             f'--vectors={vectors}', f'--gallery={size}', f'--queries={args.queries}',
+             f'--signatures={args.signatures}', f'--dims={args.dims}',
+             f'--scratch={args.scratch}', f'--candidates={args.candidates}',
+             f'--on_disk_from={args.on_disk_from}']
+  if args.workdir:
+    command.append(f'--workdir={args.workdir}')
+  if truth:
+    command.append(f'--truth={truth}')
+  out = subprocess.run(command, capture_output=True, text=True)
+  if out.returncode:
+    raise RuntimeError(f'{" ".join(command)} failed:\n{out.stderr[-3000:]}')
+  return json.loads(out.stdout)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--sizes', default='100000,1000000', help='random gallery sizes')
+  parser.add_argument('--signatures', type=int, default=6, help='V = S + 1 signatures')
+  parser.add_argument('--dims', type=int, default=256, help='D, size of each signature')
+  parser.add_argument('--queries', type=int, default=50, help='single queries timed per kind')
+  parser.add_argument('--candidates', type=int, default=1000)
+  parser.add_argument('--on_disk_from', type=int, default=1_000_000,
+                      help='compact re-ranks from disk from this gallery size on')
+  parser.add_argument('--workdir', help='a trained run whose test index gives real signatures')
+  parser.add_argument('--scratch', default=os.path.join('/tmp', 'bench_search'))
+  parser.add_argument('--output_json')
+  parser.add_argument('--_child', action='store_true', help=argparse.SUPPRESS)
+  parser.add_argument('--index', help=argparse.SUPPRESS)
+  parser.add_argument('--vectors', help=argparse.SUPPRESS)
+  parser.add_argument('--gallery', type=int, help=argparse.SUPPRESS)
+  parser.add_argument('--truth', help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args._child:
+    _child(args)
+    return
+  os.makedirs(args.scratch, exist_ok=True)
+  jobs = [('random', int(s)) for s in args.sizes.split(',') if s]
+  if args.workdir:
+    jobs.append(('real', None))
+  records = []
+  print(f'top-{K}, Euclidean Eq. 4, median of {args.queries} single queries per kind; compact: '
+        f'{args.candidates} candidates re-ranked')
+  print(f'{"vectors":<7} {"gallery":>8} {"index":<8} {"build s":>8} '
+        + ' '.join(f'{k[:11]:>11}' for k in KINDS) + f' {"recall@20":>10} {"peak GB":>8}')
+  for vectors, size in jobs:
+    if vectors == 'random':
+      write_random_gallery(os.path.join(args.scratch, f'random_{size}x{args.signatures}x'
+                                        f'{args.dims}.npy'), size, args.signatures, args.dims)
+    truth_file = os.path.join(args.scratch, f'truth_{vectors}_{size}.json')
+    for index in ('exact', 'compact'):
+      record = _run_child(args, index, vectors, size or 0, None if index == 'exact' else truth_file)
+      if index == 'exact':
+        with open(truth_file, 'w', encoding='utf-8') as f:
+          json.dump(record['found'], f)
+        record['recall_at_20'] = {k: 1.0 for k in record['found']}
+      del record['found']
+      gallery = size if size else len(np.load(os.path.join(args.workdir, 'index_test.npz'))[
+          'signatures'])
+      record = {'gallery': gallery, 'index': index, 'vectors': vectors, **record}
+      records.append(record)
+      print(f'{vectors:<7} {gallery:>8} {index:<8} {record["build_s"]:>8.1f} '
+            + ' '.join(f'{record["single_query_ms"][k]:>8.1f} ms' for k in KINDS)
+            + f' {min(record["recall_at_20"].values()):>10.4f} {record["peak_gb"]:>8.2f}',
             flush=True)
-    del gallery
+  print('recall@20: the lowest over the kinds; ms: single-query latency')
+  if args.output_json:
+    with open(args.output_json, 'w', encoding='utf-8') as f:
+      json.dump(records, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -129,3 +129,31 @@ def test_the_run_builds_reuses_and_refuses_its_compact_index(untrained_run, capl
   os.remove(file)
   with pytest.raises(ValueError, match="compact index name 'a/b'"):
     run.searcher('a/b', index, index.signatures, 'compact', 'euclidean')
+
+
+def test_stored_rows_read_from_npy_and_npz_members(tmp_path):
+  from tf_partfash.cache import StoredRows, save_npz
+  array = np.arange(5 * 3 * 2, dtype=np.float32).reshape(5, 3, 2)
+  np.save(tmp_path / 'a.npy', array)
+  save_npz(str(tmp_path / 'b.npz'), {'other': np.arange(7), 'signatures': array})
+  for rows in (StoredRows.of(str(tmp_path / 'a.npy')),
+               StoredRows.of(str(tmp_path / 'b.npz'), 'signatures')):
+    assert rows.shape == (5, 3, 2) and len(rows) == 5 and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows[1:4], array[1:4])
+    np.testing.assert_array_equal(rows[::2], array[::2])
+    np.testing.assert_array_equal(rows[np.array([4, 0, 2])], array[[4, 0, 2]])
+    np.testing.assert_array_equal(rows[3:], array[3:])
+  np.savez_compressed(tmp_path / 'c.npz', signatures=array)
+  with pytest.raises(ValueError, match='signatures is compressed'):
+    StoredRows.of(str(tmp_path / 'c.npz'), 'signatures')
+
+
+def test_the_compact_searcher_reranks_rows_read_from_disk(gallery, tmp_path):
+  from tf_partfash.cache import StoredRows
+  vectors, compact = gallery
+  np.save(tmp_path / 'g.npy', vectors)
+  queries = _clustered(5, seed=5)
+  on_disk = CompactSearcher(compact, StoredRows.of(str(tmp_path / 'g.npy'))).search(queries, 10)
+  in_memory = CompactSearcher(compact, vectors).search(queries, 10)
+  np.testing.assert_array_equal(on_disk[0], in_memory[0])
+  np.testing.assert_array_equal(on_disk[1], in_memory[1])

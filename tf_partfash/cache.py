@@ -161,3 +161,63 @@ def _read_manifest(file: str) -> dict | None:
       return json.load(f)
   except (OSError, ValueError):  # absent, or from an older tf_partfash that wrote it in place
     return None
+
+
+class StoredRows:
+  """The rows of an array stored in an .npy file (or an .npz member stored uncompressed, as
+  `save_npz` writes them), read on demand with `os.pread`: neither loaded nor memory-mapped, so
+  a process holds only the rows it asked for (re-ranking a compact index's candidates in a
+  gallery larger than memory). Slices and integer row arrays index it, giving ndarrays."""
+
+  def __init__(self, file: str, offset: int, shape: tuple[int, ...], dtype: np.dtype):
+    self.file, self.offset, self.shape, self.dtype = file, offset, tuple(shape), np.dtype(dtype)
+    self.ndim = len(self.shape)
+    self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+    self._fd = os.open(file, os.O_RDONLY)
+
+  @classmethod
+  def of(cls, file: str, member: str | None = None) -> StoredRows:
+    """The array of an .npy `file`, or of `member` (e.g. 'signatures') of an .npz `file`."""
+    start = 0
+    if member is not None:
+      with zipfile.ZipFile(file) as z:
+        info = z.getinfo(f'{member}.npy')
+        if info.compress_type != zipfile.ZIP_STORED:
+          raise ValueError(f'{file}: {member} is compressed; rows can be read only from a stored '
+                           'member')
+      with open(file, 'rb') as f:  # past the member's local header: its name and extra field
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = np.frombuffer(f.read(4), '<u2')
+        start = info.header_offset + 30 + int(name_length) + int(extra_length)
+    with open(file, 'rb') as f:
+      f.seek(start)
+      version = np.lib.format.read_magic(f)
+      read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                     else np.lib.format.read_array_header_2_0)
+      shape, fortran, dtype = read_header(f)
+      if fortran or dtype.hasobject:
+        raise ValueError(f'{file}: rows can be read from a C-ordered numeric array only')
+      return cls(file, f.tell(), shape, dtype)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, key) -> np.ndarray:
+    if isinstance(key, slice):
+      start, stop, step = key.indices(len(self))
+      if step == 1:
+        return self._read(start, max(0, stop - start))
+      key = np.arange(start, stop, step)
+    rows = np.asarray(key, np.int64)
+    out = np.empty((len(rows),) + self.shape[1:], self.dtype)
+    for k, row in enumerate(rows):
+      out[k] = self._read(int(row), 1)[0]
+    return out
+
+  def _read(self, start: int, count: int) -> np.ndarray:
+    data = os.pread(self._fd, count * self._row_bytes, self.offset + start * self._row_bytes)
+    return np.frombuffer(data, self.dtype).reshape((count,) + self.shape[1:])
+
+  def __del__(self):
+    if getattr(self, '_fd', None) is not None:
+      os.close(self._fd)
