@@ -22,10 +22,14 @@ from tf_partfash.retrieval import BACKENDS
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
 flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
-flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde', 'feedback'],
-                  "'paper' (§7: direct, 1 and 2 manipulations), 'adde' (ADDE's query files) or "
+flags.DEFINE_enum('protocol', 'paper', ['paper', 'adde', 'feedback', 'gallery_size'],
+                  "'paper' (§7: direct, 1 and 2 manipulations), 'adde' (ADDE's query files), "
                   "'feedback' (personalization: a simulated shopper's rounds of Eq. 5-6 feedback "
-                  'towards the paper queries\' hidden targets; tf_partfash/feedback.py).')
+                  "towards the paper queries' hidden targets; tf_partfash/feedback.py) or "
+                  "'gallery_size' (AMNet Fig. 6: top-20 after one manipulation in nested "
+                  'galleries of --gallery_sizes images; tf_partfash/gallery_sizes.py).')
+flags.DEFINE_list('gallery_sizes', ['1000', '2000', '5000', '10000', '19000'],
+                  'Gallery sizes of --protocol=gallery_size (at most the paper gallery).')
 flags.DEFINE_string('output_json', None, 'results.json path (plots are written beside it).')
 flags.DEFINE_enum('distance', 'euclidean', list(DISTANCES),
                   "d of Eq. 4: 'euclidean' (the paper: the Euclidean distances of the S + 1 "
@@ -98,6 +102,9 @@ def _evaluate() -> None:
   if FLAGS.protocol == 'feedback':
     _feedback(runs, data, dataset, settings)
     return
+  if FLAGS.protocol == 'gallery_size':
+    _gallery_sizes(runs, data, dataset, settings)
+    return
   if FLAGS.protocol == 'paper':
     query_sets, query_file = queries.ensure_paper_queries(
         data.split_file, data.table, data.split, FLAGS.query_seed, FLAGS.hit_attributes)
@@ -146,6 +153,29 @@ def _feedback(runs, data, dataset, settings) -> None:
        'split_seed': settings['split_seed'], 'split_file': data.split_file}, skipped))
   plot = os.path.splitext(output)[0] + '_rounds.png'
   feedback_report.plot_feedback(plot, results, dataset)
+  print(f'Wrote {output} and {plot}')
+
+
+def _gallery_sizes(runs, data, dataset, settings) -> None:
+  from tf_partfash import gallery_sizes, queries, reports
+  try:
+    sizes = [int(s) for s in FLAGS.gallery_sizes]
+  except ValueError:
+    raise app.UsageError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
+  gallery_sizes.nested_galleries(len(data.rows('gallery')), sizes)  # sizes checked before search
+  query_sets, query_file = queries.ensure_paper_queries(
+      data.split_file, data.table, data.split, FLAGS.query_seed, 'special')
+  results = [gallery_sizes.evaluate_gallery_sizes(r, query_sets[gallery_sizes.SETTING], sizes,
+                                                  FLAGS.distance, FLAGS.backend) for r in runs]
+  print(gallery_sizes.format_table(results, dataset))
+  print(f'Queries: {query_file}')
+  output = FLAGS.output_json or os.path.join(runs[0].workdir, 'results_gallery_size.json')
+  reports.write_json(output, gallery_sizes.results_json(
+      results, dataset, query_file,
+      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
+       'split_seed': settings['split_seed'], 'split_file': data.split_file}))
+  plot = os.path.splitext(output)[0] + '.png'
+  gallery_sizes.plot(plot, results, dataset)
   print(f'Wrote {output} and {plot}')
 
 

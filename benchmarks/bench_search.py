@@ -9,16 +9,17 @@ candidates re-ranked exactly, the signatures read from disk row by row at a mill
 held in memory below), `vectors` (`random` or `real`), `build_s`, `single_query_ms` (median over
 `--queries` single queries, Q = 1, as a shopper searches, for each query kind: `direct`, 1, 2
 and 3 manipulations, and Eq. 6 feedback weights), `recall_at_20` (per kind, against exact
-search with the paper's Euclidean Eq. 4) and `peak_gb` (the measuring process's peak resident
+search with the paper's Euclidean Eq. 4; `recall_at_20_interval` its 95 % bootstrap interval over
+the queries) and `peak_gb` (the measuring process's peak resident
 memory: each record is measured in its own process).
 
 Random galleries are unit signatures of the paper's shape (6 x 256, float32) written to
 `--scratch` in slices, and queries are other random unit signatures; a manipulation replaces a
 special block by a random unit vector (a prototype's stand-in). Random unit vectors are the worst
 case for approximate search (every neighbour is about as far as any other); `--workdir` adds the
-run's real test-index signatures (gallery and query images), queried by 50 of its images, with
-manipulations by the run's prototypes (`retrieval.manipulate`) and feedback weights of Eq. 5
-from three of its images.
+run's real test-index signatures (gallery and query images), queried by `--queries` of its
+images, with manipulations by the run's prototypes (`retrieval.manipulate`) and feedback weights
+of Eq. 5 from three of its images.
 """
 from __future__ import annotations
 
@@ -99,6 +100,7 @@ def _peak_gb() -> float:
 
 def measure(index: str, gallery, queries: dict, truth: dict | None, candidates: int) -> dict:
   """One record's figures: build, then each kind's single-query latency, top-20 and recall."""
+  from tf_partfash import intervals
   from tf_partfash.compact import CompactIndex, CompactSearcher
   from tf_partfash.retrieval import Searcher
   started = time.perf_counter()
@@ -121,8 +123,10 @@ def measure(index: str, gallery, queries: dict, truth: dict | None, candidates: 
     record['single_query_ms'][kind] = 1e3 * float(np.median(times))
     record['found'][kind] = found.tolist()
     if truth is not None:
-      record['recall_at_20'][kind] = float(np.mean(
-          [len(set(a) & set(b)) / K for a, b in zip(found, np.asarray(truth[kind]))]))
+      per_query = np.array([len(set(a) & set(b)) / K
+                            for a, b in zip(found, np.asarray(truth[kind]))])
+      record['recall_at_20'][kind] = float(per_query.mean())
+      record.setdefault('recall_at_20_interval', {})[kind] = list(intervals.interval(per_query))
   record['peak_gb'] = _peak_gb()
   return record
 
@@ -169,7 +173,7 @@ def main() -> None:
   parser.add_argument('--sizes', default='100000,1000000', help='random gallery sizes')
   parser.add_argument('--signatures', type=int, default=6, help='V = S + 1 signatures')
   parser.add_argument('--dims', type=int, default=256, help='D, size of each signature')
-  parser.add_argument('--queries', type=int, default=50, help='single queries timed per kind')
+  parser.add_argument('--queries', type=int, default=100, help='single queries timed per kind')
   parser.add_argument('--candidates', type=int, default=1000)
   parser.add_argument('--on_disk_from', type=int, default=1_000_000,
                       help='compact re-ranks from disk from this gallery size on')
@@ -205,6 +209,7 @@ def main() -> None:
         with open(truth_file, 'w', encoding='utf-8') as f:
           json.dump(record['found'], f)
         record['recall_at_20'] = {k: 1.0 for k in record['found']}
+        record['recall_at_20_interval'] = {k: [1.0, 1.0] for k in record['found']}
       del record['found']
       gallery = size if size else len(np.load(os.path.join(args.workdir, 'index_test.npz'))[
           'signatures'])

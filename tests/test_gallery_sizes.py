@@ -1,0 +1,58 @@
+"""The gallery-size study (AMNet Fig. 6): nested galleries, reachable queries, the run through it."""
+import numpy as np
+import pytest
+
+from tf_partfash.gallery_sizes import evaluate_gallery_sizes, nested_galleries, top20
+
+
+def test_galleries_are_nested_prefixes_of_one_order():
+  small, middle, whole = nested_galleries(50, [5, 20, 50])
+  assert (len(small), len(middle), len(whole)) == (5, 20, 50)
+  assert set(small) <= set(middle) <= set(whole) and (np.diff(middle) > 0).all()
+  np.testing.assert_array_equal(whole, np.arange(50))
+  np.testing.assert_array_equal(nested_galleries(50, [20])[0], middle)  # the same order each time
+  with pytest.raises(ValueError, match=r'gallery sizes \[60, 0\]: the gallery has 50 images'):
+    nested_galleries(50, [10, 60, 0])
+
+
+def test_top20_counts_only_queries_whose_target_is_in_the_gallery():
+  class _Scores:
+    reachable = np.array([True, True, False, True])
+
+    def hits(self, k):
+      assert k == 20
+      return np.array([1.0, 0.0, 0.0, 1.0])
+  result = top20(_Scores())
+  assert (result['queries'], result['top20']) == (3, pytest.approx(2 / 3))
+  assert result['ci95'][0] <= 2 / 3 <= result['ci95'][1]
+
+
+def test_the_study_on_a_tiny_run(untrained_run):
+  from tf_partfash.attributes import SPECIAL_ATTRIBUTES
+  from tf_partfash.queries import QuerySet
+  from tf_partfash.trained_run import TrainedRun
+  run = TrainedRun.open(untrained_run.workdir, progress=False)
+  data = run.data
+  gallery_rows = data.rows('gallery')
+  labels = data.table[list(SPECIAL_ATTRIBUTES)].to_numpy()
+  # Queries wanting each gallery image's own special labels, reached by a change of colour from
+  # another colour: the target is in the whole gallery by construction.
+  rows = data.rows('query')[:1].repeat(len(gallery_rows))
+  targets = labels[gallery_rows]
+  keep = targets[:, SPECIAL_ATTRIBUTES.index('color')] >= 0
+  queries = QuerySet('manipulate1', rows[keep],
+                     tuple({'color': int(t[SPECIAL_ATTRIBUTES.index('color')])}
+                           for t in targets[keep]), targets[keep], SPECIAL_ATTRIBUTES)
+  half = len(gallery_rows) // 2
+  result = evaluate_gallery_sizes(run, queries, [half, len(gallery_rows)])
+  assert list(result.scores) == [f'gallery_{half}', f'gallery_{len(gallery_rows)}']
+  whole = result.scores[f'gallery_{len(gallery_rows)}']
+  assert whole.reachable.all() and whole.gallery_size == len(gallery_rows)
+  # A gallery of fewer than 20 images: every reachable query hits within the top 20.
+  assert len(gallery_rows) < 20
+  for scores in result.scores.values():
+    assert top20(scores)['top20'] == 1.0
+  part = result.scores[f'gallery_{half}']
+  in_half = {tuple(t) for t in labels[gallery_rows[nested_galleries(len(gallery_rows),
+                                                                     [half])[0]]]}
+  np.testing.assert_array_equal(part.reachable, [tuple(t) in in_half for t in targets[keep]])
