@@ -40,7 +40,7 @@ flags.DEFINE_enum('hit_attributes', 'special', list(HIT_ATTRIBUTES),
                       f"'{name}': {rule}." for name, rule in HIT_RULES.items()))
 flags.DEFINE_enum('backend', 'exact', list(BACKENDS), "Nearest-neighbour search: 'exact' "
                   "(numpy), 'faiss' (exact, squared only) or 'compact' (product-quantised codes "
-                  'find 1,000 candidates, re-ranked exactly; tf_partfash/compact.py).')
+                  'find 2,000 candidates, re-ranked exactly; tf_partfash/compact.py).')
 flags.DEFINE_bool('rebuild_compact_index', False, 'Rebuild the compact index of --backend='
                   'compact (one of another model or gallery is refused until rebuilt).')
 flags.DEFINE_integer('query_seed', 0, 'Seed of the paper protocol\'s random manipulations.')

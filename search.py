@@ -31,7 +31,7 @@ flags.DEFINE_integer('top_k', 10, 'Number of results.', lower_bound=1)
 flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
                     'of images.')
 flags.DEFINE_enum('backend', 'exact', BACKENDS, "'exact' (numpy), 'faiss' (exact, squared only) "
-                  "or 'compact' (a catalogue-size index: product-quantised codes find 1,000 "
+                  "or 'compact' (a catalogue-size index: product-quantised codes find 2,000 "
                   'candidates, re-ranked exactly by --distance; built on first use).')
 flags.DEFINE_bool('rebuild_compact_index', False, 'Rebuild the compact index of --backend='
                   'compact (one of another model or gallery is refused until rebuilt).')

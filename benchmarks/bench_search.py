@@ -4,7 +4,7 @@ r"""Search at catalogue scale: exact search against the compact index, side by s
       [--workdir=runs/demo] [--scratch=/tmp/bench_search]
 
 Per gallery and index, one record (`--output_json`: a list) with `gallery` (its size), `index`
-(`exact`: numpy over float32 signatures in memory; `compact`: 4-bit PQ codes and 1,000
+(`exact`: numpy over float32 signatures in memory; `compact`: 4-bit PQ codes and 2,000
 candidates re-ranked exactly, the signatures read from disk row by row at a million images and
 held in memory below), `vectors` (`random` or `real`), `build_s`, `single_query_ms` (median over
 `--queries` single queries, Q = 1, as a shopper searches, for each query kind: `direct`, 1, 2
@@ -32,6 +32,8 @@ import sys
 import time
 
 import numpy as np
+
+from tf_partfash.compact import CANDIDATES
 
 KINDS = ('direct', 'manipulate1', 'manipulate2', 'manipulate3', 'feedback')
 K = 20
@@ -174,7 +176,7 @@ def main() -> None:
   parser.add_argument('--signatures', type=int, default=6, help='V = S + 1 signatures')
   parser.add_argument('--dims', type=int, default=256, help='D, size of each signature')
   parser.add_argument('--queries', type=int, default=100, help='single queries timed per kind')
-  parser.add_argument('--candidates', type=int, default=1000)
+  parser.add_argument('--candidates', type=int, default=CANDIDATES)
   parser.add_argument('--on_disk_from', type=int, default=1_000_000,
                       help='compact re-ranks from disk from this gallery size on')
   parser.add_argument('--workdir', help='a trained run whose test index gives real signatures')
