@@ -3,6 +3,7 @@ r"""Scores trained runs on the paper's retrieval protocol (§7: Fig. 6, Table 2)
   python evaluate.py --workdir=runs/demo
   python evaluate.py --workdirs=runs/classic,runs/no_parts,runs/paper --protocol=paper
   python evaluate.py --workdir=runs/paper --protocol=adde [--adde_dir=/data/adde_splits]
+  python evaluate.py --workdirs=runs/classic,runs/paper --protocol=gallery_size
 
 Prints the measured numbers, each with its 95 % bootstrap interval over queries, beside the
 published ones, and writes results.json (default <first workdir>/results_<protocol>.json) and

@@ -157,3 +157,18 @@ def test_the_compact_searcher_reranks_rows_read_from_disk(gallery, tmp_path):
   in_memory = CompactSearcher(compact, vectors).search(queries, 10)
   np.testing.assert_array_equal(on_disk[0], in_memory[0])
   np.testing.assert_array_equal(on_disk[1], in_memory[1])
+
+
+def test_a_lazily_loaded_index_reads_its_signatures_by_the_rows_asked_for(untrained_run):
+  from tf_partfash.cache import StoredRows
+  from tf_partfash.gallery import GalleryIndex
+  from tf_partfash.trained_run import TrainedRun
+  file = os.path.join(untrained_run.workdir, 'index_test.npz')
+  eager, lazy = GalleryIndex.load(file), GalleryIndex.load(file, lazy_signatures=True)
+  assert isinstance(lazy.signatures, StoredRows) and len(lazy) == len(eager)
+  np.testing.assert_array_equal(lazy.labels, eager.labels)
+  np.testing.assert_array_equal(lazy.take([3, 1]).signatures, eager.signatures[[3, 1]])
+  np.testing.assert_array_equal(lazy.signatures[:, :1], eager.signatures[:, :1])  # Classic's
+  np.testing.assert_array_equal(np.asarray(lazy.signatures), eager.signatures)    # exact's
+  run = TrainedRun.open(untrained_run.workdir, progress=False)
+  assert isinstance(run.index(lazy=True).signatures, StoredRows)

@@ -72,13 +72,15 @@ def save_npz(file: str, arrays: dict[str, np.ndarray]) -> None:
     np.savez(f, **arrays)
 
 
-def load_npz(file: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-  """The arrays of an .npz file (only `names`, when given); a damaged one is `UnreadableCache`."""
+def load_npz(file: str, names: Sequence[str] | None = None,
+             skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
+  """The arrays of an .npz file (only `names`, when given; not those in `skip`); a damaged one is
+  `UnreadableCache`."""
   if not os.path.exists(file):
     raise FileNotFoundError(f'index file not found: {file}')
   try:
     with np.load(file, allow_pickle=False) as z:
-      return {k: z[k] for k in (z.files if names is None else names)}
+      return {k: z[k] for k in (z.files if names is None else names) if k not in skip}
   except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, OSError) as e:
     raise UnreadableCache(file, f'{type(e).__name__}: {e}') from None
 
@@ -202,7 +204,14 @@ class StoredRows:
   def __len__(self) -> int:
     return self.shape[0]
 
+  def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    """All rows (what exact search over the whole gallery reads anyway)."""
+    whole = self._read(0, len(self)).copy()
+    return whole if dtype is None else whole.astype(dtype)
+
   def __getitem__(self, key) -> np.ndarray:
+    if isinstance(key, tuple):  # rows first, then the rest of the key on what was read
+      return self[key[0]][(slice(None),) + key[1:]]
     if isinstance(key, slice):
       start, stop, step = key.indices(len(self))
       if step == 1:

@@ -158,9 +158,16 @@ class GalleryIndex:
         **{f'probabilities_{a}': p for a, p in self.probabilities.items()}})
 
   @classmethod
-  def load(cls, path: str, expected_model_id: str | None = None) -> GalleryIndex:
-    """Reads an index; another format version or model (when `expected_model_id`) is an error."""
-    stored = cache.load_npz(path)
+  def load(cls, path: str, expected_model_id: str | None = None,
+           lazy_signatures: bool = False) -> GalleryIndex:
+    """Reads an index; another format version or model (when `expected_model_id`) is an error.
+
+    With `lazy_signatures` the signatures stay in the file (`cache.StoredRows`) and are read by
+    the rows asked for, as a compact search re-ranks them: a million images' 6 GB are not held.
+    """
+    stored = cache.load_npz(path, skip=('signatures',) if lazy_signatures else ())
+    if lazy_signatures:
+      stored['signatures'] = cache.StoredRows.of(path, 'signatures')
     cache.check_header(path, stored, expected_model_id)
     return cls(stored['signatures'], {a: stored[f'probabilities_{a}'] for a in ATTRIBUTE_NAMES},
                stored['labels'], stored['paths'], stored['rows'], str(stored['model_id']),

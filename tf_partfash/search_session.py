@@ -104,8 +104,9 @@ def search(request: SearchRequest) -> dict[str, Any]:
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
   _check_output_folders(request)
   run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
-  gallery = (run.index() if request.gallery == 'test'
-             else run.folder_index(request.gallery, request.part_extractor))
+  lazy = request.backend == 'compact'  # candidates' signatures read from the file, not all held
+  gallery = (run.index(lazy=lazy) if request.gallery == 'test'
+             else run.folder_index(request.gallery, request.part_extractor, lazy=lazy))
   picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
   query = _find_query(run, gallery, request.query, request.part_extractor)
   if len(picked) > 1 and not run.method.signatures:

@@ -93,9 +93,12 @@ class TrainedRun:
                                     self._skip_corrupt)
     return self._data
 
-  def index(self, name: str = 'test', rows: np.ndarray | None = None) -> GalleryIndex:
+  def index(self, name: str = 'test', rows: np.ndarray | None = None,
+            lazy: bool = False) -> GalleryIndex:
     """The index of `rows` of the run's dataset (default: its gallery and query images), cached
-    as `index_<name>.npz` and rebuilt when the model (or the rows asked for) changed."""
+    as `index_<name>.npz` and rebuilt when the model (or the rows asked for) changed. `lazy`:
+    a stored index's signatures are read from the file by the rows asked for
+    (`GalleryIndex.load`), for a compact search."""
     if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
       raise ValueError(f'index name {name!r}: use letters, digits, _ and - only')
     found = self._indexes.get(name)
@@ -112,7 +115,7 @@ class TrainedRun:
                                  file + '.partial', f'index {name}', self._chunk_size,
                                  self._progress)
 
-    self._indexes[name] = cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
+    self._indexes[name] = cache.ensure(file, self.model_id, _reader(lazy), stale, build)
     return self._indexes[name]
 
   def prototypes(self) -> Prototypes:
@@ -146,10 +149,11 @@ class TrainedRun:
                                    self._workers)
     return regressor.extract
 
-  def folder_index(self, folder: str, part_extractor: str | None = None) -> GalleryIndex:
+  def folder_index(self, folder: str, part_extractor: str | None = None,
+                   lazy: bool = False) -> GalleryIndex:
     """The index of a folder of the user's images, cached in the workdir while the model, the
     part extractor, the folder's list of images and each image's size and modification time stay
-    the same."""
+    the same; `lazy` as for `index`."""
     folder = os.path.realpath(folder)
     paths = folder_images(folder)
     stamps = file_stamps(folder, paths)
@@ -170,7 +174,7 @@ class TrainedRun:
       return dataclasses.replace(self.embed(folder, paths, part_extractor=extractor),
                                  stamps=stamps)
 
-    return cache.ensure(file, self.model_id, GalleryIndex.load, stale, build)
+    return cache.ensure(file, self.model_id, _reader(lazy), stale, build)
 
   def embed(self, image_root: str, paths: list[str], progress: bool | None = None,
             part_extractor: str | None = None) -> GalleryIndex:
@@ -208,3 +212,8 @@ class TrainedRun:
     """The method's query encoder; `with_prototypes=False` for searches without changes (the
     prototypes, computed on first use, need the model and the training images)."""
     return self.method.encoder_class().from_run(self, with_prototypes)
+
+
+def _reader(lazy: bool):
+  """`GalleryIndex.load`, with the signatures left in the file when `lazy`."""
+  return functools.partial(GalleryIndex.load, lazy_signatures=True) if lazy else GalleryIndex.load
