@@ -13,7 +13,7 @@ from tf_partfash.parts import (CASES, Parts, compute_parts, ensure_part_regresso
                                regressor_file, regressor_sample, teach_part_regressor)
 from tf_partfash.parts.boxes import box_iou
 from tf_partfash.parts.extraction import Garment, Sleeve, part_boxes, silhouette
-from tf_partfash.parts.regression import LANDMARKS, PartRegressor, decode, encode, features, fit
+from tf_partfash.parts.regression import LANDMARKS, PartRegressor, decode, encode, fit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
