@@ -224,7 +224,7 @@ import sys, time
 from tf_partfash.data.shopping100k import read_attributes
 from tf_partfash.parts import dataset
 extract = dataset._extract_file
-dataset._extract_file = lambda job: (time.sleep(0.5), extract(job))[1]
+dataset._extract_file = lambda job, regressor=None: (time.sleep(0.5), extract(job, regressor))[1]
 dataset.SAVE_EVERY_SECS = 0.0
 data_dir, cache = sys.argv[1:]
 dataset.ensure_parts(data_dir, read_attributes(data_dir), cache, progress=False)
@@ -247,7 +247,8 @@ def test_sigkill_while_extracting_parts_keeps_a_whole_cache(tiny_synthetic, tmp_
   extracted = []
   extract = parts_dataset._extract_file
   monkeypatch.setattr(parts_dataset, '_extract_file',
-                      lambda job: (extracted.append(job[0]), extract(job))[1])
+                      lambda job, regressor=None: (extracted.append(job[0]),
+                                                   extract(job, regressor))[1])
   parts = parts_dataset.ensure_parts(tiny_synthetic, table, cache, progress=False)
   assert len(parts) == len(table) and len(read_parts_csv(cache)) == len(table)
   assert len(extracted) == len(table) - len(kept)  # resumed: only the missing images

@@ -222,7 +222,7 @@ def test_cli_without_a_regressor_says_how_to_teach_one(tiny_copy, tmp_path):
   assert out.returncode == 2 and 'with --part_extractor=regression only' in out.stderr
 
 
-def test_runs_recorded_before_the_extractor_resume_as_jump_detection(tmp_path):
+def test_runs_recorded_before_new_settings_resume_with_their_old_values(tmp_path):
   import json
 
   from tf_partfash.config import ModelConfig, TrainConfig
@@ -231,8 +231,10 @@ def test_runs_recorded_before_the_extractor_resume_as_jump_detection(tmp_path):
   inputs = {'data_dir': None, 'split_seed': 0, 'synthetic_images': 100, 'synthetic_seed': 0,
             'alexnet_weights': None}
   old = RunConfig('partnet', ModelConfig(), TrainConfig(), inputs).to_json()
-  (tmp_path / RUN_FILE).write_text(json.dumps(old))  # as a run of before part_extractor wrote it
-  assert load_run_config(str(tmp_path)).data['part_extractor'] == 'jumps'
+  del old['train']['steps_per_epoch']  # as a run of before both settings wrote it
+  (tmp_path / RUN_FILE).write_text(json.dumps(old))
+  loaded = load_run_config(str(tmp_path))
+  assert loaded.data['part_extractor'] == 'jumps' and loaded.train.steps_per_epoch == 0
   check_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(),
                                             {**inputs, 'part_extractor': 'jumps'}))
   with pytest.raises(ValueError, match="part_extractor: stored 'jumps', requested 'regression'"):

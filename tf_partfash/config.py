@@ -68,7 +68,8 @@ TRAIN_RANGES: dict[str, Interval] = {
     'stage1_learning_rate': _POSITIVE, 'stage2_learning_rate': _POSITIVE, 'momentum': _FRACTION,
     'weight_decay': _NON_NEGATIVE, 'warmup_steps': _NON_NEGATIVE, 'batch_size': _POSITIVE,
     'margin': _NON_NEGATIVE, 'triplet_weight': _NON_NEGATIVE, 'seed': _NON_NEGATIVE,
-    'checkpoint_every_secs': _NON_NEGATIVE, 'log_every_secs': _NON_NEGATIVE}
+    'checkpoint_every_secs': _NON_NEGATIVE, 'log_every_secs': _NON_NEGATIVE,
+    'steps_per_epoch': _NON_NEGATIVE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,9 @@ class TrainConfig:
   seed: int = 0
   checkpoint_every_secs: float = 60.0
   log_every_secs: float = 20.0
+  # Batches per epoch: 0 = the whole training set; N = the first N of each epoch's order (a short
+  # run through the whole chain, such as benchmarks/rehearse_shopping100k.sh).
+  steps_per_epoch: int = 0
 
   def __post_init__(self):
     check_choices(self)

@@ -94,6 +94,9 @@ class Trainer:
       raise ValueError(f'batch_size {config.batch_size} does not split into whole groups of '
                        f'{group} images over {strategy.num_replicas_in_sync} replicas')
     self.steps_per_epoch = {s: self.samplers[s].batches_per_epoch for s in (1, 2)}
+    if config.steps_per_epoch:  # a short run: the first batches of each epoch's order
+      self.steps_per_epoch = {s: min(n, config.steps_per_epoch)
+                              for s, n in self.steps_per_epoch.items()}
     self.stage1_steps = config.stage1_epochs * self.steps_per_epoch[1]
     self.total_steps = self.stage1_steps + config.stage2_epochs * self.steps_per_epoch[2]
     with strategy.scope():  # variables must be created under the strategy
@@ -168,7 +171,7 @@ class Trainer:
         if step == self.stage1_steps and begin:
           # Not checkpointed until stage 2's first save, so an interruption redoes it.
           begin(self.model, self.train, self.model_config.image_size, self.config.batch_size)
-      order = self.samplers[stage].epoch(epoch)[first:].reshape(-1)
+      order = self.samplers[stage].epoch(epoch)[first:self.steps_per_epoch[stage]].reshape(-1)
       dataset = self.strategy.experimental_distribute_dataset(make_dataset(
           self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))
       # Logs number epochs within their stage.

@@ -47,6 +47,9 @@ class RunConfig:
   # proportions), synthetic_images/_seed, alexnet_weights, part_extractor.
   data: dict[str, Any]
 
+  def __post_init__(self):
+    object.__setattr__(self, 'data', {**DATA_DEFAULTS, **self.data})
+
   def to_json(self) -> dict[str, Any]:
     return {'format_version': FORMAT_VERSION, 'method': self.method,
             'model': dataclasses.asdict(self.model), 'train': dataclasses.asdict(self.train),
@@ -62,7 +65,7 @@ class RunConfig:
                        + ', '.join(METHODS))
     try:
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
-                 {**DATA_DEFAULTS, **blob['data']})
+                 blob['data'])
     except (KeyError, TypeError) as e:
       raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
     except ValueError as e:  # a setting out of range (edited by hand)
@@ -111,10 +114,12 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   file = os.path.join(workdir, RUN_FILE)
   if not os.path.exists(file):
     return
-  strip = lambda blob: {**blob, 'data': {**DATA_DEFAULTS, **blob.get('data', {})},
-                        'train': {k: v for k, v in blob.get('train', {}).items()
-                                  if k not in VOLATILE_TRAIN_FIELDS}}
-  diff = _differences(strip(_read_json(file)), strip(run.to_json()))
+  strip = lambda blob: {**blob, 'train': {k: v for k, v in blob['train'].items()
+                                          if k not in VOLATILE_TRAIN_FIELDS}}
+  # Read back as a configuration first: settings added since it was written take the values
+  # it was trained with (`DATA_DEFAULTS`, the dataclass defaults).
+  stored = RunConfig.from_json(_read_json(file), file).to_json()
+  diff = _differences(strip(stored), strip(run.to_json()))
   if diff:
     raise ValueError(f'{workdir} holds a run with another configuration ({file}): '
                      + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
