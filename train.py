@@ -44,7 +44,7 @@ _HELP = {
     'checkpoint_every_secs': 'Seconds between checkpoints (work lost on a kill is at most this).',
     'log_every_secs': 'Seconds between progress lines.',
     'steps_per_epoch': 'Batches per epoch (0: the whole training set; N: the first N batches of '
-                       "each epoch's order, for a short run through the whole chain).',
+                       "each epoch's order, for a short run through the whole chain).",
 }
 
 
