@@ -121,18 +121,29 @@ def _evaluate() -> None:
     print('\n'.join(test.notes + (reports.format_adde_table(results, dataset, FLAGS.distance),)))
     rule = {'hit_rule': 'the whole 151-dim label vector of the target (ADDE)'}
   print(f'Queries: {query_file}')
-  output = FLAGS.output_json or os.path.join(workdirs[0], f'results_{FLAGS.protocol}.json')
-  reports.write_json(output, reports.results_json(
-      FLAGS.protocol, results, dataset, query_file,
-      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
-       'split_seed': settings['split_seed'], 'split_file': data.split_file, **rule}))
-  plot = os.path.splitext(output)[0] + '_topk.png'
-  reports.plot_top_k(plot, FLAGS.protocol, results, dataset)
-  print(f'Wrote {output} and {plot}')
+  _write(workdirs[0], reports.results_json(FLAGS.protocol, results, dataset, query_file,
+                                           {**_scoring(settings, data), **rule}),
+         '_topk.png', lambda plot: reports.plot_top_k(plot, FLAGS.protocol, results, dataset))
+
+
+def _scoring(settings, data) -> dict:
+  """How the runs were scored, for results.json."""
+  return {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
+          'split_seed': settings['split_seed'], 'split_file': data.split_file}
+
+
+def _write(workdir: str, blob: dict, plot_suffix: str, plot) -> None:
+  """results.json (--output_json, default <workdir>/results_<protocol>.json) and its plot."""
+  from tf_partfash import reports
+  output = FLAGS.output_json or os.path.join(workdir, f'results_{FLAGS.protocol}.json')
+  reports.write_json(output, blob)
+  figure = os.path.splitext(output)[0] + plot_suffix
+  plot(figure)
+  print(f'Wrote {output} and {figure}')
 
 
 def _feedback(runs, data, dataset, settings) -> None:
-  from tf_partfash import feedback, feedback_report, queries, reports
+  from tf_partfash import feedback, feedback_report, queries
   query_sets, query_file = queries.ensure_paper_queries(
       data.split_file, data.table, data.split, FLAGS.query_seed, 'special')
   skipped = {r.workdir: f'{r.config.method}: one feature vector per image, Eq. 5-6 weigh S + 1'
@@ -147,18 +158,13 @@ def _feedback(runs, data, dataset, settings) -> None:
              for r in supported]
   print(feedback_report.format_feedback_table(results, dataset))
   print(f'Queries: {query_file}')
-  output = FLAGS.output_json or os.path.join(supported[0].workdir, 'results_feedback.json')
-  reports.write_json(output, feedback_report.feedback_json(
-      results, dataset, query_file,
-      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
-       'split_seed': settings['split_seed'], 'split_file': data.split_file}, skipped))
-  plot = os.path.splitext(output)[0] + '_rounds.png'
-  feedback_report.plot_feedback(plot, results, dataset)
-  print(f'Wrote {output} and {plot}')
+  _write(supported[0].workdir, feedback_report.feedback_json(
+      results, dataset, query_file, _scoring(settings, data), skipped),
+         '_rounds.png', lambda plot: feedback_report.plot_feedback(plot, results, dataset))
 
 
 def _gallery_sizes(runs, data, dataset, settings) -> None:
-  from tf_partfash import gallery_sizes, queries, reports
+  from tf_partfash import gallery_sizes, queries
   try:
     sizes = [int(s) for s in FLAGS.gallery_sizes]
   except ValueError:
@@ -170,14 +176,9 @@ def _gallery_sizes(runs, data, dataset, settings) -> None:
                                                   FLAGS.distance, FLAGS.backend) for r in runs]
   print(gallery_sizes.format_table(results, dataset))
   print(f'Queries: {query_file}')
-  output = FLAGS.output_json or os.path.join(runs[0].workdir, 'results_gallery_size.json')
-  reports.write_json(output, gallery_sizes.results_json(
-      results, dataset, query_file,
-      {'distance': FLAGS.distance, 'backend': FLAGS.backend, 'query_seed': FLAGS.query_seed,
-       'split_seed': settings['split_seed'], 'split_file': data.split_file}))
-  plot = os.path.splitext(output)[0] + '.png'
-  gallery_sizes.plot(plot, results, dataset)
-  print(f'Wrote {output} and {plot}')
+  _write(runs[0].workdir, gallery_sizes.results_json(results, dataset, query_file,
+                                                     _scoring(settings, data)),
+         '.png', lambda plot: gallery_sizes.plot(plot, results, dataset))
 
 
 if __name__ == '__main__':

@@ -3,7 +3,6 @@ top-20 hit rate for the hidden target after each round, with 95 % intervals over
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from tf_partfash import intervals
 from tf_partfash.evaluation import RunResult
 from tf_partfash.feedback import SHOWN, TOP_K, FeedbackScores
-from tf_partfash.reports import SETTING_NAMES, Dataset, columns
+from tf_partfash.reports import SETTING_NAMES, Dataset, columns, save_figure
 
 RULE = (f'hidden target = the query\'s special labels with the setting\'s changes (never told); '
         f'round 0 searches with the query image; after each round the shopper picks, from the '
@@ -89,9 +88,4 @@ def plot_feedback(file: str, results: Sequence[RunResult], dataset: Dataset) -> 
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=8, loc='upper left')
-  if dataset.note():
-    fig.suptitle('synthetic data' if dataset.synthetic else f'{dataset.images} images', fontsize=9)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-  fig.savefig(file, dpi=100)
-  plt.close(fig)
+  save_figure(fig, file, dataset)

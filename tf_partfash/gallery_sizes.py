@@ -13,7 +13,6 @@ bootstrap intervals over the queries.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,7 +21,7 @@ from tf_partfash import intervals
 from tf_partfash.evaluation import (PAPER_MAX_K, TABLE2_K, RunResult, paper_gallery, result_of,
                                     score_queries)
 from tf_partfash.queries import QuerySet
-from tf_partfash.reports import Dataset, columns
+from tf_partfash.reports import Dataset, columns, save_figure
 
 SETTING = 'manipulate1'
 DEFAULT_SIZES = (1000, 2000, 5000, 10000, 19000)
@@ -121,10 +120,4 @@ def plot(file: str, results: Sequence[RunResult], dataset: Dataset) -> None:
          title='one manipulation, by gallery size', ylim=(0, 100))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  if dataset.note():
-    fig.suptitle('synthetic data: compare the ordering of methods only' if dataset.synthetic
-                 else f'{dataset.images} images (not the full Shopping100k)', fontsize=9)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-  fig.savefig(file, dpi=100)
-  plt.close(fig)
+  save_figure(fig, file, dataset)

@@ -371,6 +371,13 @@ def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: 
            ylabel='top-k accuracy (%)', xlim=(1, max_k), ylim=(0, 100))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='upper left')
+  save_figure(fig, file, dataset)
+
+
+def save_figure(fig, file: str, dataset: Dataset) -> None:
+  """Writes a results figure (its folder made), titled with what the data is unless it is the
+  full Shopping100k, and closes it."""
+  import matplotlib.pyplot as plt
   if dataset.note():
     fig.suptitle('synthetic data: compare the ordering of methods only' if dataset.synthetic
                  else f'{dataset.images} images (not the full Shopping100k)', fontsize=9)
