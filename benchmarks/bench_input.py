@@ -14,7 +14,7 @@ included, as `inputs.pipeline.make_dataset` makes them):
     would serve them alike): 155 KB an image at 227 px.
 The ratios to `jpeg` are measured side by side in one run, the three alternating pass by pass.
 DIR is a dataset in the Shopping100k layout (the real size is 762 x 1100: e.g. the output of
-`python -m tf_partfash.synthetic --width=762 --height=1100`).
+`python -m tf_partfash.synthetic.dataset --width=762 --height=1100`).
 """
 from __future__ import annotations
 

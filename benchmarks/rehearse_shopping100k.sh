@@ -57,7 +57,7 @@ stage() {  # stage NAME COMMAND...: runs it, appends "started name seconds peak_
 }
 
 [ -f "$OUT/stages.tsv" ] || printf 'started\tstage\tseconds\tpeak_GB\n' > "$OUT/stages.tsv"
-stage generate "$PYTHON" -m tf_partfash.synthetic --out_dir="$DATA" --images="$IMAGES" \
+stage generate "$PYTHON" -m tf_partfash.synthetic.dataset --out="$DATA" --num_images="$IMAGES" \
   --width=762 --height=1100 --workers="$WORKERS"
 stage validate "$PYTHON" -c "
 from tf_partfash.data import shopping100k, splits

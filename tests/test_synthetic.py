@@ -138,21 +138,44 @@ def test_keyword_label_noise_names_a_neighbour():
     assert 0.5 * rate < flips[name] / shown_count[name] < 1.3 * rate, (name, flips[name])
 
 
+def _digests(root: str) -> dict[str, str]:
+  out = {}
+  for d, _, files in os.walk(root):
+    for f in files:
+      with open(os.path.join(d, f), 'rb') as fh:
+        out[os.path.relpath(os.path.join(d, f), root)] = hashlib.sha256(fh.read()).hexdigest()
+  return out
+
+
 def test_one_and_two_workers_write_identical_files(dataset, tmp_path):
   other = str(tmp_path / 'two_workers')
   synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=2, images_per_style=1)
-
-  def digests(root: str) -> dict[str, str]:
-    out = {}
-    for d, _, files in os.walk(root):
-      for f in files:
-        with open(os.path.join(d, f), 'rb') as fh:
-          out[os.path.relpath(os.path.join(d, f), root)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
-
-  a, b = digests(dataset), digests(other)
+  a, b = _digests(dataset), _digests(other)
   assert len(a) == N + 12 + 2  # images, attribute files, parts_truth.csv, synthetic.json
   assert a == b
+
+
+def test_an_interrupted_generation_resumes_with_identical_files(dataset, tmp_path, monkeypatch):
+  other = str(tmp_path / 'interrupted')
+  rendered = []
+  render_chunk = synthetic._render_chunk
+
+  def failing(args):
+    if args[5][0] >= 2 * synthetic._CHUNK:  # the third chunk: as if killed there
+      raise KeyboardInterrupt
+    rendered.append(args[5][0])
+    return render_chunk(args)
+  monkeypatch.setattr(synthetic, '_CHUNK', 4)  # N images in several chunks
+  monkeypatch.setattr(synthetic, '_render_chunk', failing)
+  with pytest.raises(KeyboardInterrupt):
+    synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=1, images_per_style=1)
+  assert rendered == [0, 4] and not os.path.exists(os.path.join(other, synthetic.MARKER_FILE))
+  monkeypatch.setattr(synthetic, '_render_chunk',
+                      lambda args: (rendered.append(args[5][0]), render_chunk(args))[1])
+  synthetic.generate(other, N, seed=SEED, width=W, height=H, workers=1, images_per_style=1)
+  assert rendered[2:] == list(range(8, N, 4))  # only the chunks not yet finished
+  assert _digests(other) == _digests(dataset)  # the files of an uninterrupted generation
+  assert not os.path.exists(os.path.join(other, synthetic.PARTIAL_DIR))
 
 
 def test_other_seed_gives_other_images(tmp_path):

@@ -8,10 +8,12 @@ The labels come from `catalogue`: a seeded catalogue of styles sold in several v
 the versions of a style share the garment's shape. The true parts go to `parts_truth.csv`.
 
 The catalogue depends on the seed alone and every image's randomness on `(seed, image index)`
-alone, so any number of workers writes identical files.
+alone, so any number of workers writes identical files. Generation is resumable: each finished
+chunk of images is recorded, and a rerun after an interruption renders only the rest.
 
   python -m tf_partfash.synthetic.dataset --out DIR --num_images N --seed S [--workers 2]
       [--width 381 --height 550] [--images_per_style 8] [--contact_sheet out.png]
+      (an existing dataset of these settings is kept; an unfinished one is completed)
 """
 from __future__ import annotations
 
@@ -19,16 +21,19 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
+from tf_partfash import atomic
 from tf_partfash.attributes import MISSING, attribute
+from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data import shopping100k
 from tf_partfash.synthetic import catalogue
 from tf_partfash.synthetic.garments import render
-from tf_partfash.parts.boxes import read_parts_csv, write_parts_csv
+from tf_partfash.parts.boxes import Parts, read_parts_csv, write_parts_csv
 from tf_partfash.progress import ProgressLine
 
 PARTS_FILE = 'parts_truth.csv'
@@ -38,11 +43,13 @@ MARKER_FILE = 'synthetic.json'
 VERSION = 4
 JPEG_QUALITY = 90
 _CHUNK = 32
+PARTIAL_DIR = '.synthetic.partial'  # records of the finished chunks of an unfinished generation
 PROGRESS_EVERY_SECS = 10.0
 
-def _render_chunk(args: tuple[str, int, int, int, int, Sequence[int]]) -> list[tuple]:
-  """Renders and writes the images of one chunk; returns (path, labels, Parts) per image."""
-  out_dir, seed, width, height, styles, indices = args
+def _render_chunk(args: tuple[str, int, int, int, int, Sequence[int], str]) -> list[tuple]:
+  """Renders and writes the images of one chunk, then its record in `partial` (so an interrupted
+  generation resumes after it); returns (path, labels, Parts) per image."""
+  out_dir, seed, width, height, styles, indices, partial = args
   cat = catalogue.make_catalogue(seed, styles)  # cached: built once per process
   rows = []
   for index in indices:
@@ -53,9 +60,28 @@ def _render_chunk(args: tuple[str, int, int, int, int, Sequence[int]]) -> list[t
     ok, buf = cv2.imencode('.jpg', img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
       raise RuntimeError(f'JPEG encoding failed for {file}')
-    buf.tofile(file)
+    with atomic.replacing(file) as tmp:
+      buf.tofile(tmp)
     rows.append((path, catalogue.label_indices(labels), parts))
+  atomic.write_json(_chunk_record(partial, indices[0]), [
+      {'path': p, 'labels': [int(v) for v in l], 'case': q.case,
+       'boxes': {n: list(b) for n, b in q.boxes.items()}} for p, l, q in rows])
   return rows
+
+
+def _chunk_record(partial: str, first: int) -> str:
+  return os.path.join(partial, f'chunk_{first:07d}.json')
+
+
+def _read_chunk(file: str) -> list[tuple] | None:
+  """A finished chunk's rows, or None when its record is absent or unreadable (cut short)."""
+  try:
+    with open(file, encoding='utf-8') as f:
+      records = json.load(f)
+    return [(r['path'], np.array(r['labels'], np.int64), Parts(r['case'], r['boxes']))
+            for r in records]
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
 
 
 def _single_thread() -> None:
@@ -80,28 +106,50 @@ def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, hei
   if os.path.exists(marker):
     os.remove(marker)  # the directory is inconsistent until the new marker is written
   os.makedirs(out_dir, exist_ok=True)
-  tasks = [(out_dir, seed, width, height, styles, range(a, min(a + _CHUNK, num_images)))
-           for a in range(0, num_images, _CHUNK)]
-  line = ProgressLine(num_images, PROGRESS_EVERY_SECS, unit='image') if progress else None
+  # Finished chunks are recorded here: a rerun of an interrupted generation renders the rest.
+  partial = os.path.join(out_dir, PARTIAL_DIR)
+  manifest = os.path.join(partial, 'job.json')
+  job = {**_params(num_images, seed, width, height, images_per_style), 'styles': styles}
+  if os.path.isdir(partial) and _read_json(manifest) != job:
+    shutil.rmtree(partial)
+  os.makedirs(partial, exist_ok=True)
+  atomic.write_json(manifest, job)
+  starts = range(0, num_images, _CHUNK)
+  done = {a: rows for a in starts if (rows := _read_chunk(_chunk_record(partial, a))) is not None}
+  tasks = [(out_dir, seed, width, height, styles, range(a, min(a + _CHUNK, num_images)), partial)
+           for a in starts if a not in done]
+  finished = sum(len(r) for r in done.values())
+  line = (ProgressLine(num_images, PROGRESS_EVERY_SECS, start=finished, unit='image')
+          if progress else None)
 
-  def collect(chunks: Iterable[list[tuple]]) -> list[tuple]:
-    rows = []
-    for chunk in chunks:
-      rows += chunk
+  def collect(chunks: Iterable[list[tuple]]) -> None:
+    count = finished
+    for task, chunk in zip(tasks, chunks):
+      done[task[5][0]] = chunk
+      count += len(chunk)
       if line:
-        line.update(len(rows), f'synthetic {out_dir}')
-    return rows
+        line.update(count, f'synthetic {out_dir}')
 
   if workers == 1:
-    rows = collect(map(_render_chunk, tasks))
+    collect(map(_render_chunk, tasks))
   else:
     with multiprocessing.get_context('spawn').Pool(workers, initializer=_single_thread) as pool:
-      rows = collect(pool.imap(_render_chunk, tasks))
+      collect(pool.imap(_render_chunk, tasks))
+  rows = [row for a in starts for row in done[a]]
   paths = [r[0] for r in rows]
   shopping100k.write_attributes(out_dir, paths, np.stack([r[1] for r in rows]))
   write_parts_csv(os.path.join(out_dir, PARTS_FILE), [(r[0], r[2]) for r in rows])
   with open(marker, 'w', encoding='utf-8') as f:
     json.dump(_params(num_images, seed, width, height, images_per_style), f, indent=1)
+  shutil.rmtree(partial)
+
+
+def _read_json(file: str):
+  try:
+    with open(file, encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
 
 
 def _params(num_images: int, seed: int, width: int, height: int,
@@ -192,11 +240,14 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument('--sheet_parts', action='store_true',
                       help='draw the true part boxes on the contact sheet')
   args = parser.parse_args(argv)
-  generate(args.out, args.num_images, args.seed, args.width, args.height, args.workers,
-           args.images_per_style)
-  if args.contact_sheet:
-    render_contact_sheet(args.out, args.contact_sheet, parts=args.sheet_parts)
-  print(f'wrote {args.num_images} images to {args.out}')
+
+  def run() -> None:
+    ensure_dataset(args.out, args.num_images, args.seed, args.width, args.height, args.workers,
+                   args.images_per_style)
+    if args.contact_sheet:
+      render_contact_sheet(args.out, args.contact_sheet, parts=args.sheet_parts)
+    print(f'{args.out}: {args.num_images} synthetic images')
+  exit_on_user_error('python -m tf_partfash.synthetic.dataset', run)
 
 
 if __name__ == '__main__':
