@@ -198,8 +198,12 @@ class TrainedRun:
       raise ValueError(f'compact index name {name!r}: use letters, digits, _ and - only')
     file = os.path.join(self.workdir, f'compact_{name}.npz')
     identity = gallery_identity(self.model_id, features.paths, vectors, features.stamps)
+    # Reading takes no lock (a read-only workdir with its index in place can be searched; the
+    # file is replaced whole); building holds one, so concurrent first searches build it once.
+    if os.path.exists(file) and not self._rebuild_compact:
+      return CompactSearcher(CompactIndex.load(file, self.model_id, identity), vectors, distance)
     with atomic.exclusive(f'{file}.lock', f'building {file}'):
-      if os.path.exists(file) and not self._rebuild_compact:
+      if os.path.exists(file) and not self._rebuild_compact:  # built while this one waited
         compact = CompactIndex.load(file, self.model_id, identity)
       else:
         atomic.remove_stale(file)
