@@ -108,6 +108,9 @@ def test_a_folder_and_a_photo_through_the_regressor(tiny_run, tmp_path, monkeypa
   by_regressor = run.folder_index(str(folder), 'regression')
   # One index per extractor, and the regressor taught on the run's dataset on first use.
   assert len(indexes() - before) == 2
+  # Named per folder and extractor: the folder index and the compact index alike.
+  names = {run.folder_name(str(folder)), run.folder_name(str(folder), 'regression')}
+  assert indexes() - before == {f'index_{n}.npz' for n in names} and len(names) == 2
   assert any(f.startswith('part_regressor_v1_') for f in os.listdir(run.data.state_dir))
   extract = run.part_extractor('regression')
   assert isinstance(extract.__self__, regression.PartRegressor)

@@ -10,7 +10,7 @@ import numpy as np
 from tf_partfash import intervals
 from tf_partfash.evaluation import RunResult
 from tf_partfash.feedback import SHOWN, TOP_K, FeedbackScores
-from tf_partfash.reports import SETTING_NAMES, Dataset, columns, save_figure
+from tf_partfash.reports import SETTING_NAMES, Dataset, run_names, save_figure
 
 RULE = (f'hidden target = the query\'s special labels with the setting\'s changes (never told); '
         f'round 0 searches with the query image; after each round the shopper picks, from the '
@@ -19,12 +19,8 @@ RULE = (f'hidden target = the query\'s special labels with the setting\'s change
         'image with exactly the target\'s special labels')
 
 
-def _names(results: Sequence[RunResult]) -> dict[int, str]:
-  return {id(r): c.name for c in columns(results) for r in c.runs}
-
-
 def format_feedback_table(results: Sequence[RunResult], dataset: Dataset) -> str:
-  names = _names(results)
+  names = run_names(results)
   lines = [dataset.note()] if dataset.note() else []
   lines.append(f'Personalization (simulated shopper): {RULE}.')
   for setting in results[0].scores:
@@ -54,7 +50,7 @@ def _setting_json(scores: FeedbackScores) -> dict[str, Any]:
 
 def feedback_json(results: Sequence[RunResult], dataset: Dataset, query_file: str,
                   settings: dict[str, Any], skipped: dict[str, str]) -> dict[str, Any]:
-  names = _names(results)
+  names = run_names(results)
   return {'protocol': 'feedback', 'rule': RULE, 'dataset': dataclasses.asdict(dataset),
           'query_file': query_file,
           'intervals': intervals.DESCRIPTION,
@@ -69,7 +65,7 @@ def plot_feedback(file: str, results: Sequence[RunResult], dataset: Dataset) -> 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
-  names = _names(results)
+  names = run_names(results)
   settings = list(results[0].scores)
   fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
   for ax, setting in zip(axes[0], settings):

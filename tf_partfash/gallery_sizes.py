@@ -21,7 +21,7 @@ from tf_partfash import intervals
 from tf_partfash.evaluation import (PAPER_MAX_K, TABLE2_K, RunResult, paper_gallery, result_of,
                                     score_queries)
 from tf_partfash.queries import QuerySet
-from tf_partfash.reports import Dataset, columns, save_figure
+from tf_partfash.reports import Dataset, run_names, save_figure
 
 SETTING = 'manipulate1'
 DEFAULT_SIZES = (1000, 2000, 5000, 10000, 19000)
@@ -63,12 +63,8 @@ def top20(scores) -> dict[str, Any]:
   return {'queries': int(len(hits)), 'top20': float(hits.mean()), 'ci95': [low, high]}
 
 
-def _names(results: Sequence[RunResult]) -> dict[int, str]:
-  return {id(r): c.name for c in columns(results) for r in c.runs}
-
-
 def format_table(results: Sequence[RunResult], dataset: Dataset) -> str:
-  names = _names(results)
+  names = run_names(results)
   sizes = list(results[0].scores)
   lines = [dataset.note()] if dataset.note() else []
   lines.append(f'Top-{TABLE2_K} after one manipulation by gallery size (nested galleries; '
@@ -88,7 +84,7 @@ def format_table(results: Sequence[RunResult], dataset: Dataset) -> str:
 
 def results_json(results: Sequence[RunResult], dataset: Dataset, query_file: str,
                  settings: dict[str, Any]) -> dict[str, Any]:
-  names = _names(results)
+  names = run_names(results)
   return {'protocol': 'gallery_size', 'dataset': dataclasses.asdict(dataset),
           'query_file': query_file, 'setting': SETTING, **settings,
           'rule': 'nested galleries (the first N of one random order, seed 0); top-20 over the '
@@ -105,7 +101,7 @@ def plot(file: str, results: Sequence[RunResult], dataset: Dataset) -> None:
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
-  names = _names(results)
+  names = run_names(results)
   fig, ax = plt.subplots(figsize=(6, 4))
   for r in results:
     sizes = [int(s.removeprefix('gallery_')) for s in r.scores]

@@ -127,4 +127,4 @@ def prepare_run_data(inputs: Mapping[str, Any], cache_dir: str, workers: int = 1
   return prepare(inputs['data_dir'], cache_dir, inputs['split_seed'], workers, skip_corrupt,
                  inputs['synthetic_images'], inputs['synthetic_seed'],
                  inputs.get('gallery_images'), inputs.get('query_images'),
-                 inputs.get('part_extractor', 'jumps'))
+                 inputs['part_extractor'])

@@ -126,6 +126,11 @@ def columns(results: Sequence[RunResult]) -> list[Column]:
   return out
 
 
+def run_names(results: Sequence[RunResult]) -> dict[int, str]:
+  """Each run's column name (`columns`), by the run's id."""
+  return {id(r): c.name for c in columns(results) for r in c.runs}
+
+
 def _proposed(cols: Sequence[Column]) -> Column | None:
   return next((c for c in cols if c.method == PROPOSED), None)
 

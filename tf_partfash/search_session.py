@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_partfash import atomic, cache, figures, retrieval
+from tf_partfash import atomic, figures, retrieval
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
                                     attribute)
 from tf_partfash.gallery import GalleryIndex
@@ -123,7 +123,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
                         attribute(a).values[int(q.probabilities[a][0].argmax())] + '?')
   edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
   name = ('test' if request.gallery == 'test'
-          else f'folder_{cache.digest(gallery.image_root.encode())}')
+          else run.folder_name(request.gallery, request.part_extractor))
   searcher = run.searcher(name, gallery, encoder.gallery(gallery), request.backend,
                           request.distance)
   own = {query.position} - {None}

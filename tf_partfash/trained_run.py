@@ -39,7 +39,6 @@ if TYPE_CHECKING:
   import keras
 
   from tf_partfash.compact import CompactSearcher
-
   from tf_partfash.encoders import Encoder
   from tf_partfash.prepared import PreparedData
 
@@ -99,8 +98,7 @@ class TrainedRun:
     as `index_<name>.npz` and rebuilt when the model (or the rows asked for) changed. `lazy`:
     a stored index's signatures are read from the file by the rows asked for
     (`GalleryIndex.load`), for a compact search."""
-    if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
-      raise ValueError(f'index name {name!r}: use letters, digits, _ and - only')
+    _check_name('index', name)
     found = self._indexes.get(name)
     if found is not None and (rows is None or np.array_equal(found.rows, rows)):
       return found
@@ -158,8 +156,7 @@ class TrainedRun:
     paths = folder_images(folder)
     stamps = file_stamps(folder, paths)
     extractor = part_extractor or self.config.data['part_extractor']
-    key = folder if extractor == 'jumps' else f'{folder}\n{extractor}'
-    file = os.path.join(self.workdir, f'index_folder_{cache.digest(key.encode())}.npz')
+    file = os.path.join(self.workdir, f'index_{self.folder_name(folder, extractor)}.npz')
 
     def stale(found: GalleryIndex) -> str | None:
       if found.paths.tolist() != paths:
@@ -175,6 +172,14 @@ class TrainedRun:
                                  stamps=stamps)
 
     return cache.ensure(file, self.model_id, _reader(lazy), stale, build)
+
+  def folder_name(self, folder: str, part_extractor: str | None = None) -> str:
+    """The name a folder's index (`index_<name>.npz`) and compact index go by: one per folder
+    and part extractor."""
+    folder = os.path.realpath(folder)
+    extractor = part_extractor or self.config.data['part_extractor']
+    key = folder if extractor == 'jumps' else f'{folder}\n{extractor}'
+    return f'folder_{cache.digest(key.encode())}'
 
   def embed(self, image_root: str, paths: list[str], progress: bool | None = None,
             part_extractor: str | None = None) -> GalleryIndex:
@@ -194,8 +199,7 @@ class TrainedRun:
     if backend != 'compact':
       return Searcher(vectors, backend, distance)
     from tf_partfash.compact import CompactIndex, CompactSearcher, gallery_identity
-    if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
-      raise ValueError(f'compact index name {name!r}: use letters, digits, _ and - only')
+    _check_name('compact index', name)
     file = os.path.join(self.workdir, f'compact_{name}.npz')
     identity = gallery_identity(self.model_id, features.paths, vectors, features.stamps)
     # Reading takes no lock (a read-only workdir with its index in place can be searched; the
@@ -216,6 +220,11 @@ class TrainedRun:
     """The method's query encoder; `with_prototypes=False` for searches without changes (the
     prototypes, computed on first use, need the model and the training images)."""
     return self.method.encoder_class().from_run(self, with_prototypes)
+
+
+def _check_name(what: str, name: str) -> None:
+  if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
+    raise ValueError(f'{what} name {name!r}: use letters, digits, _ and - only')
 
 
 def _reader(lazy: bool):

@@ -155,8 +155,7 @@ def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers
     with atomic.exclusive(f'{file}.lock', f'teaching the part regressor {file}'):
       if not os.path.exists(file):
         atomic.remove_stale(file)
-        if progress:
-          logging.info('no part regressor at %s: teaching one on %d images', file, len(table))
+        logging.info('no part regressor at %s: teaching one on %d images', file, len(table))
         started = time.monotonic()
         teach_part_regressor(data_dir, table, workers, progress).save(file)
         logging.info('part regressor taught in %.0f s: %s', time.monotonic() - started, file)

@@ -199,7 +199,7 @@ def _left_sleeve(band: np.ndarray, axis: float, width: float) -> Sleeve | None:
   if line - outer < 0.06 * width:
     return None
   return Sleeve(top=start, bottom=stop - 1, outer=axis - outer, line=axis - line,
-                 torso=axis - min(torso, line))
+                torso=axis - min(torso, line))
 
 
 def _looks_lower(band: np.ndarray, counts: np.ndarray, width: float) -> bool:
@@ -303,9 +303,9 @@ def find_garment(mask: np.ndarray, lower_body: bool | None) -> Garment | None:
   neck = max(0.0, shoulder - 0.33 * chest)
   armpit = min(min(s.bottom for s in sleeves), round(shoulder + 0.85 * chest))
   return Garment(top=top, collar=0.0, neck=neck, armpit=armpit, hem=len(band) - 1, axis=axis,
-                  chest=chest, torso=(sleeves[0].torso, sleeves[1].torso),
-                  neckline=0.5 * float(counts[min(int(neck + 0.1 * chest), len(band) - 1)]),
-                  sleeves=sleeves)
+                 chest=chest, torso=(sleeves[0].torso, sleeves[1].torso),
+                 neckline=0.5 * float(counts[min(int(neck + 0.1 * chest), len(band) - 1)]),
+                 sleeves=sleeves)
 
 
 def _sleeveless(top: int, counts: np.ndarray, axis: float, left: np.ndarray,
@@ -323,10 +323,10 @@ def _sleeveless(top: int, counts: np.ndarray, axis: float, left: np.ndarray,
   # The armpits: where the armholes have widened the silhouette to the chest, below the neck.
   armpit = neck + int(np.argmax(left[neck:] + right[neck:] >= 1.9 * chest))
   return Garment(top=top, collar=max(0.0, neck - 0.1 * chest), neck=float(neck), armpit=armpit,
-                  hem=height - 1, axis=axis, chest=chest,
-                  torso=(float(left[armpit:].max()), float(right[armpit:].max())),
-                  neckline=0.5 * float(counts[min(neck + int(0.1 * chest), height - 1)]),
-                  sleeves=None)
+                 hem=height - 1, axis=axis, chest=chest,
+                 torso=(float(left[armpit:].max()), float(right[armpit:].max())),
+                 neckline=0.5 * float(counts[min(neck + int(0.1 * chest), height - 1)]),
+                 sleeves=None)
 
 
 def _box(y1: float, x1: float, y2: float, x2: float, h: int, w: int) -> Box:
