@@ -137,7 +137,7 @@ def _assert_checkpoint_restores_every_weight(workdir: str, data) -> None:
   import numpy as np
 
   from tf_partfash.methods import method
-  from tf_partfash.run import make_strategy
+  from tf_partfash.distribution import make_strategy
   from tf_partfash.training import Trainer
   from tf_partfash.workdir import build_model, load_model, load_run_config
   run = load_run_config(workdir)

@@ -167,7 +167,7 @@ def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_good_checkpoint(ti
 
   from tf_partfash import objectives
   from tf_partfash.methods import method
-  from tf_partfash.run import make_strategy
+  from tf_partfash.distribution import make_strategy
   from tf_partfash.training import DivergedError, Trainer
   from tf_partfash.workdir import build_model
   run, workdir, data = tiny_method_run('partnet', checkpoint_every_secs=0)

@@ -17,6 +17,9 @@ DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
 # Part extraction (`tf_partfash.parts`): jump detection on the silhouette (§4.3), or its points
 # predicted by a regressor taught on a few hundred of its results (§7.5).
 PART_EXTRACTORS: tuple[str, ...] = ('jumps', 'regression')
+# Where training reads its images: the files, or their decoded pixels cached once
+# (`inputs.pixel_cache`; the same batches, faster).
+INPUT_CACHES: tuple[str, ...] = ('none', 'pixels')
 
 
 def check_distance(distance: str) -> None:

@@ -23,7 +23,9 @@ def masked_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
   """Eq. 1-2 for one attribute: softmax cross entropy averaged over the images that have a label.
 
   `labels` (B,) int with -1 = missing, `logits` (B, K). Images with -1 contribute nothing; the mean
-  is over the labelled ones, and is 0 (not NaN) when no image in the batch has a label.
+  is over the labelled ones, and is 0 (not NaN) when no image in the batch has a label. Under
+  `tf.distribute` each replica divides by the replicas' mean count, so the mean of their terms
+  is the mean over the global batch's labelled images.
   """
   labels = tf.cast(labels, tf.int32)
   logits = tf.convert_to_tensor(logits)
@@ -32,7 +34,22 @@ def masked_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
   per_image = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=tf.where(labelled, labels, 0), logits=logits)
   mask = tf.cast(labelled, per_image.dtype)
-  return tf.math.divide_no_nan(tf.reduce_sum(per_image * mask), tf.reduce_sum(mask))
+  return tf.math.divide_no_nan(tf.reduce_sum(per_image * mask),
+                               _replica_mean(tf.reduce_sum(mask)))
+
+
+def _replica_mean(count: tf.Tensor) -> tf.Tensor:
+  """The mean of `count` over the replicas in sync; `count` itself outside `strategy.run` or
+  with one replica.
+
+  A masked mean divided by it, scaled by 1/R on each of R replicas and summed (as the gradients
+  are), is the masked mean over the whole global batch, however the labelled images (or valid
+  triplets) fall between the replicas.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return count
+  return context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.stop_gradient(count))
 
 
 def attribute_classification_loss(labels: tf.Tensor, logits: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -95,7 +112,8 @@ def _masked_mean(values: tf.Tensor, valid: tf.Tensor | None) -> tf.Tensor:
   if valid is None:
     valid = tf.ones_like(values, tf.bool)
   mask = tf.cast(valid, values.dtype)
-  return tf.math.divide_no_nan(tf.reduce_sum(values * mask), tf.reduce_sum(mask))
+  return tf.math.divide_no_nan(tf.reduce_sum(values * mask),
+                               _replica_mean(tf.reduce_sum(mask)))
 
 
 def triplet_ranking_loss(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor,

@@ -6,6 +6,7 @@ evaluate.py or search.py (`TrainedRun.prototypes`). Both are cached in the workd
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Callable
@@ -15,6 +16,9 @@ import tensorflow as tf
 
 from tf_partfash import atomic
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
+from tf_partfash.config import INPUT_CACHES
+from tf_partfash.distribution import make_strategy, strategy_role
+from tf_partfash.inputs.pixel_cache import ensure_pixel_cache, pixel_cache_file
 from tf_partfash.prepared import PreparedData, prepare_run_data
 from tf_partfash.methods import method
 from tf_partfash.models.alexnet import load_alexnet_weights
@@ -23,19 +27,6 @@ from tf_partfash.trained_run import TrainedRun
 from tf_partfash.training import Trainer
 from tf_partfash.workdir import (LOCK_FILE, RunConfig, build_model, check_run_config,
                                  export_model, save_run_config)
-
-STRATEGIES = ('auto', 'default', 'mirrored')
-
-
-def make_strategy(name: str = 'auto') -> tf.distribute.Strategy:
-  """`auto`: MirroredStrategy over all GPUs when there are several, else the default strategy."""
-  if name not in STRATEGIES:
-    raise ValueError(f'strategy={name!r}; valid values: {", ".join(STRATEGIES)}')
-  gpus = tf.config.list_logical_devices('GPU')
-  if name == 'mirrored' or (name == 'auto' and len(gpus) > 1):
-    return tf.distribute.MirroredStrategy()
-  return tf.distribute.get_strategy()
-
 
 def format_accuracy(table: dict[str, dict[str, float]]) -> str:
   lines = [f'{"attribute":<11} {"accuracy":>8} {"majority":>8} {"images":>7}']
@@ -53,8 +44,8 @@ def format_accuracy(table: dict[str, dict[str, float]]) -> str:
 
 def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = None,
                      workers: int = 1, skip_corrupt: bool = False, strategy_name: str = 'auto',
-                     strategy: tf.distribute.Strategy | None = None,
-                     started: Callable[[], None] | None = None) -> dict:
+                     strategy: tf.distribute.Strategy | None = None, input_cache: str = 'none',
+                     started: Callable[[], None] | None = None) -> dict | None:
   """Trains (or resumes) the run in `workdir`, exports the model, reports test accuracy.
 
   `run.data['alexnet_weights']`, when set, initialises conv1-conv5 from ImageNet weights (§6);
@@ -63,14 +54,25 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
   run.json is written, and `started` called (train.py writes flags.txt), only once the run has
   started: its configuration fits the workdir, the data is ready, the network is built with its
   initial weights and the batches fit, so a start that fails records nothing.
+
+  Under a multi-worker strategy only the chief holds the lock and writes the workdir; another
+  worker trains its share, checks the run's configuration against the chief's, and returns None.
   """
+  strategy = strategy or make_strategy(strategy_name)  # first: a multi-worker one must be
+  chief, _ = strategy_role(strategy)
   os.makedirs(workdir, exist_ok=True)
-  with atomic.exclusive(os.path.join(workdir, LOCK_FILE),
-                        f'{workdir} is in use by another training', wait=False):
+  lock = (atomic.exclusive(os.path.join(workdir, LOCK_FILE),
+                           f'{workdir} is in use by another training', wait=False)
+          if chief else contextlib.nullcontext())
+  with lock:
     check_run_config(workdir, run)  # before the slow steps: a wrong workdir fails at once
     if data is None:
       data = prepare_run_data(run.data, workdir, workers, skip_corrupt)
-    trainer = _trainer(run, workdir, data, strategy or make_strategy(strategy_name))
+    trainer = _trainer(run, workdir, data, strategy, input_cache)
+    if not chief:
+      trainer.run()
+      logging.info('this worker is done; the chief exports the model and scores it')
+      return None
     save_run_config(workdir, run)
     if started:
       started()
@@ -89,9 +91,18 @@ def train_and_report(run: RunConfig, workdir: str, data: PreparedData | None = N
   return table
 
 
-def _trainer(run: RunConfig, workdir: str, data: PreparedData,
-             strategy: tf.distribute.Strategy) -> Trainer:
-  """The run's trainer: the network built (ImageNet weights loaded when asked) and batches set."""
+def _trainer(run: RunConfig, workdir: str, data: PreparedData, strategy: tf.distribute.Strategy,
+             input_cache: str = 'none') -> Trainer:
+  """The run's trainer: the network built (ImageNet weights loaded when asked) and batches set;
+  with `input_cache='pixels'`, the training images' pixels cached (built on first use)."""
+  if input_cache not in INPUT_CACHES:
+    raise ValueError(f'input_cache={input_cache!r}; valid values: {", ".join(INPUT_CACHES)}')
+  train = data.examples.subset(data.rows('train'))
+  pixels = None
+  if input_cache == 'pixels':
+    size = run.model.image_size
+    pixels = ensure_pixel_cache(train.files, size,
+                                pixel_cache_file(data.state_dir, train.files, size))
   keras.utils.set_random_seed(run.train.seed)
 
   def initial_model():
@@ -100,5 +111,5 @@ def _trainer(run: RunConfig, workdir: str, data: PreparedData,
       load_alexnet_weights(model.backbone, run.data['alexnet_weights'])
     return model
 
-  return Trainer(initial_model, run.model, run.train, data.examples.subset(data.rows('train')),
-                 workdir, strategy, method(run.method))
+  return Trainer(initial_model, run.model, run.train, train, workdir, strategy,
+                 method(run.method), pixels)

@@ -8,9 +8,14 @@ stage, epoch and batch of a resumed run follow from it, the sampler regenerates 
 batches from (seed, epoch), and the run continues from the last checkpoint after any interruption.
 A non-finite loss, or weights gone non-finite, stops training with an error naming the step, and
 no checkpoint of those weights is written: the last one on disk is the last good one.
+
+Under a multi-worker strategy every worker runs this loop on its share of each global batch;
+all save at the same steps (one decides for all), the chief into the workdir and the others into
+a temporary folder they delete, and all resume from the chief's checkpoints.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -23,7 +28,9 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.inputs.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.distribution import strategy_role
+from tf_partfash.inputs.pipeline import (Examples, PipelineConfig, batch_shard, iterate_batches,
+                                         make_dataset)
 from tf_partfash.methods import METHODS, PROPOSED, Method
 from tf_partfash.progress import ProgressLine
 
@@ -83,10 +90,15 @@ class Trainer:
 
   def __init__(self, build_model: Callable[[], keras.Model], model_config: ModelConfig,
                config: TrainConfig, train: Examples, workdir: str,
-               strategy: tf.distribute.Strategy, method: Method = METHODS[PROPOSED]):
+               strategy: tf.distribute.Strategy, method: Method = METHODS[PROPOSED],
+               pixels: np.ndarray | None = None):
+    """`pixels`: the training images' decoded pixels (`inputs.pixel_cache`), read instead of
+    their files."""
+    self.pixels = pixels
     self.model_config, self.config, self.method = model_config, config, method
     self.loss = method.loss_fn()
     self.train, self.workdir, self.strategy = train, workdir, strategy
+    self.chief, task = strategy_role(strategy)
     self.samplers = {s: method.sampler(s, train.labels, config.batch_size, config.seed)
                      for s in (1, 2)}
     group = getattr(self.samplers[2], 'group_size', 1)
@@ -109,8 +121,11 @@ class Trainer:
     # Every weight by position, non-trainable ones (BatchNorm statistics, AMNet's memory counts)
     # included: Keras 3 layers kept in dicts are not checkpoint dependencies of their model.
     self.checkpoint = tf.train.Checkpoint(weights=list(model.weights), optimizer=self.optimizer)
-    self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(workdir, 'checkpoints'),
-                                              max_to_keep=2)
+    self.checkpoints = os.path.join(workdir, 'checkpoints')
+    self._write_dir = self.checkpoints if self.chief else os.path.join(workdir,
+                                                                       f'workertemp_{task}')
+    self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir, max_to_keep=2)
+    self._saved_step: int | None = None  # in memory: workers decide alike, whatever is on disk
     self._steps = {1: self._make_step(1), 2: self._make_step(2)}
     # TensorBoard writers, made on first use: a start that fails leaves nothing in the workdir.
     self._writers: dict[int, tf.summary.SummaryWriter] = {}
@@ -118,7 +133,7 @@ class Trainer:
   def _make_step(self, stage: int):
     replicas = self.strategy.num_replicas_in_sync
 
-    def replica_step(batch, seed):
+    def replica_step(batch, seed, due):
       inputs = {k: batch[k] for k in ('image', 'boxes', 'present')}
       with tf.GradientTape() as tape:
         outputs = self.model(inputs, training=True)
@@ -133,27 +148,33 @@ class Trainer:
       for j, name in enumerate(ATTRIBUTE_NAMES):
         logs[f'correct/{name}'], logs[f'labelled/{name}'] = masked_accuracy(
             batch['labels'][:, j], outputs['logits'][name])
+      logs['checkpoint_due'] = due  # reduced with the logs: any worker due makes all save
       return logs
 
     @tf.function
-    def step(batch, seed):
-      logs = self.strategy.run(replica_step, args=(batch, seed))
+    def step(batch, seed, due):
+      logs = self.strategy.run(replica_step, args=(batch, seed, due))
       reduce = tf.distribute.ReduceOp
       return {k: self.strategy.reduce(reduce.SUM if k.split('/')[0] in ('correct', 'labelled')
                                       else reduce.MEAN, v, axis=None) for k, v in logs.items()}
     return step
 
+  def latest_checkpoint(self) -> str | None:
+    """The chief's last checkpoint, which every worker resumes from."""
+    return tf.train.latest_checkpoint(self.checkpoints)
+
   def run(self) -> None:
-    if self.manager.latest_checkpoint:
+    latest = self.latest_checkpoint()
+    if latest:
       try:
-        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
       except AssertionError as e:
-        raise ValueError(f'{self.manager.latest_checkpoint} does not hold every weight of this '
-                         f'model (written by another network or an older tf_partfash): {e}; '
-                         'use a new --workdir') from None
-      logging.info('resuming from %s at step %d', self.manager.latest_checkpoint,
-                   int(self.optimizer.iterations.numpy()))
+        raise ValueError(f'{latest} does not hold every weight of this model (written by '
+                         f'another network or an older tf_partfash): {e}; use a new --workdir'
+                         ) from None
+      logging.info('resuming from %s at step %d', latest, int(self.optimizer.iterations.numpy()))
     step = int(self.optimizer.iterations.numpy())
+    self._saved_step = step if latest else None
     progress = ProgressLine(self.total_steps, self.config.log_every_secs, start=step)
     last_save = time.monotonic()
     pipeline_config = PipelineConfig(self.model_config.image_size, self.config.batch_size,
@@ -172,26 +193,29 @@ class Trainer:
           # Not checkpointed until stage 2's first save, so an interruption redoes it.
           begin(self.model, self.train, self.model_config.image_size, self.config.batch_size)
       order = self.samplers[stage].epoch(epoch)[first:self.steps_per_epoch[stage]].reshape(-1)
-      dataset = self.strategy.experimental_distribute_dataset(make_dataset(
-          self.train, order, pipeline_config, epoch=epoch, start=first * self.config.batch_size))
+      dataset = self._distributed_dataset(order, pipeline_config, epoch,
+                                          first * self.config.batch_size)
       # Logs number epochs within their stage.
       stage_epoch = epoch + 1 - (self.config.stage1_epochs if stage == 2 else 0)
       sums: dict[str, float] = {}
       for batch in iterate_batches(dataset, self.train, order, self.config.batch_size):
         seed = tf.constant([self.config.seed, step], tf.int64)
-        logs = {k: float(v) for k, v in self._steps[stage](batch, seed).items()}
+        due = tf.constant(float(time.monotonic() - last_save > self.config.checkpoint_every_secs))
+        logs = {k: float(v) for k, v in self._steps[stage](batch, seed, due).items()}
+        due = logs.pop('checkpoint_due') > 0
         for k, v in logs.items():
           sums[k] = sums.get(k, 0.0) + v
         step += 1
         if not math.isfinite(logs['loss/total']):
           raise self._diverged(step, f'loss {logs["loss/total"]}', stage, stage_epoch)
         progress.update(step, f'stage {stage} epoch {stage_epoch}', logs['loss/total'])
-        if time.monotonic() - last_save > self.config.checkpoint_every_secs:
+        if due:
           self._save(step, stage, stage_epoch)
           last_save = time.monotonic()
       self._save(step, stage, stage_epoch)  # every epoch ends on a checkpoint
       last_save = time.monotonic()
-      self._write_summaries(stage, step, sums, len(order) // self.config.batch_size)
+      if self.chief:
+        self._write_summaries(stage, step, sums, len(order) // self.config.batch_size)
       if sums:
         accuracy = {n: sums[f'correct/{n}'] / max(sums[f'labelled/{n}'], 1.0)
                     for n in SPECIAL_ATTRIBUTES}
@@ -200,18 +224,34 @@ class Trainer:
                      ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
     progress.close()
 
+  def _distributed_dataset(self, order: np.ndarray, config: PipelineConfig, epoch: int,
+                           start: int) -> tf.distribute.DistributedDataset:
+    """The batches of `order` (epoch positions from `start`), each input pipeline reading only
+    its slice of every global batch, split into per-replica batches."""
+    def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+      rows, positions = batch_shard(order, config.batch_size, context.input_pipeline_id,
+                                    context.num_input_pipelines, start)
+      per_replica = context.get_per_replica_batch_size(config.batch_size)
+      return make_dataset(self.train, rows, dataclasses.replace(config, batch_size=per_replica),
+                          epoch=epoch, positions=positions, pixels=self.pixels)
+    return self.strategy.distribute_datasets_from_function(pipeline)
+
   def _save(self, step: int, stage: int, stage_epoch: int) -> None:
-    """Checkpoints `step`, unless the latest checkpoint already is that step or the weights are
-    not finite (an error: a finite loss can still end in an overflowing update)."""
-    latest = self.manager.latest_checkpoint
-    if latest is None or not latest.endswith(f'-{step}'):
-      bad = [w.path for w in self.model.weights if not np.isfinite(w.numpy()).all()]
-      if bad:
-        raise self._diverged(step, f'non-finite weights in {bad[0]}', stage, stage_epoch)
-      self.manager.save(checkpoint_number=step)
+    """Checkpoints `step`, unless it already is or the weights are not finite (an error: a
+    finite loss can still end in an overflowing update). Every worker saves; the chief's
+    checkpoint is the one kept."""
+    if step == self._saved_step:
+      return
+    bad = [w.path for w in self.model.weights if not np.isfinite(w.numpy()).all()]
+    if bad:
+      raise self._diverged(step, f'non-finite weights in {bad[0]}', stage, stage_epoch)
+    self.manager.save(checkpoint_number=step)
+    self._saved_step = step
+    if not self.chief:
+      tf.io.gfile.rmtree(self._write_dir)
 
   def _diverged(self, step: int, what: str, stage: int, stage_epoch: int) -> DivergedError:
-    latest = self.manager.latest_checkpoint
+    latest = self.latest_checkpoint()
     kept = (f'the last checkpoint, {latest}, holds the last good weights' if latest
             else 'no checkpoint was written')
     return DivergedError(f'training diverged at step {step} (stage {stage} epoch {stage_epoch}): '

@@ -80,11 +80,26 @@ def _decode(data: tf.Tensor, image_size: int) -> tf.Tensor:
   return image
 
 
-def load_image(file: tf.Tensor, image_size: int) -> tf.Tensor:
-  """Reads one image file -> float32 (image_size, image_size, 3), BGR, Caffe mean subtracted."""
+def load_pixels(file: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Reads one image file -> uint8 RGB (image_size, image_size, 3): decoded, resized (bilinear,
+  antialiased) and rounded, as Caffe's AlexNet inputs are stored; what the pixel cache holds."""
   image = _decode(tf.io.read_file(file), image_size)
   image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), antialias=True)
-  return image[..., ::-1] - tf.constant(BGR_MEAN)
+  return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def load_image(file: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Reads one image file -> float32 (image_size, image_size, 3), BGR, Caffe mean subtracted."""
+  return to_caffe(tf.cast(load_pixels(file, image_size), tf.float32))
+
+
+def to_caffe(rgb: tf.Tensor) -> tf.Tensor:
+  """float32 RGB on a 0..255 scale -> BGR with the Caffe mean subtracted (last axis channels).
+
+  `tf.reverse` and `bias_add` give the same values as `rgb[..., ::-1] - mean` at 2.3x its speed
+  on one core (a strided slice and a broadcast over a last axis of 3 are slow per element).
+  """
+  return tf.nn.bias_add(tf.reverse(rgb, [-1]), -tf.constant(BGR_MEAN))
 
 
 def flip_example(image: tf.Tensor, boxes: tf.Tensor, present: tf.Tensor):
@@ -104,33 +119,66 @@ class PipelineConfig:
 
 
 def make_dataset(examples: Examples, order: np.ndarray, config: PipelineConfig,
-                 epoch: int = 0, drop_remainder: bool = True, start: int = 0) -> tf.data.Dataset:
+                 epoch: int = 0, drop_remainder: bool = True,
+                 positions: np.ndarray | None = None,
+                 pixels: np.ndarray | None = None) -> tf.data.Dataset:
   """Batches of the images at `order` (indices into `examples`), in that order.
 
   Each element is a dict: `image` (B, S, S, 3) float32, `boxes` (B, 6, 4), `present` (B, 6),
   `case` (B,), `labels` (B, 12) and `index` (B,) (row in `examples`). Shuffling and balancing are
   the caller's choice of `order` (see `data.sampling`); the flip of the image at position k of
-  epoch e depends only on (seed, e, k), so an epoch resumed at position `start` (the position of
-  `order[0]` in the whole epoch) sees the same augmentation as an uninterrupted one.
+  epoch e depends only on (seed, e, k), so an epoch resumed part way, or one worker's share of
+  it, sees the same augmentation as the whole epoch when `positions` gives each image's position
+  in the whole epoch (default 0, 1, ...). `pixels` ((len(examples), S, S, 3) uint8, e.g. the
+  memory-mapped `pixel_cache`) replaces reading and decoding the files by their stored rows,
+  which are bitwise what `load_pixels` decodes: the batches are the same.
   """
   tensors = {f.name: tf.constant(getattr(examples, f.name))
              for f in dataclasses.fields(examples)}
   size = config.image_size
 
+  def read(index):
+    if pixels is None:
+      return load_pixels(tensors['files'][index], size)
+    row = tf.numpy_function(lambda i: np.array(pixels[i]), [index], tf.uint8, stateful=False)
+    row.set_shape((size, size, 3))
+    return row
+
   def load(position, index):
-    image = load_image(tensors['files'][index], size)
+    image = read(index)  # uint8: a flip moves a quarter of the bytes of a float32 image
     boxes, present = tensors['boxes'][index], tensors['present'][index]
     if config.flip:
       coin = tf.random.stateless_uniform([], seed=tf.stack([
           tf.cast(config.seed * 100_003 + epoch, tf.int64), position]))
       image, boxes, present = tf.cond(coin < 0.5, lambda: flip_example(image, boxes, present),
                                       lambda: (image, boxes, present))
-    return {'image': image, 'boxes': boxes, 'present': present, 'case': tensors['case'][index],
-            'labels': tensors['labels'][index], 'index': tf.cast(index, tf.int32)}
+    return {'image': to_caffe(tf.cast(image, tf.float32)), 'boxes': boxes, 'present': present,
+            'case': tensors['case'][index], 'labels': tensors['labels'][index],
+            'index': tf.cast(index, tf.int32)}
 
-  ds = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64)).enumerate(start)
+  if positions is None:
+    positions = np.arange(len(order))
+  ds = tf.data.Dataset.from_tensor_slices((np.asarray(positions, np.int64),
+                                           np.asarray(order, np.int64)))
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(config.batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def batch_shard(order: np.ndarray, batch_size: int, shard: int, shards: int,
+                start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(rows, positions) of input pipeline `shard` of `shards`: its equal slice of every batch of
+  `order` (whole batches of `batch_size`, the first at epoch position `start`), in batch order.
+
+  Each pipeline of a multi-worker run reads and decodes only its slice, and the slices of the
+  pipelines together are each global batch, as one pipeline would read it.
+  """
+  if batch_size % shards:
+    raise ValueError(f'batch_size {batch_size} does not split over {shards} input pipelines')
+  width = batch_size // shards
+  columns = slice(shard * width, (shard + 1) * width)
+  positions = start + np.arange(len(order))
+  return (np.asarray(order).reshape(-1, batch_size)[:, columns].reshape(-1),
+          positions.reshape(-1, batch_size)[:, columns].reshape(-1))
 
 
 def find_unreadable(files: Sequence[str]) -> list[tuple[str, str]]:

@@ -34,6 +34,15 @@ MIN_CONV5_SIZE = 8
 BN_MOMENTUM = 0.9
 
 
+def batch_norm(name: str) -> keras.layers.BatchNormalization:
+  """The networks' BatchNorm. Built under a strategy of several replicas, its batch statistics
+  are those of the global batch (synchronised over the replicas), so a distributed step equals
+  one device's step on the same global batch; on one device it is Keras' usual layer."""
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=replicas > 1,
+                                         name=name)
+
+
 @keras.saving.register_keras_serializable(package='tf_partfash')
 class LocalResponseNorm(keras.layers.Layer):
   """Caffe across-channel LRN: `a_i / (k + alpha/n * sum_{|j-i|<=n//2} a_j^2)^beta`.
@@ -148,7 +157,7 @@ def build_alexnet(image_size: int = 227, norm: str = 'lrn', name: str = 'alexnet
   def after_conv(x: keras.KerasTensor, index: int, lrn: bool) -> keras.KerasTensor:
     if norm == 'lrn':
       return LocalResponseNorm(name=f'norm{index}')(x) if lrn else x
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'bn{index}')(x)
+    x = batch_norm(f'bn{index}')(x)
     return keras.layers.ReLU(name=f'relu{index}')(x)
 
   def pool(x: keras.KerasTensor, index: int) -> keras.KerasTensor:

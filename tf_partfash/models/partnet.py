@@ -26,7 +26,7 @@ import tensorflow as tf
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SIGNATURE_NAMES,
                                     SPECIAL_ATTRIBUTES, attribute)
 from tf_partfash.config import ModelConfig
-from tf_partfash.models.alexnet import BN_MOMENTUM, build_alexnet, conv5_size
+from tf_partfash.models.alexnet import batch_norm, build_alexnet, conv5_size
 from tf_partfash.parts.boxes import CASES, PART_NAMES
 
 # Which parts each case may use (§4.3): none for lower-body garments, all but the sleeves for
@@ -40,7 +40,7 @@ def fc_block(units: int, dropout: float, name: str) -> keras.Sequential:
   """Dense -> BatchNorm -> ReLU (-> Dropout): BatchNorm in the new layers speeds from-scratch training."""
   layers = [keras.layers.Dense(units, use_bias=False, kernel_initializer='he_normal',
                                name=f'{name}_dense'),
-            keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'{name}_bn'),
+            batch_norm(f'{name}_bn'),
             keras.layers.ReLU(name=f'{name}_relu')]
   if dropout:
     layers.append(keras.layers.Dropout(dropout, name=f'{name}_dropout'))

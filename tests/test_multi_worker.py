@@ -1,0 +1,178 @@
+"""--strategy=multi_worker: the cluster role from TF_CONFIG, each worker's share of a batch, and
+two local worker processes (loopback only) training as one worker does on the same global batch.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_partfash.distribution import cluster_role
+from tf_partfash.inputs.pipeline import batch_shard
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tf_config(cluster, task_type, index):
+  return {'TF_CONFIG': json.dumps({'cluster': cluster, 'task': {'type': task_type,
+                                                                 'index': index}})}
+
+
+def test_the_chief_is_the_chief_task_else_worker_0():
+  workers = {'worker': ['a:1', 'b:1']}
+  assert cluster_role(_tf_config(workers, 'worker', 0)) == (True, 0)
+  assert cluster_role(_tf_config(workers, 'worker', 1)) == (False, 1)
+  with_chief = {'chief': ['c:1'], **workers}
+  assert cluster_role(_tf_config(with_chief, 'chief', 0)) == (True, 0)
+  assert cluster_role(_tf_config(with_chief, 'worker', 0)) == (False, 0)
+
+
+def test_a_missing_or_malformed_tf_config_says_what_is_wrong():
+  with pytest.raises(ValueError, match='needs TF_CONFIG'):
+    cluster_role({})
+  with pytest.raises(ValueError, match=r"TF_CONFIG='\{\"cluster\": 1\}' is not a cluster"):
+    cluster_role({'TF_CONFIG': '{"cluster": 1}'})
+  with pytest.raises(ValueError, match='is not a cluster'):
+    cluster_role({'TF_CONFIG': 'worker 0'})
+  with pytest.raises(ValueError, match=r"task index 2 is not one of the 2 worker address\(es\)"):
+    cluster_role(_tf_config({'worker': ['a:1', 'b:1']}, 'worker', 2))
+
+
+def test_batch_shards_are_slices_of_every_batch_with_their_epoch_positions():
+  order = np.array([10, 11, 12, 13, 20, 21, 22, 23])  # two batches of 4, from position 8
+  rows, positions = batch_shard(order, 4, 1, 2, start=8)
+  assert rows.tolist() == [12, 13, 22, 23] and positions.tolist() == [10, 11, 14, 15]
+  rows, positions = batch_shard(order, 4, 0, 1, start=8)
+  assert rows.tolist() == order.tolist() and positions.tolist() == list(range(8, 16))
+  with pytest.raises(ValueError, match='batch_size 4 does not split over 3 input pipelines'):
+    batch_shard(order, 4, 0, 3)
+
+
+def test_train_py_without_tf_config_is_one_line_error(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CONFIG'}
+  result = subprocess.run([sys.executable, 'train.py', f'--workdir={tmp_path}',
+                           '--strategy=multi_worker'], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      'train.py: error: --strategy=multi_worker needs TF_CONFIG'), result.stderr[-2000:]
+
+
+# One training of the tiny network (the paper's LRN backbone; BatchNorm in fc6), stage 1, under
+# the strategy named by argv[3]; the trainable weights before and after are saved as initial_<task>.npy and
+# weights_<task>.npy in argv[4]. The strategy is made first, as a multi-worker one must be. No
+# dropout and no flips: random masks, and flips (whose sharding test_training checks), make the
+# network's kinks amplify rounding differences over a few steps.
+_TRAIN = r'''
+import json, sys
+from tf_partfash.distribution import make_strategy, strategy_role
+strategy = make_strategy(sys.argv[3])
+import keras
+import tensorflow as tf
+tf.config.experimental.enable_op_determinism()  # the same sums whatever else loads the cores
+import numpy as np
+from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.methods import method
+from tf_partfash.models.partnet import build_partnet
+from tf_partfash.prepared import prepare
+from tf_partfash.training import Trainer
+data_dir, workdir, _, out, epochs = sys.argv[1:6]
+data = prepare(data_dir, out, 0, 1, False, 0, 0)
+model = ModelConfig(image_size=147, hidden_size=16, signature_size=8, backbone_norm='lrn',
+                    dropout=0.0)
+config = TrainConfig(stage1_epochs=int(epochs), stage2_epochs=0, batch_size=16, flip=False,
+                     steps_per_epoch=2, stage1_learning_rate=1e-3, momentum=0.0, log_every_secs=0)
+def build():
+  keras.utils.set_random_seed(0)
+  return build_partnet(model)
+trainer = Trainer(build, model, config, data.examples.subset(data.rows('train')), workdir,
+                  strategy, method('partnet'))
+flat = lambda: np.concatenate([w.numpy().ravel() for w in trainer.model.weights if w.trainable])
+chief, task = strategy_role(strategy)
+np.save(f'{out}/initial_{task}.npy', flat())
+started = trainer.latest_checkpoint()
+trainer.run()
+np.save(f'{out}/weights_{task}.npy', flat())
+print(json.dumps({'chief': chief, 'task': task, 'replicas': strategy.num_replicas_in_sync,
+                  'resumed': started and started.rsplit('-', 1)[1],
+                  'step': int(trainer.optimizer.iterations.numpy())}))
+'''
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+  yield
+  while _STARTED:
+    process = _STARTED.pop()
+    if process.poll() is None:  # a failed assertion left it waiting for its peer
+      process.kill()
+      process.wait()
+
+
+def _train(data, workdir, out, epochs, strategy='default', tf_config=None):
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
+  env.pop('TF_CONFIG', None)
+  env.update(tf_config or {})
+  _STARTED.append(subprocess.Popen([sys.executable, '-c', _TRAIN, data, workdir, strategy, out,
+                                    str(epochs)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True))
+  return _STARTED[-1]
+
+
+def _result(process):
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 0, stderr[-3000:]
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one(tiny_synthetic, tmp_path):
+  data = tmp_path / 'data'
+  shutil.copytree(tiny_synthetic, data)
+  workdir, outs = tmp_path / 'run', [tmp_path / 'worker0', tmp_path / 'worker1']
+  for out in outs:
+    out.mkdir()
+  hosts = [f'127.0.0.1:{port}' for port in _free_ports(2)]
+
+  # One worker trains 2 epochs of 2 steps; its checkpoint after the first epoch, put in the
+  # cluster's workdir, is where both workers resume, as after an interruption of their own run.
+  alone = tmp_path / 'alone'
+  alone.mkdir()
+  assert _result(_train(str(data), str(tmp_path / 'one'), str(alone), 2))['step'] == 4
+  (workdir / 'checkpoints').mkdir(parents=True)
+  for file in (tmp_path / 'one' / 'checkpoints').glob('ckpt-2.*'):
+    shutil.copy(file, workdir / 'checkpoints')
+  (workdir / 'checkpoints' / 'checkpoint').write_text('model_checkpoint_path: "ckpt-2"\n')
+  started = [_train(str(data), str(workdir), str(out), 2, 'multi_worker',
+                    _tf_config({'worker': hosts}, 'worker', task)) for task, out in enumerate(outs)]
+  results = [_result(p) for p in started]
+  assert [(r['chief'], r['replicas'], r['resumed'], r['step']) for r in results] == [
+      (True, 2, '2', 4), (False, 2, '2', 4)]
+  assert sorted(os.listdir(workdir)) == ['checkpoints', 'tensorboard']  # workertemp_1 is gone
+  assert 'ckpt-4.index' in os.listdir(workdir / 'checkpoints')
+
+  theirs = [np.load(out / f'weights_{task}.npy') for task, out in enumerate(outs)]
+  np.testing.assert_array_equal(theirs[0], theirs[1])
+  initial = np.load(alone / 'initial_0.npy')
+  ours, one = theirs[0] - initial, np.load(alone / 'weights_0.npy') - initial
+  # Rounding alone separates the updates (the halves of each batch are summed in another order):
+  # 8e-6 when measured. BatchNorm statistics or a masked mean of one worker's half instead of the
+  # whole batch moved them by more than half their size.
+  apart = np.linalg.norm(ours - one) / np.linalg.norm(one)
+  assert apart < 1e-4, apart
