@@ -52,6 +52,22 @@ def test_batch_shards_are_slices_of_every_batch_with_their_epoch_positions():
     batch_shard(order, 4, 0, 3)
 
 
+def test_the_workers_slices_of_a_batch_are_the_batch_with_its_flips(tiny_synthetic, tmp_path):
+  from tf_partfash.inputs.pipeline import PipelineConfig, make_dataset
+  from tf_partfash.prepared import prepare
+  data = prepare(tiny_synthetic, str(tmp_path), 0, 1, False, 0, 0)
+  train = data.examples.subset(data.rows('train'))
+  order = np.random.default_rng(0).permutation(len(train))[:24]  # 3 batches of 8, from 16
+  whole = list(make_dataset(train, order, PipelineConfig(64, 8, flip=True), epoch=1,
+                            positions=16 + np.arange(24)))
+  slices = [list(make_dataset(train, rows, PipelineConfig(64, 4, flip=True), epoch=1,
+                              positions=positions))
+            for rows, positions in (batch_shard(order, 8, k, 2, start=16) for k in range(2))]
+  for batch, first, second in zip(whole, *slices, strict=True):
+    for key in ('image', 'boxes', 'present', 'index'):
+      np.testing.assert_array_equal(np.concatenate([first[key], second[key]]), batch[key])
+
+
 def test_train_py_without_tf_config_is_one_line_error(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != 'TF_CONFIG'}
   result = subprocess.run([sys.executable, 'train.py', f'--workdir={tmp_path}',
@@ -63,16 +79,22 @@ def test_train_py_without_tf_config_is_one_line_error(tmp_path):
 
 
 # One training of the tiny network (the paper's LRN backbone; BatchNorm in fc6), stage 1, under
-# the strategy named by argv[3]; the trainable weights before and after are saved as initial_<task>.npy and
+# the strategy named by argv[3] ('two_cpus': MirroredStrategy over two logical CPUs, as over two
+# GPUs); the trainable weights before and after are saved as initial_<task>.npy and
 # weights_<task>.npy in argv[4]. The strategy is made first, as a multi-worker one must be. No
-# dropout and no flips: random masks, and flips (whose sharding test_training checks), make the
-# network's kinks amplify rounding differences over a few steps.
+# dropout and no flips: random masks and flips make the network's kinks amplify rounding
+# differences over a few steps (a test above checks the flips of each worker's slice).
 _TRAIN = r'''
 import json, sys
-from tf_partfash.distribution import make_strategy, strategy_role
-strategy = make_strategy(sys.argv[3])
-import keras
 import tensorflow as tf
+from tf_partfash.distribution import make_strategy, strategy_role
+if sys.argv[3] == 'two_cpus':
+  cpu = tf.config.list_physical_devices('CPU')[0]
+  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+else:
+  strategy = make_strategy(sys.argv[3])
+import keras
 tf.config.experimental.enable_op_determinism()  # the same sums whatever else loads the cores
 import numpy as np
 from tf_partfash.config import ModelConfig, TrainConfig
@@ -142,7 +164,7 @@ def _result(process):
   return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one(tiny_synthetic, tmp_path):
+def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one_as_two_replicas_do(tiny_synthetic, tmp_path):
   data = tmp_path / 'data'
   shutil.copytree(tiny_synthetic, data)
   workdir, outs = tmp_path / 'run', [tmp_path / 'worker0', tmp_path / 'worker1']
@@ -161,6 +183,9 @@ def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one(tiny_syn
   (workdir / 'checkpoints' / 'checkpoint').write_text('model_checkpoint_path: "ckpt-2"\n')
   started = [_train(str(data), str(workdir), str(out), 2, 'multi_worker',
                     _tf_config({'worker': hosts}, 'worker', task)) for task, out in enumerate(outs)]
+  two_cpus = tmp_path / 'two_cpus'  # meanwhile: two replicas on one machine, from the start
+  two_cpus.mkdir()
+  mirrored = _train(str(data), str(tmp_path / 'mirrored'), str(two_cpus), 2, 'two_cpus')
   results = [_result(p) for p in started]
   assert [(r['chief'], r['replicas'], r['resumed'], r['step']) for r in results] == [
       (True, 2, '2', 4), (False, 2, '2', 4)]
@@ -175,4 +200,8 @@ def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one(tiny_syn
   # 8e-6 when measured. BatchNorm statistics or a masked mean of one worker's half instead of the
   # whole batch moved them by more than half their size.
   apart = np.linalg.norm(ours - one) / np.linalg.norm(one)
+  assert apart < 1e-4, apart
+  assert _result(mirrored)['replicas'] == 2
+  replicas = np.load(two_cpus / 'weights_0.npy') - initial
+  apart = np.linalg.norm(replicas - one) / np.linalg.norm(one)
   assert apart < 1e-4, apart
