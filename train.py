@@ -82,9 +82,10 @@ flags.DEFINE_enum('part_extractor', 'jumps', PART_EXTRACTORS, "Part extraction (
                   'predicted by a small regressor, taught on first use on 400 training images).')
 flags.DEFINE_integer('workers', 2, 'Processes for dataset generation and part extraction.')
 flags.DEFINE_enum('input_cache', 'none', INPUT_CACHES, "'pixels': decode and resize the "
-                  'training images once, into a uint8 file beside the data that later epochs '
-                  'memory-map (S x S x 3 bytes an image: 12.4 GB for Shopping100k at 227 px); '
-                  "the same batches as 'none', without decoding JPEGs every epoch.")
+                  'training images once, into a uint8 file beside the data (or in the workdir '
+                  'when the data is read-only) that later epochs memory-map (S x S x 3 bytes an '
+                  "image: 12.4 GB for Shopping100k at 227 px); the same batches as 'none', "
+                  'without decoding JPEGs every epoch.')
 flags.DEFINE_bool('skip_corrupt_images', False, 'Leave out (and log) undecodable images.')
 flags.DEFINE_enum('strategy', 'auto', STRATEGIES, "tf.distribute strategy: 'auto' (every GPU "
                   "of this machine), 'default' (one device), 'mirrored' (this machine's devices) "
