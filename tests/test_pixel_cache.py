@@ -90,3 +90,28 @@ def test_a_corrupt_image_or_a_foreign_file_is_an_error_naming_it(tmp_path):
   np.save(tmp_path / 'other.npy', np.zeros((2, 8, 8, 3), np.float32))
   with pytest.raises(ValueError, match=r'other.npy holds float32 pixels of shape \(2, 8, 8, 3\)'):
     pixel_cache.ensure_pixel_cache([str(good), str(good)], 8, str(tmp_path / 'other.npy'))
+
+
+def test_a_training_with_the_cache_builds_it_beside_the_data_and_reads_it(tiny_method_run,
+                                                                          tmp_path):
+  import shutil
+
+  import tensorflow as tf
+
+  from tf_partfash import run as run_module
+  from tf_partfash.prepared import prepare
+  run, workdir, _ = tiny_method_run('classic', steps_per_epoch=1, stage1_epochs=1,
+                                    stage2_epochs=0)
+  data_dir = tmp_path / 'data'  # a copy: the cache is written beside it
+  shutil.copytree(run.data['data_dir'], data_dir)
+  data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
+  strategy = tf.distribute.get_strategy()
+  with pytest.raises(ValueError, match="input_cache='jpeg'; valid values: none, pixels"):
+    run_module._trainer(run, workdir, data, strategy, 'jpeg')
+  trainer = run_module._trainer(run, workdir, data, strategy, 'pixels')
+  train = data.examples.subset(data.rows('train'))
+  size = run.model.image_size
+  assert trainer.pixels.shape == (len(train), size, size, 3)
+  assert trainer.pixels.filename == pixel_cache.pixel_cache_file(str(data_dir), train.files, size)
+  trainer.run()
+  assert int(trainer.optimizer.iterations.numpy()) == 1
