@@ -1,7 +1,7 @@
 r"""Images per second of the training input pipeline per CPU core, and what a cache would save.
 
   python benchmarks/bench_input.py --data_dir=DIR [--image_size=227] [--images=512]
-      [--threads=1,2] [--output_json=input.json]
+      [--threads=1,2] [--steps] [--output_json=input.json]
 
 Per thread count (tf.data's private thread pool and TensorFlow's op pools all set to it), the
 images per second of three ways to feed the same batches of 64 through the training pipeline
@@ -14,6 +14,12 @@ itself (`inputs.pipeline.make_dataset`, random flips with their boxes):
   - `pixels`: from the pixel cache of `train.py --input_cache=pixels` (`inputs.pixel_cache`:
     the decoded, resized uint8 pixels in one memory-mapped .npy, 155 KB an image at 227 px).
 The ratios to `jpeg` are measured side by side in one run, the three alternating pass by pass.
+
+With `--steps`, the first steps of reading an image are timed alone instead, the same way, to
+find the one that keeps the JPEG pipeline from using a second core: `read` (the file's bytes),
+`decode` (the DCT-scaled JPEG decode the pipeline does), `resize_antialias` (decode, then the
+pipeline's antialiased bilinear resize) and `resize_area` (decode, then an area resize, for
+comparison). A step whose rate does not grow with the threads does not run in parallel.
 DIR is a dataset in the Shopping100k layout (the real size is 762 x 1100: e.g. the output of
 `python -m tf_partfash.synthetic.dataset --width=762 --height=1100`).
 """
@@ -68,6 +74,38 @@ def _pipelines(files: list[str], copies: list[str], pixels: np.ndarray, size: in
                                       ('pixels', files, pixels))}
 
 
+STEPS = ('read', 'decode', 'resize_antialias', 'resize_area')
+
+
+def _steps(files: list[str], size: int, threads: int):
+  import tensorflow as tf
+
+  from tf_partfash.inputs.pipeline import _decode
+  names = tf.constant(files)
+
+  def decoded(k):
+    return tf.cast(_decode(tf.io.read_file(names[k]), size), tf.float32)
+  steps = {
+      'read': lambda k: tf.strings.length(tf.io.read_file(names[k])),
+      'decode': lambda k: _decode(tf.io.read_file(names[k]), size),
+      'resize_antialias': lambda k: tf.image.resize(decoded(k), (size, size), antialias=True),
+      'resize_area': lambda k: tf.image.resize(decoded(k), (size, size), method='area'),
+  }
+  options = tf.data.Options()
+  options.threading.private_threadpool_size = threads
+  options.threading.max_intra_op_parallelism = 1
+  return {name: tf.data.Dataset.range(len(files)).map(
+      steps[name], num_parallel_calls=threads, deterministic=True).batch(64).prefetch(2)
+          .with_options(options) for name in STEPS}
+
+
+def _print_steps(records: list[dict], files: list[str], size: int) -> None:
+  print(f'{len(files)} images -> {size} px, images/s of each step alone')
+  print(f'{"threads":>7} ' + ' '.join(f'{name:>16}' for name in STEPS))
+  for r in records:
+    print(f'{r["threads"]:>7} ' + ' '.join(f'{r["images_per_s"][name]:>16.0f}' for name in STEPS))
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,6 +115,8 @@ def main() -> None:
   parser.add_argument('--threads', default='1,2')
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--scratch', default=os.path.join('/tmp', 'bench_input'))
+  parser.add_argument('--steps', action='store_true',
+                      help="time the first steps of reading an image alone (see above)")
   parser.add_argument('--output_json')
   parser.add_argument('--_threads', type=int, help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -93,6 +133,13 @@ def main() -> None:
       if out.returncode:
         sys.exit(out.stderr[-3000:])
       records.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.steps:
+      _print_steps(records, files, args.image_size)
+      if args.output_json:
+        with open(args.output_json, 'w', encoding='utf-8') as f:
+          json.dump({'images': len(files), 'image_size': args.image_size, 'records': records},
+                    f, indent=1)
+      return
     from PIL import Image
     with Image.open(files[0]) as im:
       size = f'{im.width}x{im.height}'
@@ -111,12 +158,15 @@ def main() -> None:
                    'records': records}, f, indent=1)
     return
   _configure(args._threads)
-  from tf_partfash.inputs.pixel_cache import ensure_pixel_cache, pixel_cache_file
-  copies = _resized_copies(files, args.image_size,
-                           os.path.join(args.scratch, f'resized_{args.image_size}'))
-  pixels = ensure_pixel_cache(files, args.image_size,
-                              pixel_cache_file(args.scratch, files, args.image_size))
-  pipelines = _pipelines(files, copies, pixels, args.image_size, args._threads)
+  if args.steps:
+    pipelines, copies = _steps(files, args.image_size, args._threads), None
+  else:
+    from tf_partfash.inputs.pixel_cache import ensure_pixel_cache, pixel_cache_file
+    copies = _resized_copies(files, args.image_size,
+                             os.path.join(args.scratch, f'resized_{args.image_size}'))
+    pixels = ensure_pixel_cache(files, args.image_size,
+                                pixel_cache_file(args.scratch, files, args.image_size))
+    pipelines = _pipelines(files, copies, pixels, args.image_size, args._threads)
   times = {name: [] for name in pipelines}
   for name, ds in pipelines.items():  # warm-up: tracing and the page cache
     for _ in ds:
@@ -127,12 +177,13 @@ def main() -> None:
       for _ in ds:
         pass
       times[name].append(time.perf_counter() - start)
-  print(json.dumps({'threads': args._threads,
-                    'images_per_s': {k: len(files) / float(np.median(v))
-                                     for k, v in times.items()},
-                    'cache_kb_per_image': {
-                        'resized_jpeg': float(np.mean([os.path.getsize(c) for c in copies])) / 1e3,
-                        'pixels': args.image_size ** 2 * 3 / 1e3}}))
+  record = {'threads': args._threads,
+            'images_per_s': {k: len(files) / float(np.median(v)) for k, v in times.items()}}
+  if copies:
+    record['cache_kb_per_image'] = {
+        'resized_jpeg': float(np.mean([os.path.getsize(c) for c in copies])) / 1e3,
+        'pixels': args.image_size ** 2 * 3 / 1e3}
+  print(json.dumps(record))
 
 
 if __name__ == '__main__':
