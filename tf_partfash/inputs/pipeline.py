@@ -204,6 +204,15 @@ def readable(files: Sequence[str]) -> np.ndarray:
   return ~np.isin(np.asarray(files, str), [file for file, _ in bad])
 
 
+def corrupt_image_error(files: Sequence[str],
+                        error: tf.errors.InvalidArgumentError) -> CorruptImageError:
+  """The error for a decode failure among `files` (TF's own does not say which file): the
+  first of them that does not decode fully is named, with its reason."""
+  bad = find_unreadable(files)
+  where = f'{bad[0][0]} ({bad[0][1]})' if bad else f'one of {list(files)}'
+  return CorruptImageError(f'cannot decode image {where}: {error.message.splitlines()[0]}')
+
+
 def iterate_batches(dataset: tf.data.Dataset, examples: Examples, order: np.ndarray,
                     batch_size: int) -> Iterator[dict]:
   """Iterates `dataset`; a decode failure becomes a `CorruptImageError` naming the bad file.
@@ -220,8 +229,6 @@ def iterate_batches(dataset: tf.data.Dataset, examples: Examples, order: np.ndar
       return
     except tf.errors.InvalidArgumentError as e:
       files = examples.files[np.asarray(order)[k * batch_size:(k + 1) * batch_size]]
-      bad = find_unreadable(files)
-      where = f'{bad[0][0]} ({bad[0][1]})' if bad else f'one of {list(files)}'
-      raise CorruptImageError(f'cannot decode image {where}: {e.message.splitlines()[0]}') from e
+      raise corrupt_image_error(files, e) from e
     k += 1
     yield batch

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_partfash import atomic, cache
-from tf_partfash.inputs.pipeline import CorruptImageError, find_unreadable, load_pixels
+from tf_partfash.inputs.pipeline import corrupt_image_error, load_pixels
 from tf_partfash.progress import ProgressLine
 
 CHUNK = 512  # images per recorded chunk of the build
@@ -78,9 +78,7 @@ def _build(files: Sequence[str], image_size: int, file: str, shape: tuple[int, .
     try:
       pixels[start:stop] = np.concatenate([batch.numpy() for batch in dataset])
     except tf.errors.InvalidArgumentError as e:
-      bad = find_unreadable(files[start:stop])
-      where = f'{bad[0][0]} ({bad[0][1]})' if bad else f'one of {list(files[start:stop])}'
-      raise CorruptImageError(f'cannot decode image {where}: {e.message.splitlines()[0]}') from e
+      raise corrupt_image_error(files[start:stop], e) from e
     pixels.flush()  # the chunk is on disk before it is recorded as done
     atomic.write_json(record, {'shape': list(shape), 'chunks_done': start // CHUNK + 1})
     line.update(stop, 'pixel cache')
