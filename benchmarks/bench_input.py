@@ -41,6 +41,15 @@ def _configure(threads: int) -> None:
   tf.config.threading.set_intra_op_parallelism_threads(threads)
 
 
+def _options(threads: int):
+  """tf.data options that run a pipeline on `threads` threads, each op on one."""
+  import tensorflow as tf
+  options = tf.data.Options()
+  options.threading.private_threadpool_size = threads
+  options.threading.max_intra_op_parallelism = 1
+  return options
+
+
 def _resized_copies(files: list[str], size: int, folder: str) -> list[str]:
   from PIL import Image
   os.makedirs(folder, exist_ok=True)
@@ -55,8 +64,6 @@ def _resized_copies(files: list[str], size: int, folder: str) -> list[str]:
 
 
 def _pipelines(files: list[str], copies: list[str], pixels: np.ndarray, size: int, threads: int):
-  import tensorflow as tf
-
   from tf_partfash.inputs.pipeline import Examples, PipelineConfig, make_dataset
   n = len(files)
 
@@ -64,9 +71,7 @@ def _pipelines(files: list[str], copies: list[str], pixels: np.ndarray, size: in
     return Examples(files=np.array(names), labels=np.zeros((n, 12), np.int32),
                     boxes=np.tile([[0.1, 0.1, 0.9, 0.9]], (n, 6, 1)).astype(np.float32),
                     present=np.ones((n, 6), bool), case=np.zeros(n, np.int32))
-  options = tf.data.Options()
-  options.threading.private_threadpool_size = threads
-  options.threading.max_intra_op_parallelism = 1
+  options = _options(threads)
   config = PipelineConfig(image_size=size, batch_size=64, flip=True)
   order = np.arange(n)
   return {name: make_dataset(examples(names), order, config, pixels=cached).with_options(options)
@@ -91,9 +96,7 @@ def _steps(files: list[str], size: int, threads: int):
       'resize_antialias': lambda k: tf.image.resize(decoded(k), (size, size), antialias=True),
       'resize_area': lambda k: tf.image.resize(decoded(k), (size, size), method='area'),
   }
-  options = tf.data.Options()
-  options.threading.private_threadpool_size = threads
-  options.threading.max_intra_op_parallelism = 1
+  options = _options(threads)
   return {name: tf.data.Dataset.range(len(files)).map(
       steps[name], num_parallel_calls=threads, deterministic=True).batch(64).prefetch(2)
           .with_options(options) for name in STEPS}
