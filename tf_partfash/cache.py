@@ -138,11 +138,7 @@ def chunked(directory: str, key: dict, rows: np.ndarray, chunk_size: int, what: 
   `key` identifies the job (model, rows); chunks of another job in `directory` are discarded, and
   a chunk that cannot be read is computed again. The caller holds the lock of the job's file.
   """
-  manifest = os.path.join(directory, 'job.json')
-  if os.path.isdir(directory) and _read_manifest(manifest) != key:
-    shutil.rmtree(directory)
-  os.makedirs(directory, exist_ok=True)
-  atomic.write_json(manifest, key)
+  start_job(directory, key)
   line = ProgressLine(len(rows), PROGRESS_EVERY_SECS, unit='image') if progress else None
   results = []
   for start in range(0, len(rows), chunk_size):
@@ -155,6 +151,16 @@ def chunked(directory: str, key: dict, rows: np.ndarray, chunk_size: int, what: 
     if line:
       line.update(min(start + chunk_size, len(rows)), what)
   return results
+
+
+def start_job(directory: str, key: dict) -> None:
+  """Readies `directory` for the finished chunks of a resumable job identified by `key`: the
+  chunks of another job kept there are discarded, and `key` is recorded (`job.json`)."""
+  manifest = os.path.join(directory, 'job.json')
+  if os.path.isdir(directory) and _read_manifest(manifest) != key:
+    shutil.rmtree(directory)
+  os.makedirs(directory, exist_ok=True)
+  atomic.write_json(manifest, key)
 
 
 def _read_manifest(file: str) -> dict | None:

@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from tf_partfash import atomic
+from tf_partfash import atomic, cache
 from tf_partfash.attributes import MISSING, attribute
 from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data import shopping100k
@@ -108,12 +108,8 @@ def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, hei
   os.makedirs(out_dir, exist_ok=True)
   # Finished chunks are recorded here: a rerun of an interrupted generation renders the rest.
   partial = os.path.join(out_dir, PARTIAL_DIR)
-  manifest = os.path.join(partial, 'job.json')
-  job = {**_params(num_images, seed, width, height, images_per_style), 'styles': styles}
-  if os.path.isdir(partial) and _read_json(manifest) != job:
-    shutil.rmtree(partial)
-  os.makedirs(partial, exist_ok=True)
-  atomic.write_json(manifest, job)
+  cache.start_job(partial, {**_params(num_images, seed, width, height, images_per_style),
+                            'styles': styles})
   starts = range(0, num_images, _CHUNK)
   done = {a: rows for a in starts if (rows := _read_chunk(_chunk_record(partial, a))) is not None}
   tasks = [(out_dir, seed, width, height, styles, range(a, min(a + _CHUNK, num_images)), partial)
@@ -142,14 +138,6 @@ def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, hei
   with open(marker, 'w', encoding='utf-8') as f:
     json.dump(_params(num_images, seed, width, height, images_per_style), f, indent=1)
   shutil.rmtree(partial)
-
-
-def _read_json(file: str):
-  try:
-    with open(file, encoding='utf-8') as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
 
 
 def _params(num_images: int, seed: int, width: int, height: int,
