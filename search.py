@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from tf_partfash import cli
 from tf_partfash.attributes import SPECIAL_ATTRIBUTES
-from tf_partfash.cli import exit_on_user_error
-from tf_partfash.config import DISTANCES, PART_EXTRACTORS
-from tf_partfash.retrieval import BACKENDS
+from tf_partfash.config import PART_EXTRACTORS
 
 flags.DEFINE_string('workdir', None, 'Training directory of the model (train.py --workdir).')
 flags.DEFINE_string('query', None, 'Gallery ID (path relative to Images/ or row number) or an '
@@ -30,14 +29,8 @@ flags.DEFINE_list('feedback', [], 'Gallery IDs the user picks as relevant (§5):
 flags.DEFINE_integer('top_k', 10, 'Number of results.', lower_bound=1)
 flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
                     'of images.')
-flags.DEFINE_enum('backend', 'exact', BACKENDS, "'exact' (numpy), 'faiss' (exact, squared only) "
-                  "or 'compact' (a catalogue-size index: product-quantised codes find 2,000 "
-                  'candidates, re-ranked exactly by --distance; built on first use).')
-flags.DEFINE_bool('rebuild_compact_index', False, 'Rebuild the compact index of --backend='
-                  'compact (one of another model or gallery is refused until rebuilt).')
-flags.DEFINE_enum('distance', 'euclidean', DISTANCES, 'd of Eq. 4-6: euclidean (the '
-                  'paper: sum of the Euclidean distances of the S + 1 signatures) or squared (sum '
-                  'of squared distances; what --backend=faiss serves).')
+cli.define_search_flags()
+flags.adopt_module_key_flags(cli)
 flags.DEFINE_enum('part_extractor', None, PART_EXTRACTORS, 'Part extraction of a query image '
                   "file and of a --gallery folder: 'jumps' (§4.3) or 'regression' (§7.5). "
                   'Default: the one the model was trained with; the test gallery keeps its parts.')
@@ -48,7 +41,7 @@ FLAGS = flags.FLAGS
 
 
 def _search() -> None:
-  from tf_partfash.search_session import SearchRequest, search  # after parsing: TF is slow
+  from tf_partfash.search.session import SearchRequest, search  # after parsing: TF is slow
   search(SearchRequest(FLAGS.workdir, FLAGS.query, tuple(FLAGS.set), tuple(FLAGS.feedback),
                        FLAGS.top_k, FLAGS.gallery, FLAGS.backend, FLAGS.distance,
                        FLAGS.output_json, FLAGS.output_image, FLAGS.part_extractor,
@@ -57,7 +50,7 @@ def _search() -> None:
 
 def main(argv):
   del argv
-  exit_on_user_error('search.py', _search)
+  cli.exit_on_user_error('search.py', _search)
 
 
 if __name__ == '__main__':

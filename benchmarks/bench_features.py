@@ -27,9 +27,9 @@ import tensorflow as tf
 
 from tf_partfash.config import ModelConfig
 from tf_partfash.models.classic import build_classic
+from tf_partfash.models.inference import feature_pass
 from tf_partfash.models.partnet import build_partnet
 from tf_partfash.parts.boxes import PART_NAMES
-from tf_partfash.recognition import feature_pass
 
 CONFIGS = {
     'paper': ModelConfig(image_size=227, backbone_norm='lrn', hidden_size=1024,

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from tf_partfash.compact import CANDIDATES
+from tf_partfash.search.compact import CANDIDATES
 
 KINDS = ('direct', 'manipulate1', 'manipulate2', 'manipulate3', 'feedback')
 K = 20
@@ -69,7 +69,7 @@ def random_queries(count: int, v: int, d: int) -> dict[str, tuple[np.ndarray, np
       row[blocks] = _unit(rng, (changes, d))
     out[f'manipulate{changes}'] = (q, None)
   picked = _unit(rng, (3, v, d))
-  from tf_partfash.retrieval import personalization_weights
+  from tf_partfash.search.retrieval import personalization_weights
   out['feedback'] = (direct, personalization_weights(picked))
   return out
 
@@ -77,8 +77,8 @@ def random_queries(count: int, v: int, d: int) -> dict[str, tuple[np.ndarray, np
 def real_queries(workdir: str, count: int) -> tuple[np.ndarray, dict]:
   """The run's test signatures, and per kind its queries (with the run's prototypes)."""
   from tf_partfash.attributes import SPECIAL_ATTRIBUTES
-  from tf_partfash.gallery import GalleryIndex, Prototypes
-  from tf_partfash.retrieval import manipulate, personalization_weights
+  from tf_partfash.search.gallery import GalleryIndex, Prototypes
+  from tf_partfash.search.retrieval import manipulate, personalization_weights
   index = GalleryIndex.load(os.path.join(workdir, 'index_test.npz'))
   prototypes = Prototypes.load(os.path.join(workdir, 'prototypes.npz'))
   rng = np.random.default_rng(1)
@@ -102,9 +102,9 @@ def _peak_gb() -> float:
 
 def measure(index: str, gallery, queries: dict, truth: dict | None, candidates: int) -> dict:
   """One record's figures: build, then each kind's single-query latency, top-20 and recall."""
-  from tf_partfash import intervals
-  from tf_partfash.compact import CompactIndex, CompactSearcher
-  from tf_partfash.retrieval import Searcher
+  from tf_partfash.evaluation import intervals
+  from tf_partfash.search.compact import CompactIndex, CompactSearcher
+  from tf_partfash.search.retrieval import Searcher
   started = time.perf_counter()
   if index == 'exact':
     searcher = Searcher(np.asarray(gallery[:], np.float32), 'exact', 'euclidean')
@@ -134,7 +134,7 @@ def measure(index: str, gallery, queries: dict, truth: dict | None, candidates: 
 
 
 def _child(args: argparse.Namespace) -> None:
-  from tf_partfash.cache import StoredRows
+  from tf_partfash.storage.cache import StoredRows
   if args.vectors == 'real':
     gallery, queries = real_queries(args.workdir, args.queries)
   else:

@@ -6,7 +6,7 @@ r"""Two part extractions of the same images against the true parts, paired (§4.
 For the images all three files hold: the case accuracy of A and of B with 95 % bootstrap
 intervals over images, and B minus A, paired; then per part, over the images where the truth and
 both extractions have it, the mean IoU with the true box of A and of B and B minus A, paired
-(`tf_partfash.intervals`). The parts caches of a dataset prepared for a run sit beside its split
+(`evaluation.intervals`). The parts caches of a dataset prepared for a run sit beside its split
 (gallery and query images: `*_from_image.csv`, the image alone decides the case).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from tf_partfash import intervals
+from tf_partfash.evaluation import intervals
 from tf_partfash.parts import PART_NAMES, box_iou, read_parts_csv
 
 

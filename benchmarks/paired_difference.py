@@ -5,7 +5,7 @@ r"""Paired top-k difference between two evaluate.py results files scored on the 
 
 For every run the two files share (matched by workdir; with none in common, in order) and every
 setting, prints B's top-k minus A's, in points, with its 95 % paired bootstrap interval over the
-queries (`tf_partfash.intervals`): for example the same model searched with two distances, or two
+queries (`evaluation.intervals`): for example the same model searched with two distances, or two
 models on the same query file.
 The files must have been written on the same query file (results.json `query_file`).
 """
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from tf_partfash import intervals
+from tf_partfash.evaluation import intervals
 
 
 def _load(file: str) -> dict:

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from tiny import MODEL as TINY_MODEL
+
 # Fewer TF start-up lines in test logs; subprocesses inherit it.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # The suite runs one pytest worker per core (README: -n auto) and its models are tiny: one
@@ -60,14 +62,11 @@ def tiny_synthetic(tmp_path_factory):
 
 def _tiny_run_config(method: str, data_dir: str, train):
   """The tests' tiny network of `method` (its implied settings applied) on `data_dir`."""
-  from tf_partfash.config import ModelConfig
+  from tf_partfash.config import DataConfig
   from tf_partfash.methods import method_configs
-  from tf_partfash.workdir import RunConfig
-  model, train = method_configs(method, ModelConfig(image_size=147, hidden_size=16,
-                                                    signature_size=8, backbone_norm='batch'), train)
-  return RunConfig(method, model, train, {'data_dir': data_dir, 'split_seed': 0,
-                                          'synthetic_images': 0, 'synthetic_seed': 0,
-                                          'alexnet_weights': None})
+  from tf_partfash.storage.workdir import RunConfig
+  model, train = method_configs(method, TINY_MODEL, train)
+  return RunConfig(method, model, train, DataConfig(data_dir=data_dir))
 
 
 @pytest.fixture(scope='session')
@@ -83,10 +82,11 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
 
   import keras
 
-  from tf_partfash.config import TrainConfig
-  from tf_partfash.prepared import prepare
-  from tf_partfash.trained_run import TrainedRun
-  from tf_partfash.workdir import build_model, export_model, save_run_config
+  from tf_partfash.config import DataConfig, TrainConfig
+  from tf_partfash.inputs.prepared import prepare
+  from tf_partfash.models.saved import build_model, export_model
+  from tf_partfash.search.trained_run import TrainedRun
+  from tf_partfash.storage.workdir import save_run_config
   root = tmp_path_factory.mktemp('untrained_run')
   data_dir = root / 'data'
   shutil.copytree(tiny_synthetic, data_dir)
@@ -96,7 +96,7 @@ def untrained_run(tiny_synthetic, tmp_path_factory):
   keras.utils.set_random_seed(0)
   model = build_model(run)
   export_model(workdir, model)
-  data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
+  data = prepare(DataConfig(data_dir=str(data_dir)), workdir)
   opened = TrainedRun(workdir, run, model, data, progress=False)
   gallery, prototypes = opened.index(), opened.prototypes()
   return types.SimpleNamespace(workdir=workdir, data_dir=data_dir, data=data, gallery=gallery,
@@ -110,15 +110,15 @@ def tiny_method_run(tiny_synthetic, tmp_path):
   A tiny network of the method (its implied settings applied) on the tiny synthetic set, one
   epoch per stage, its workdir under this test's tmp_path, the data prepared.
   """
-  from tf_partfash.config import TrainConfig
-  from tf_partfash.prepared import prepare
+  from tf_partfash.config import DataConfig, TrainConfig
+  from tf_partfash.inputs.prepared import prepare
 
   def make(method, **train_overrides):
     train_fields = dict(stage1_epochs=1, stage2_epochs=1, batch_size=24, log_every_secs=0)
     train_fields.update(train_overrides)
     run = _tiny_run_config(method, tiny_synthetic, TrainConfig(**train_fields))
     workdir = str(tmp_path / method)
-    return run, workdir, prepare(tiny_synthetic, workdir, 0, 1, False, 0, 0)
+    return run, workdir, prepare(DataConfig(data_dir=tiny_synthetic), workdir)
   return make
 
 
@@ -137,9 +137,10 @@ def _assert_checkpoint_restores_every_weight(workdir: str, data) -> None:
   import numpy as np
 
   from tf_partfash.methods import method
-  from tf_partfash.distribution import make_strategy
-  from tf_partfash.training import Trainer
-  from tf_partfash.workdir import build_model, load_model, load_run_config
+  from tf_partfash.models.saved import build_model, load_model
+  from tf_partfash.storage.workdir import load_run_config
+  from tf_partfash.training.distribution import make_strategy
+  from tf_partfash.training.trainer import Trainer
   run = load_run_config(workdir)
   exported = load_model(workdir, run)
   resumed = Trainer(lambda: build_model(run), run.model, run.train,

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, NUM_VALUES, OFFSETS
+from tf_partfash.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, NUM_VALUES, OFFSETS
 from tf_partfash.data import adde
 
 # Column offsets of the 151-dim encoding, worked out from the vocabulary sizes

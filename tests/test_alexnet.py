@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_partfash.models.alexnet import (MIN_IMAGE_SIZE, GroupedConv2D, LocalResponseNorm,
+from tf_partfash.models.alexnet import (GroupedConv2D, LocalResponseNorm, MIN_IMAGE_SIZE,
                                         build_alexnet, conv5_size, load_alexnet_weights)
 
 # Caffe-converted bvlc_alexnet shapes (HWIO kernel, bias); grouped layers see half the depth.

@@ -53,8 +53,9 @@ def _edit_line(data, name: str, line: int, text: bytes) -> None:
 
 def test_skip_corrupt_images_leaves_out_a_truncated_upper_body_image(tiny_synthetic, tmp_path,
                                                                      caplog):
-  from tf_partfash.prepared import prepare
+  from tf_partfash.config import DataConfig
   from tf_partfash.data.shopping100k import image_file
+  from tf_partfash.inputs.prepared import prepare
   from tf_partfash.parts import lower_body_of
   data = _data_copy(tiny_synthetic, tmp_path)
   table = read_attributes(str(data))
@@ -66,9 +67,10 @@ def test_skip_corrupt_images_leaves_out_a_truncated_upper_body_image(tiny_synthe
   with open(file, 'wb') as f:  # head -c 3000 (these images are small: at most half of it)
     f.write(whole[:min(3000, len(whole) // 2)])
   with pytest.raises(ValueError, match='cannot read image .*truncated'):
-    prepare(str(data), str(tmp_path / 'run'))  # without the flag: an error naming it
+    # Without the flag: an error naming it.
+    prepare(DataConfig(data_dir=str(data)), str(tmp_path / 'run'))
   with caplog.at_level(logging.WARNING):
-    prepared = prepare(str(data), str(tmp_path / 'run'), skip_corrupt=True)
+    prepared = prepare(DataConfig(data_dir=str(data)), str(tmp_path / 'run'), skip_corrupt=True)
   assert prepared.skipped == (coat,)
   assert coat not in prepared.table['path'].tolist() and len(prepared.table) == len(table) - 1
   assert len(prepared.split) == len(prepared.examples) == len(table) - 1
@@ -77,14 +79,15 @@ def test_skip_corrupt_images_leaves_out_a_truncated_upper_body_image(tiny_synthe
 
 
 def test_a_failed_first_start_records_nothing(tiny_method_run):
-  from tf_partfash.run import train_and_report
+  from tf_partfash.training.run import train_run
   run, workdir, data = tiny_method_run('partnet')
-  missing = dataclasses.replace(run, data={**run.data, 'alexnet_weights': '/missing.npy'})
+  missing = dataclasses.replace(run, data=dataclasses.replace(run.data,
+                                                              alexnet_weights='/missing.npy'))
   with pytest.raises(FileNotFoundError, match='/missing.npy'):
-    train_and_report(missing, workdir, data=data)
+    train_run(missing, workdir, data=data)
   too_big = dataclasses.replace(run, train=dataclasses.replace(run.train, batch_size=480))
   with pytest.raises(ValueError, match='batch_size 480'):
-    train_and_report(too_big, workdir, data=data)
+    train_run(too_big, workdir, data=data)
   assert os.listdir(workdir) == ['train.lock']  # no run.json, checkpoint or TensorBoard log
 
   class Accepted(Exception):
@@ -95,15 +98,14 @@ def test_a_failed_first_start_records_nothing(tiny_method_run):
     raise Accepted  # the corrected start was accepted; no need to train it here
 
   with pytest.raises(Accepted):
-    train_and_report(run, workdir, data=data, started=started)
+    train_run(run, workdir, data=data, started=started)
 
 
 def test_a_refused_resume_keeps_flags_txt(tmp_path):
-  from tf_partfash.workdir import RunConfig, save_run_config
+  from tf_partfash.config import DataConfig
+  from tf_partfash.storage.workdir import RunConfig, save_run_config
   workdir = tmp_path / 'run'
-  data = {'data_dir': str(tmp_path / 'data'), 'split_seed': 0, 'gallery_images': None,
-          'query_images': None, 'synthetic_images': 5500, 'synthetic_seed': 0,
-          'alexnet_weights': None}
+  data = DataConfig(data_dir=str(tmp_path / 'data'))
   save_run_config(str(workdir), RunConfig('partnet', ModelConfig(), TrainConfig(), data))
   (workdir / 'flags.txt').write_text('# the stored run\n')
   result = _cli('train.py', f'--workdir={workdir}', f'--data_dir={tmp_path / "data"}', '--seed=3')
@@ -143,13 +145,14 @@ def test_configs_refuse_nothing_to_train_and_name_the_file_of_a_stored_one(tmp_p
   import json
 
   from tf_partfash import config
+  from tf_partfash.config import DataConfig
   from tf_partfash.models import alexnet
-  from tf_partfash.workdir import RunConfig, load_run_config, save_run_config
+  from tf_partfash.storage.workdir import RunConfig, load_run_config, save_run_config
   assert config.MIN_IMAGE_SIZE == alexnet.MIN_IMAGE_SIZE
   with pytest.raises(ValueError, match='nothing to train'):
     TrainConfig(stage1_epochs=0, stage2_epochs=0)
   TrainConfig(stage1_epochs=0, stage2_epochs=1)  # one stage alone is a run
-  save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(), {}))
+  save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(), DataConfig()))
   file = tmp_path / 'run.json'
   blob = json.loads(file.read_text())
   blob['train']['momentum'] = 2.0
@@ -165,11 +168,11 @@ def test_a_non_finite_loss_stops_at_its_step_keeping_the_last_good_checkpoint(ti
                                                                               monkeypatch):
   import tensorflow as tf
 
-  from tf_partfash import objectives
   from tf_partfash.methods import method
-  from tf_partfash.distribution import make_strategy
-  from tf_partfash.training import DivergedError, Trainer
-  from tf_partfash.workdir import build_model
+  from tf_partfash.models.saved import build_model
+  from tf_partfash.training import objectives
+  from tf_partfash.training.distribution import make_strategy
+  from tf_partfash.training.trainer import DivergedError, Trainer
   run, workdir, data = tiny_method_run('partnet', checkpoint_every_secs=0)
 
   partnet_loss = objectives.partnet_loss

@@ -10,12 +10,14 @@ import tensorflow as tf
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
                                     SPECIAL_OFFSETS)
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.methods import method_configs
 from tf_partfash.inputs.sampling import ManipulationTripletSampler
-from tf_partfash.encoders import AmnetEncoder, AttributeRetrievalEncoder, ClassicEncoder
-from tf_partfash.gallery import GalleryIndex
-from tf_partfash.objectives import amnet_loss, manipulation_of
+from tf_partfash.methods import method_configs
 from tf_partfash.models.amnet import retrieve_prototype
+from tf_partfash.search.encoders import AmnetEncoder, AttributeRetrievalEncoder, ClassicEncoder
+from tf_partfash.search.gallery import GalleryIndex
+from tf_partfash.training.objectives import amnet_loss, manipulation_of
+
+import tiny
 
 COLOR = ATTRIBUTE_NAMES.index('color')
 
@@ -156,7 +158,7 @@ def test_classic_takes_the_query_from_training_images_with_the_wanted_attributes
 
 
 def test_attribute_retrieval_ranks_by_recognised_attributes_then_fc7():
-  from tf_partfash.retrieval import Searcher
+  from tf_partfash.search.retrieval import Searcher
   # Gallery: g0 is the query's twin but red (color 12); g1 far in fc7 but navy (5); g2 navy and
   # near; g3 navy with another collar. Query (color 12) asks for navy.
   gallery = _index([[1, 0], [0, 1], [0.8, 0.6], [1, 0]],
@@ -203,14 +205,16 @@ def test_a_flag_contradicting_the_method_is_an_error():
 @pytest.mark.parametrize('method', ['classic', 'attribute_retrieval', 'amnet'])
 def test_baseline_trains_and_is_scored(method, tiny_method_run,
                                       assert_checkpoint_restores_every_weight):
-  from tf_partfash import evaluation, queries
-  from tf_partfash.run import train_and_report
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.evaluation import queries
+  from tf_partfash.evaluation.accuracy import report_test_accuracy
+  from tf_partfash.evaluation.protocols.paper import evaluate_paper
+  from tf_partfash.search.trained_run import TrainedRun
+  from tf_partfash.training.run import train_run
   # Classic's stage 2 is its stage 1 again: one stage is enough here.
   run, workdir, data = (tiny_method_run(method, triplet_weight=0.8, margin=0.5)
                         if method == 'amnet' else
                         tiny_method_run(method, stage2_epochs=0))
-  table = train_and_report(run, workdir, data=data)
+  table = report_test_accuracy(workdir, run, *train_run(run, workdir, data=data))
   assert 'extract_parts' not in table and 'color' in table  # no Extract Parts? head
   assert_checkpoint_restores_every_weight(workdir, data)
   opened = TrainedRun.open(workdir, data=data)
@@ -223,7 +227,7 @@ def test_baseline_trains_and_is_scored(method, tiny_method_run,
     offset = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index('color')]
     np.testing.assert_array_equal(np.asarray(trained.memory_counts)[offset:offset + 19], expected)
   query_sets, _ = queries.ensure_paper_queries(data.split_file, data.table, data.split)
-  result = evaluation.evaluate_paper(opened, query_sets)
+  result = evaluate_paper(opened, query_sets)
   assert result.method == method
   assert {len(s) for s in result.scores.values()} == {len(q) for q in query_sets.values()}
   assert not any(s.unexpressed.any() for s in result.scores.values())
@@ -233,7 +237,7 @@ def test_shapes_parameter_counts_and_weights_round_trip(tmp_path):
   from tf_partfash.models.amnet import build_amnet
   from tf_partfash.models.classic import build_classic
   from tf_partfash.models.partnet import dummy_inputs
-  config = ModelConfig(image_size=147, hidden_size=16, signature_size=8, backbone_norm='batch')
+  config = tiny.MODEL
   classic, amnet = build_classic(config), build_amnet(config)
   backbone = classic.backbone.count_params()
   # fc6: 3x3x256 pool5 -> 16 without bias + BatchNorm (4 x 16); fc7: 16 -> 8 + 4 x 8;
@@ -256,9 +260,8 @@ def test_only_addressed_memory_rows_move():
   # AMNet §3.4 (Eq. 2): the gradient reaches the rows the indicator addresses, and weight decay
   # is kept off the memory, so under AdamW with decay every other row stays exactly as it was.
   from tf_partfash.models.amnet import build_amnet
-  from tf_partfash.training import make_optimizer
-  model = build_amnet(ModelConfig(image_size=147, hidden_size=16, signature_size=8,
-                                  backbone_norm='batch'))
+  from tf_partfash.training.trainer import make_optimizer
+  model = build_amnet(tiny.MODEL)
   model.initialise_memory(np.ones((NUM_SPECIAL_VALUES, 8)), np.ones(NUM_SPECIAL_VALUES))
   optimizer = make_optimizer(TrainConfig(optimizer='adamw', weight_decay=0.1,
                                          stage1_learning_rate=0.1), 10, 0)

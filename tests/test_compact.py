@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from tf_partfash.compact import CompactIndex, CompactSearcher, gallery_identity
-from tf_partfash.retrieval import Searcher, personalization_weights
+from tf_partfash.search.compact import CompactIndex, CompactSearcher, gallery_identity
+from tf_partfash.search.retrieval import Searcher, personalization_weights
 
 
 def _clustered(n: int, v: int = 3, d: int = 16, seed: int = 0) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_gallery_identity_follows_model_images_and_vectors():
 
 
 def test_the_run_builds_reuses_and_refuses_its_compact_index(untrained_run, caplog):
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.search.trained_run import TrainedRun
   run = TrainedRun.open(untrained_run.workdir, progress=False)
   index = run.index()
   searcher = run.searcher('test', index, index.signatures, 'compact', 'euclidean')
@@ -132,7 +132,7 @@ def test_the_run_builds_reuses_and_refuses_its_compact_index(untrained_run, capl
 
 
 def test_stored_rows_read_from_npy_and_npz_members(tmp_path):
-  from tf_partfash.cache import StoredRows, save_npz
+  from tf_partfash.storage.cache import StoredRows, save_npz
   array = np.arange(5 * 3 * 2, dtype=np.float32).reshape(5, 3, 2)
   np.save(tmp_path / 'a.npy', array)
   save_npz(str(tmp_path / 'b.npz'), {'other': np.arange(7), 'signatures': array})
@@ -149,7 +149,7 @@ def test_stored_rows_read_from_npy_and_npz_members(tmp_path):
 
 
 def test_the_compact_searcher_reranks_rows_read_from_disk(gallery, tmp_path):
-  from tf_partfash.cache import StoredRows
+  from tf_partfash.storage.cache import StoredRows
   vectors, compact = gallery
   np.save(tmp_path / 'g.npy', vectors)
   queries = _clustered(5, seed=5)
@@ -160,9 +160,9 @@ def test_the_compact_searcher_reranks_rows_read_from_disk(gallery, tmp_path):
 
 
 def test_a_lazily_loaded_index_reads_its_signatures_by_the_rows_asked_for(untrained_run):
-  from tf_partfash.cache import StoredRows
-  from tf_partfash.gallery import GalleryIndex
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.search.gallery import GalleryIndex
+  from tf_partfash.search.trained_run import TrainedRun
+  from tf_partfash.storage.cache import StoredRows
   file = os.path.join(untrained_run.workdir, 'index_test.npz')
   eager, lazy = GalleryIndex.load(file), GalleryIndex.load(file, lazy_signatures=True)
   assert isinstance(lazy.signatures, StoredRows) and len(lazy) == len(eager)

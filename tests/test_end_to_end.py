@@ -13,12 +13,12 @@ import time
 
 from PIL import Image
 
-from tf_partfash import figures
+from tf_partfash.search import figures
+
+import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
-        '--stage1_epochs=1', '--stage2_epochs=1', '--backbone_norm=batch', '--workers=1',
-        '--log_every_secs=0', '--checkpoint_every_secs=0']
+TINY = tiny.train_flags(log_every_secs=0)
 
 
 def _run(script, *args):
@@ -66,8 +66,10 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   # 1 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
   assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
   assert 'mean of the special attributes' in trained.stderr
-  from tf_partfash.prepared import prepare
-  assert_checkpoint_restores_every_weight(str(workdir), prepare(str(data), str(workdir)))
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
+  assert_checkpoint_restores_every_weight(str(workdir),
+                                          prepare(DataConfig(data_dir=str(data)), str(workdir)))
   for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name
   # flags.txt is itself a valid flagfile of the run.
@@ -92,12 +94,13 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   assert (tmp_path / 'out' / 'results_topk.png').exists()
   assert (workdir / 'prototypes.npz').exists() and (workdir / 'index_test.npz').exists()
   # The library, in-process on the stored queries, gives the numbers the command stored.
-  from tf_partfash import evaluation, queries
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.evaluation import queries
+  from tf_partfash.evaluation.protocols.paper import evaluate_paper
+  from tf_partfash.search.trained_run import TrainedRun
   run = TrainedRun.open(str(workdir), progress=False)
   query_sets, _ = queries.ensure_paper_queries(run.data.split_file, run.data.table,
                                                run.data.split, 0, 'all')
-  for setting, scores in evaluation.evaluate_paper(run, query_sets).scores.items():
+  for setting, scores in evaluate_paper(run, query_sets).scores.items():
     stored = blob['runs'][0]['settings'][setting]
     assert stored['queries'] == len(scores)
     assert stored['top_k'] == ([round(float(v), 6) for v in scores.top_k()] if len(scores) else [])

@@ -9,14 +9,14 @@ import pytest
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
-from tf_partfash.encoders import SignatureEncoder
-from tf_partfash.evaluation import (adde_ndcg, first_hits, has_labels, ndcg, score_queries,
-                                    top_k_accuracy)
-from tf_partfash.gallery import GalleryIndex, Prototypes
-from tf_partfash.queries import (QuerySet, adde_query_set, feasible_changes,
-                                 ensure_adde_test, ensure_paper_queries,
-                                 make_paper_queries)
-from tf_partfash.retrieval import Searcher
+from tf_partfash.evaluation.metrics import adde_ndcg, first_hits, has_labels, ndcg, top_k_accuracy
+from tf_partfash.evaluation.protocols.adde import adde_query_set, ensure_adde_test
+from tf_partfash.evaluation.queries import (QuerySet, ensure_paper_queries, feasible_changes,
+                                            make_paper_queries)
+from tf_partfash.evaluation.scoring import score_queries
+from tf_partfash.search.encoders import SignatureEncoder
+from tf_partfash.search.gallery import GalleryIndex, Prototypes
+from tf_partfash.search.retrieval import Searcher
 
 # Signature blocks are one of two orthogonal unit vectors, so the squared Eq. 4 distance is
 # 2 x (number of differing blocks) and every ranking below can be read off by counting.
@@ -304,7 +304,7 @@ def test_stored_queries_of_another_gallery_or_hit_rule_are_refused(tmp_path):
   other.loc[0, 'subset'] = 'gallery'
   with pytest.raises(ValueError, match='another gallery'):
     ensure_paper_queries(split_file, table, other, seed=0)
-  from tf_partfash.queries import load_paper_queries
+  from tf_partfash.evaluation.queries import load_paper_queries
   with pytest.raises(ValueError, match="drawn for hit_attributes='special', not 'all'"):
     load_paper_queries(file, table, split, 'all')
 

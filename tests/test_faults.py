@@ -13,12 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from tf_partfash import cache
 from tf_partfash.data.shopping100k import read_attributes
-from tf_partfash.gallery import GalleryIndex, Prototypes
 from tf_partfash.parts import dataset as parts_dataset
 from tf_partfash.parts.boxes import read_parts_csv
-from tf_partfash.trained_run import TrainedRun
+from tf_partfash.search.gallery import GalleryIndex, Prototypes
+from tf_partfash.search.trained_run import TrainedRun
+from tf_partfash.storage import cache
+
+import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,8 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # waits for it first, so that two processes start building at the same moment.
 _BUILD = '''
 import os, sys, time
-from tf_partfash import cache
-from tf_partfash.trained_run import TrainedRun
+from tf_partfash.storage import cache
+from tf_partfash.search.trained_run import TrainedRun
 what, workdir, pause, go = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
 save = cache.save_npz
 def slow(file, arrays):
@@ -103,7 +105,7 @@ def test_an_interrupted_prototype_pass_resumes_from_its_chunks(untrained_run, tm
                                                                monkeypatch):
   """The prototypes sum over chunks: an interruption (here an exception after the first chunk;
   a SIGKILL is tested above) leaves the chunks, and the rerun adds only the missing ones."""
-  from tf_partfash import indexing
+  from tf_partfash.search import indexing
   workdir = _model_copy(untrained_run, tmp_path / 'run')
   file = os.path.join(workdir, 'prototypes.npz')
   predict = indexing.predict
@@ -256,21 +258,19 @@ def test_sigkill_while_extracting_parts_keeps_a_whole_cache(tiny_synthetic, tmp_
 
 
 # One stage: what is checked is the lock, not training.
-TINY = ['--image_size=147', '--hidden_size=16', '--signature_size=8', '--batch_size=24',
-        '--stage1_epochs=1', '--stage2_epochs=0', '--backbone_norm=batch', '--workers=1',
-        '--checkpoint_every_secs=0']
+TINY = tiny.train_flags(stage2_epochs=0)
 # train.py, whose training waits before its first progress line while the file argv[1] exists:
 # the first training of the test below is running, holding the workdir, for as long as needed.
 _HELD_TRAIN = '''
 import os, runpy, sys, time
-from tf_partfash import training
+from tf_partfash.training import trainer
 hold = sys.argv[1]
-class Held(training.ProgressLine):
+class Held(trainer.ProgressLine):
   def update(self, *args, **kwargs):
     while os.path.exists(hold):
       time.sleep(0.05)
     super().update(*args, **kwargs)
-training.ProgressLine = Held
+trainer.ProgressLine = Held
 sys.argv = sys.argv[2:]
 runpy.run_path('train.py', run_name='__main__')
 '''
@@ -314,7 +314,7 @@ def test_a_second_training_on_a_workdir_is_refused_and_the_first_untouched(tiny_
 
 
 def test_replacing_keeps_the_old_file_on_an_error_and_stale_temporaries_go(tmp_path):
-  from tf_partfash import atomic
+  from tf_partfash.storage import atomic
   file = str(tmp_path / 'result.json')
   atomic.write_json(file, {'version': 1})
   with pytest.raises(OSError, match='No space left'):

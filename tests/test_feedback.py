@@ -1,8 +1,8 @@
 """The simulated shopper of `feedback` (personalization measured), on hand-made results."""
 import numpy as np
 
-from tf_partfash.feedback import feedback_rounds, shopper_picks
-from tf_partfash.retrieval import Searcher
+from tf_partfash.evaluation.protocols.feedback import feedback_rounds, shopper_picks
+from tf_partfash.search.retrieval import Searcher
 
 
 def test_the_shopper_picks_the_shown_images_sharing_most_of_the_target():
@@ -51,10 +51,12 @@ def test_a_round_without_a_match_is_counted_and_changes_nothing():
 def test_the_protocol_scores_a_run_and_reports_every_round(untrained_run, tmp_path):
   import json
 
-  from tf_partfash import feedback, queries
-  from tf_partfash.feedback_report import feedback_json, format_feedback_table, plot_feedback
-  from tf_partfash.reports import Dataset
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.evaluation import queries
+  from tf_partfash.evaluation.protocols import feedback
+  from tf_partfash.evaluation.protocols.feedback import (feedback_json, format_feedback_table,
+                                                         plot_feedback)
+  from tf_partfash.evaluation.reports import Dataset
+  from tf_partfash.search.trained_run import TrainedRun
   data = untrained_run.data
   run = TrainedRun.open(untrained_run.workdir, data=data)
   query_sets, file = queries.ensure_paper_queries(data.split_file, data.table, data.split)

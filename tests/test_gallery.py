@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from tf_partfash import cache, gallery
-from tf_partfash.workdir import model_id
 from tf_partfash.attributes import ATTRIBUTE_NAMES
+from tf_partfash.search import gallery
+from tf_partfash.storage import cache
+from tf_partfash.storage.workdir import model_id
 
 COLLAR = ATTRIBUTE_NAMES.index('collar')
 

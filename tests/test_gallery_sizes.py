@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tf_partfash.gallery_sizes import evaluate_gallery_sizes, nested_galleries, top20
+from tf_partfash.evaluation.protocols.gallery_size import (evaluate_gallery_sizes, nested_galleries,
+                                                           top20)
 
 
 def test_galleries_are_nested_prefixes_of_one_order():
@@ -29,8 +30,8 @@ def test_top20_counts_only_queries_whose_target_is_in_the_gallery():
 
 def test_the_study_on_a_tiny_run(untrained_run):
   from tf_partfash.attributes import SPECIAL_ATTRIBUTES
-  from tf_partfash.queries import QuerySet
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.evaluation.queries import QuerySet
+  from tf_partfash.search.trained_run import TrainedRun
   run = TrainedRun.open(untrained_run.workdir, progress=False)
   data = run.data
   gallery_rows = data.rows('gallery')

@@ -1,8 +1,8 @@
-"""Bootstrap intervals over queries (tf_partfash.intervals), with distributions worked out by hand."""
+"""Bootstrap intervals over queries (tf_partfash.evaluation.intervals), with distributions worked out by hand."""
 import numpy as np
 import pytest
 
-from tf_partfash import intervals
+from tf_partfash.evaluation import intervals
 
 
 def test_two_queries_have_the_exact_resampling_distribution():

@@ -1,5 +1,7 @@
-"""The package's layout: no import cycle between its modules or its packages, TensorFlow only where
-a model runs, and no path of one machine in the repository."""
+"""The package's layout: declarations at the top level and role packages below, data flowing one
+way between them (no import cycle, no import against the order of `LAYERS`), modules and functions
+of a readable size, TensorFlow only where a model runs, and no path of one machine in the
+repository."""
 import ast
 import os
 import re
@@ -78,6 +80,15 @@ def _package_of(module: str) -> str:
   return '.'.join(parts[:2])
 
 
+# The role packages in the order data flows: a package imports only its own modules, the
+# declarations (tf_partfash's top-level modules) and packages earlier in this list.
+LAYERS = ('storage', 'data', 'parts', 'synthetic', 'inputs', 'models', 'training', 'search',
+          'evaluation')
+MAX_TOP_LEVEL_MODULES = 10
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
 def test_cycle_finder_finds_a_cycle():
   assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
   assert cycles({'a': {'b'}, 'b': set()}) == []
@@ -95,11 +106,66 @@ def test_no_package_imports_itself_back():
   assert cycles(graph) == []
 
 
+def _top_level() -> set[str]:
+  """tf_partfash's top-level modules (the declarations), by name."""
+  return {name[:-3] for name in os.listdir(PACKAGE)
+          if name.endswith('.py') and name != '__init__.py'}
+
+
+def against_the_flow(graph: dict[str, set[str]]) -> list[str]:
+  """Imports of a package by one earlier in `LAYERS`, or of a package by a declaration."""
+  rank = {name: k for k, name in enumerate(LAYERS)}
+  declarations = _top_level()
+  out = []
+  for module, imported in graph.items():
+    mine = (module.split('.') + [''])[1]
+    for other in imported:
+      theirs = (other.split('.') + [''])[1]
+      if (mine in declarations and theirs not in declarations) or (
+          mine in rank and theirs in rank and rank[theirs] > rank[mine]):
+        out.append(f'{module} -> {other}')
+  return sorted(out)
+
+
+def test_the_flow_check_finds_imports_against_it():
+  assert against_the_flow({
+      'tf_partfash.storage.cache': {'tf_partfash.search.gallery', 'tf_partfash.config'},
+      'tf_partfash.config': {'tf_partfash.data.splits'},
+      'tf_partfash.search.gallery': {'tf_partfash.storage.cache', 'tf_partfash.methods'},
+  }) == ['tf_partfash.config -> tf_partfash.data.splits',
+         'tf_partfash.storage.cache -> tf_partfash.search.gallery']
+
+
+def test_declarations_at_the_top_roles_below_and_data_flowing_one_way():
+  assert len(_top_level()) <= MAX_TOP_LEVEL_MODULES, sorted(_top_level())
+  packages = {m.split('.')[1] for m in _modules() if m.count('.') >= 2}
+  assert packages == set(LAYERS), packages ^ set(LAYERS)
+  assert against_the_flow(import_graph(_modules())) == []
+
+
+def test_modules_and_functions_stay_readable():
+  too_long = []
+  for module, file in _modules().items():
+    with open(file, encoding='utf-8') as f:
+      text = f.read()
+    if len(text.splitlines()) > MAX_MODULE_LINES:
+      too_long.append(f'{module}: {len(text.splitlines())} lines')
+    for node in ast.walk(ast.parse(text, file)):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        length = node.end_lineno - node.lineno + 1
+        if length > MAX_FUNCTION_LINES:
+          too_long.append(f'{module}.{node.name}: {length} lines')
+  assert too_long == []
+
+
 def test_flag_checking_and_search_code_import_no_tensorflow():
   """--only_check_args stays instant, and a search on cached indexes needs no TensorFlow."""
   code = ('import sys\n'
-          'import tf_partfash.methods, tf_partfash.config, tf_partfash.search_session\n'
-          'import tf_partfash.evaluation, tf_partfash.reports\n'
+          'import tf_partfash.methods, tf_partfash.config, tf_partfash.protocols, tf_partfash.cli\n'
+          'import tf_partfash.search.session, tf_partfash.evaluation.reports\n'
+          'import tf_partfash.evaluation.protocols.paper, tf_partfash.evaluation.protocols.adde\n'
+          'import tf_partfash.evaluation.protocols.feedback\n'
+          'import tf_partfash.evaluation.protocols.gallery_size\n'
           'print("tensorflow" in sys.modules, "keras" in sys.modules)')
   result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

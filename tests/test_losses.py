@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_partfash import losses
+from tf_partfash.training import losses
 
 LN3 = math.log(3.0)
 SQRT2 = math.sqrt(2.0)

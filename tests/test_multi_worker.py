@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from tf_partfash.distribution import cluster_role
 from tf_partfash.inputs.pipeline import batch_shard
+from tf_partfash.training.distribution import cluster_role
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,9 +53,10 @@ def test_batch_shards_are_slices_of_every_batch_with_their_epoch_positions():
 
 
 def test_the_workers_slices_of_a_batch_are_the_batch_with_its_flips(tiny_synthetic, tmp_path):
+  from tf_partfash.config import DataConfig
   from tf_partfash.inputs.pipeline import PipelineConfig, make_dataset
-  from tf_partfash.prepared import prepare
-  data = prepare(tiny_synthetic, str(tmp_path), 0, 1, False, 0, 0)
+  from tf_partfash.inputs.prepared import prepare
+  data = prepare(DataConfig(data_dir=tiny_synthetic), str(tmp_path))
   train = data.examples.subset(data.rows('train'))
   order = np.random.default_rng(0).permutation(len(train))[:24]  # 3 batches of 8, from 16
   whole = list(make_dataset(train, order, PipelineConfig(64, 8, flip=True), epoch=1,
@@ -87,7 +88,7 @@ def test_train_py_without_tf_config_is_one_line_error(tmp_path):
 _TRAIN = r"""
 import json, sys
 import tensorflow as tf
-from tf_partfash.distribution import make_strategy, strategy_role
+from tf_partfash.training.distribution import make_strategy, strategy_role
 if sys.argv[3] == 'two_cpus':
   cpu = tf.config.list_physical_devices('CPU')[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -97,13 +98,13 @@ else:
 import keras
 tf.config.experimental.enable_op_determinism()  # the same sums whatever else loads the cores
 import numpy as np
-from tf_partfash.config import ModelConfig, TrainConfig
 from tf_partfash.methods import method
 from tf_partfash.models.partnet import build_partnet
-from tf_partfash.prepared import prepare
-from tf_partfash.training import Trainer
+from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+from tf_partfash.inputs.prepared import prepare
+from tf_partfash.training.trainer import Trainer
 data_dir, workdir, _, out, epochs = sys.argv[1:6]
-data = prepare(data_dir, out, 0, 1, False, 0, 0)
+data = prepare(DataConfig(data_dir=data_dir), out)
 model = ModelConfig(image_size=147, hidden_size=16, signature_size=8, backbone_norm='lrn',
                     dropout=0.0)
 config = TrainConfig(stage1_epochs=int(epochs), stage2_epochs=0, batch_size=16, flip=False,

@@ -189,8 +189,9 @@ def test_ensure_teaches_once_and_refuses_another_sample(tiny_copy, tmp_path):
 
 
 def test_prepare_with_the_regressor_names_its_caches(tiny_copy):
-  from tf_partfash.prepared import prepare
-  data = prepare(tiny_copy, tiny_copy, part_extractor='regression')
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
+  data = prepare(DataConfig(data_dir=tiny_copy, part_extractor='regression'), tiny_copy)
   regressor = data.part_regressor
   assert regressor is not None and regressor.images == len(data.rows('train'))
   names = sorted(os.listdir(tiny_copy))
@@ -202,8 +203,8 @@ def test_prepare_with_the_regressor_names_its_caches(tiny_copy):
   # The examples hold the regressor's parts.
   row = int(data.rows('gallery')[0])
   assert CASES[data.examples.case[row]] == test[data.table['path'][row]].case
-  with pytest.raises(ValueError, match="unknown part extractor 'hough'"):
-    prepare(tiny_copy, tiny_copy, part_extractor='hough')
+  with pytest.raises(ValueError, match="part_extractor='hough'; valid values: jumps, regression"):
+    DataConfig(data_dir=tiny_copy, part_extractor='hough')
 
 
 def _parts_cli(*args):
@@ -225,21 +226,24 @@ def test_cli_without_a_regressor_says_how_to_teach_one(tiny_copy, tmp_path):
 def test_runs_recorded_before_new_settings_resume_with_their_old_values(tmp_path):
   import json
 
-  from tf_partfash.config import ModelConfig, TrainConfig
-  from tf_partfash.workdir import (RUN_FILE, RunConfig, check_run_config, load_run_config,
-                                   save_run_config)
-  inputs = {'data_dir': None, 'split_seed': 0, 'synthetic_images': 100, 'synthetic_seed': 0,
-            'alexnet_weights': None}
-  old = RunConfig('partnet', ModelConfig(), TrainConfig(), inputs).to_json()
-  del old['train']['steps_per_epoch']  # as a run of before both settings wrote it
+  import dataclasses
+
+  from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+  from tf_partfash.storage.workdir import (RUN_FILE, RunConfig, check_run_config, load_run_config,
+                                           save_run_config)
+  data = DataConfig(synthetic_images=100)
+  old = RunConfig('partnet', ModelConfig(), TrainConfig(), data).to_json()
+  # As a run of before these settings wrote it.
+  del old['train']['steps_per_epoch'], old['data']['part_extractor']
+  del old['data']['gallery_images'], old['data']['query_images']
   (tmp_path / RUN_FILE).write_text(json.dumps(old))
   loaded = load_run_config(str(tmp_path))
-  assert loaded.data['part_extractor'] == 'jumps' and loaded.train.steps_per_epoch == 0
-  check_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(),
-                                            {**inputs, 'part_extractor': 'jumps'}))
+  assert loaded.data == data and loaded.data.part_extractor == 'jumps'
+  assert loaded.train.steps_per_epoch == 0
+  check_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(), data))
+  regression = dataclasses.replace(data, part_extractor='regression')
   with pytest.raises(ValueError, match="part_extractor: stored 'jumps', requested 'regression'"):
-    save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(),
-                                             {**inputs, 'part_extractor': 'regression'}))
+    save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(), regression))
 
 
 def test_train_records_the_extractor(tmp_path):

@@ -9,9 +9,8 @@ import pytest
 
 from tf_partfash.attributes import ATTRIBUTES, attribute
 from tf_partfash.data.shopping100k import read_attributes, write_attributes
-from tf_partfash.parts import (Parts, compute_parts, extract_parts, ensure_parts,
-                               lower_body_of, read_image, read_parts_csv, score_parts,
-                               write_parts_csv)
+from tf_partfash.parts import (Parts, compute_parts, ensure_parts, extract_parts, lower_body_of,
+                               read_image, read_parts_csv, score_parts, write_parts_csv)
 from tf_partfash.parts.__main__ import main
 
 H, W = 1100, 762

@@ -125,15 +125,15 @@ def test_test_images_take_their_parts_from_the_image_alone(tiny_synthetic, tmp_p
   Labels that call every garment upper body make the two rules differ on the trousers."""
   import shutil
 
-  from tf_partfash.parts import CASES, compute_parts
-  from tf_partfash.parts import dataset as parts_dataset
-  from tf_partfash.prepared import prepare
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
+  from tf_partfash.parts import CASES, compute_parts, dataset as parts_dataset
   monkeypatch.setattr(parts_dataset, 'lower_body_of', lambda category: False)
   data_dir = str(tmp_path / 'data')
   # Without the part caches other tests may have written beside the shared dataset: computed
   # here, under the patched rule.
   shutil.copytree(tiny_synthetic, data_dir, ignore=shutil.ignore_patterns('parts_v*'))
-  data = prepare(data_dir, str(tmp_path), 0, 1, False, 0, 0)
+  data = prepare(DataConfig(data_dir=data_dir), str(tmp_path))
   labelled = compute_parts(data_dir, data.table, progress=False)
   from_image = compute_parts(data_dir, data.table, progress=False, use_labels=False)
   test = set(data.rows('gallery', 'query').tolist())

@@ -33,8 +33,9 @@ def test_pixels_at_their_own_size_are_the_file_and_rounded_when_resized(tmp_path
 
 
 def _train_examples(tiny_synthetic, tmp_path):
-  from tf_partfash.prepared import prepare
-  data = prepare(tiny_synthetic, str(tmp_path), 0, 1, False, 0, 0)
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
+  data = prepare(DataConfig(data_dir=tiny_synthetic), str(tmp_path))
   return data.examples.subset(data.rows('train'))
 
 
@@ -98,13 +99,14 @@ def test_a_training_with_the_cache_builds_it_beside_the_data_and_reads_it(tiny_m
 
   import tensorflow as tf
 
-  from tf_partfash import run as run_module
-  from tf_partfash.prepared import prepare
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
+  from tf_partfash.training import run as run_module
   run, workdir, _ = tiny_method_run('classic', steps_per_epoch=1, stage1_epochs=1,
                                     stage2_epochs=0)
   data_dir = tmp_path / 'data'  # a copy: the cache is written beside it
-  shutil.copytree(run.data['data_dir'], data_dir)
-  data = prepare(str(data_dir), workdir, 0, 1, False, 0, 0)
+  shutil.copytree(run.data.data_dir, data_dir)
+  data = prepare(DataConfig(data_dir=str(data_dir)), workdir)
   strategy = tf.distribute.get_strategy()
   with pytest.raises(ValueError, match="input_cache='jpeg'; valid values: none, pixels"):
     run_module._trainer(run, workdir, data, strategy, 'jpeg')

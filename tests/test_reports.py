@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from tf_partfash.synthetic.dataset import MARKER_FILE
-from tf_partfash.evaluation import RunResult, Scores
-from tf_partfash import intervals
-from tf_partfash.reports import (Dataset, columns, describe_dataset,
-                                 format_adde_table, format_paper_tables, plot_top_k, results_json,
-                                 write_json)
+from tf_partfash.evaluation import intervals
+from tf_partfash.evaluation.protocols.adde import format_adde_table
+from tf_partfash.evaluation.protocols.paper import PAPER_TOP20, PUBLISHED, format_paper_tables
+from tf_partfash.evaluation.reports import Dataset, columns, plot_top_k, results_json, write_json
+from tf_partfash.evaluation.scoring import RunResult, Scores
+from tf_partfash.synthetic.dataset import MARKER_FILE, is_synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOPPING100K = Dataset('/data/Shopping100k', 101021, synthetic=False)
@@ -120,11 +120,10 @@ def test_synthetic_data_is_announced_above_the_tables():
   assert 'only the ordering of methods is' in text.splitlines()[0]
 
 
-def test_describe_dataset_finds_the_synthetic_marker(tmp_path):
-  assert not describe_dataset(str(tmp_path), str(tmp_path), 10).synthetic
-  assert describe_dataset(None, str(tmp_path), 10).synthetic
+def test_a_synthetic_dataset_is_known_by_its_marker(tmp_path):
+  assert not is_synthetic(str(tmp_path))
   (tmp_path / MARKER_FILE).write_text('{}')
-  assert describe_dataset(str(tmp_path), str(tmp_path), 10).synthetic
+  assert is_synthetic(str(tmp_path))
   assert Dataset(str(tmp_path), 5000, False).note().startswith('Data: 5000 images')
 
 
@@ -164,7 +163,7 @@ def test_adde_table_and_empty_settings():
 def test_results_json_and_plot(tmp_path):
   runs = [_paper_run('no_parts', 'runs/a', 3), _paper_run('partnet', 'runs/b', 7)]
   blob = results_json('paper', runs, SYNTHETIC, '/data/paper_queries_split0_seed0.json',
-                      {'distance': 'squared', 'hit_attributes': 'special'})
+                      {'distance': 'squared', 'hit_attributes': 'special'}, PUBLISHED)
   file = str(tmp_path / 'results.json')
   write_json(file, blob)
   with open(file) as f:
@@ -195,7 +194,7 @@ def test_results_json_and_plot(tmp_path):
   assert no_parts['top20']['sd'] is None and no_parts['top20']['runs'] == 1
   assert stored['published']['fig6_top20_percent']['manipulate1']['amnet'] == 45.8
   plot = str(tmp_path / 'results_topk.png')
-  plot_top_k(plot, 'paper', runs, SHOPPING100K)
+  plot_top_k(plot, runs, SHOPPING100K, PAPER_TOP20)
   import matplotlib.image
   image = matplotlib.image.imread(plot)
   assert image.shape[:2] == (400, 1500)  # three 5 x 4 inch panels at 100 dpi
@@ -203,19 +202,21 @@ def test_results_json_and_plot(tmp_path):
 
 def test_both_protocols_score_a_run_in_process(untrained_run):
   """A randomly initialised tiny model (test_end_to_end.py runs evaluate.py itself)."""
-  from tf_partfash import evaluation, queries
-  from tf_partfash.trained_run import TrainedRun
+  from tf_partfash.evaluation import queries
+  from tf_partfash.evaluation.protocols.adde import ensure_adde_test, evaluate_adde
+  from tf_partfash.evaluation.protocols.paper import evaluate_paper
+  from tf_partfash.search.trained_run import TrainedRun
   data = untrained_run.data
   run = TrainedRun.open(untrained_run.workdir, data=data)
   query_sets, _ = queries.ensure_paper_queries(data.split_file, data.table, data.split, 0, 'all')
-  paper = evaluation.evaluate_paper(run, query_sets)
+  paper = evaluate_paper(run, query_sets)
   assert {name: len(s) for name, s in paper.scores.items()} == {
       name: len(q) for name, q in query_sets.items()}
   text = format_paper_tables([paper], SYNTHETIC, 'all', 'euclidean')
   assert 'Proposed' in text and '(paper Table 2)' in text
   # The ADDE protocol on the same run: gallery = the split's query + gallery images.
-  test = queries.ensure_adde_test(data.table, data.split, data.split_file)
-  adde_result = evaluation.evaluate_adde(run, test)
+  test = ensure_adde_test(data.table, data.split, data.split_file)
+  adde_result = evaluate_adde(run, test)
   assert adde_result.scores['adde'].gallery_size == len(data.rows('gallery', 'query'))
   assert len(adde_result.scores['adde']) == len(test.queries)
   assert 'ADDE-M (ADDE Table 1)' in format_adde_table([adde_result], SYNTHETIC, 'euclidean')
@@ -237,8 +238,8 @@ def test_paired_difference_of_two_results_files():
   spec.loader.exec_module(module)
   runs_a = [_paper_run('partnet', 'runs/p', 3)]
   runs_b = [_paper_run('partnet', 'runs/p', 7)]
-  a = results_json('paper', runs_a, SYNTHETIC, 'q.json', {'distance': 'squared'})
-  b = results_json('paper', runs_b, SYNTHETIC, 'q.json', {'distance': 'euclidean'})
+  a = results_json('paper', runs_a, SYNTHETIC, 'q.json', {'distance': 'squared'}, PUBLISHED)
+  b = results_json('paper', runs_b, SYNTHETIC, 'q.json', {'distance': 'euclidean'}, PUBLISHED)
   rows = module.paired(json.loads(json.dumps(a)), json.loads(json.dumps(b)), 20)
   assert [r['setting'] for r in rows] == ['direct', 'manipulate1', 'manipulate2']
   # B hits on queries 4-7 too: +40 points, the interval of +1 on 4 of 10 queries.
@@ -259,7 +260,7 @@ def test_a_setting_without_queries_is_a_line_not_a_number():
                                          ['direct', '0', '-'],                  # difference
                                          ['direct', '0', '- (-)', '- (-)']]     # NDCG
   assert 'direct: no queries, no query image has a possible hit in the gallery' in text
-  blob = results_json('paper', [run], SYNTHETIC, 'q.json', {})
+  blob = results_json('paper', [run], SYNTHETIC, 'q.json', {}, PUBLISHED)
   assert blob['runs'][0]['settings']['direct']['top20'] is None
   assert blob['methods'][0]['settings']['direct']['top20']['mean'] is None
 
@@ -267,9 +268,9 @@ def test_a_setting_without_queries_is_a_line_not_a_number():
 def test_runs_differing_only_in_their_seed_share_a_variant():
   import dataclasses
 
-  from tf_partfash.config import ModelConfig, TrainConfig
-  from tf_partfash.workdir import RunConfig, variant_of
-  data = {'data_dir': None, 'split_seed': 0}
+  from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+  from tf_partfash.storage.workdir import RunConfig, variant_of
+  data = DataConfig()
   run = RunConfig('partnet', ModelConfig(), TrainConfig(seed=0), data)
   seed1 = dataclasses.replace(run, train=TrainConfig(seed=1, log_every_secs=5.0))
   other = dataclasses.replace(run, train=TrainConfig(seed=0, stage2_epochs=3))

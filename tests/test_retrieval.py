@@ -4,10 +4,10 @@ import sys
 import numpy as np
 import pytest
 
-from tf_partfash import retrieval
 from tf_partfash.attributes import ATTRIBUTE_NAMES, signature_index
 from tf_partfash.config import DISTANCES
-from tf_partfash.gallery import compute_prototypes
+from tf_partfash.search import retrieval
+from tf_partfash.search.gallery import compute_prototypes
 
 # Query and a 3-item gallery, V = 2 signatures of D = 2 (unit vectors).
 QUERY = np.array([[[1, 0], [0, 1]]], np.float32)

@@ -6,10 +6,10 @@ import collections
 import numpy as np
 import pytest
 
-from tf_partfash import losses
 from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES
-from tf_partfash.inputs.sampling import SIGNATURE_NAMES as SIGNATURES
-from tf_partfash.inputs.sampling import BalancedBatchSampler, general_groups
+from tf_partfash.inputs.sampling import (BalancedBatchSampler, SIGNATURE_NAMES as SIGNATURES,
+                                         general_groups)
+from tf_partfash.training import losses
 
 COLUMN = {n: j for j, n in enumerate(ATTRIBUTE_NAMES)}
 GENERAL = [COLUMN[n] for n in GENERAL_ATTRIBUTES]

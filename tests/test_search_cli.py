@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_partfash import figures, retrieval
 from tf_partfash.attributes import SPECIAL_ATTRIBUTES, attribute
-from tf_partfash.search_session import SearchRequest, search
-from tf_partfash.trained_run import TrainedRun
-from tf_partfash.workdir import model_id
+from tf_partfash.search import figures, retrieval
+from tf_partfash.search.session import SearchRequest, search
+from tf_partfash.search.trained_run import TrainedRun
+from tf_partfash.storage.workdir import model_id
 
 
 @pytest.fixture(scope='module')

@@ -206,9 +206,10 @@ def test_adde_split(tmp_path):
 
 
 def test_sizes_larger_than_the_synthetic_dataset_fail_before_generating(tmp_path, monkeypatch):
-  from tf_partfash.prepared import prepare
+  from tf_partfash.config import DataConfig
+  from tf_partfash.inputs.prepared import prepare
   monkeypatch.setenv('TF_PARTFASH_CACHE', str(tmp_path / 'cache'))
   with pytest.raises(ValueError, match=r'gallery_images=19000 \+ query_images=2000 = 21000 test '
                      r'images, but the dataset has 5500 images'):
-    prepare(None, str(tmp_path / 'work'), gallery_images=19000, query_images=2000)
+    prepare(DataConfig(gallery_images=19000, query_images=2000), str(tmp_path / 'work'))
   assert not (tmp_path / 'cache').exists()  # nothing generated

@@ -14,11 +14,10 @@ import pytest
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, LOWER_BODY_CATEGORIES, MISSING,
                                     SLEEVELESS_VALUES, SPECIAL_ATTRIBUTES, attribute)
 from tf_partfash.data import shopping100k
-from tf_partfash.synthetic import catalogue
-from tf_partfash.synthetic import dataset as synthetic
+from tf_partfash.parts.boxes import read_parts_csv
+from tf_partfash.synthetic import catalogue, dataset as synthetic, shop_labels
 from tf_partfash.synthetic.fabrics import COLOR_RGB
 from tf_partfash.synthetic.garments import Look, render
-from tf_partfash.parts.boxes import read_parts_csv
 
 N, SEED, W, H = 40, 0, 128, 184
 
@@ -131,9 +130,9 @@ def test_keyword_label_noise_names_a_neighbour():
         continue
       shown_count[name] += 1
       if label != shown:
-        assert label in catalogue.CONFUSABLE[name][shown], (name, shown, label)
+        assert label in shop_labels.CONFUSABLE[name][shown], (name, shown, label)
         flips[name] += 1
-  for name, rate in catalogue.LABEL_NOISE.items():
+  for name, rate in shop_labels.LABEL_NOISE.items():
     # Values without neighbours are never flipped, so the rate is an upper bound.
     assert 0.5 * rate < flips[name] / shown_count[name] < 1.3 * rate, (name, flips[name])
 
@@ -258,7 +257,7 @@ def test_versions_of_a_style_differ_only_in_its_alternatives():
       if shown != getattr(base, name):
         seen_variants.add(name)
       # Missing, the shown value, or (keyword noise) one of its neighbours.
-      assert labels[name] in (None, shown) + catalogue.CONFUSABLE[name].get(shown, ())
+      assert labels[name] in (None, shown) + shop_labels.CONFUSABLE[name].get(shown, ())
     assert labels['category'] == base.category and labels['gender'] == base.gender
     assert labels['fit'] == base.fit and labels['pocket'] == base.pocket
     assert labels['fabric'] in (None, style.fabric) or labels['fabric'] == 'Denim'
@@ -276,8 +275,8 @@ def test_the_demo_dataset_offers_a_thousand_queries_per_setting():
   and query sizes). §7's rule (a query counts only where some gallery image is a possible hit)
   leaves at least 1,000 queries in every setting and dozens per manipulated attribute; with
   independent labels instead of a catalogue of styles there would be almost no direct target."""
-  from tf_partfash import queries
   from tf_partfash.data import splits
+  from tf_partfash.evaluation import queries
   table, _ = catalogue.sample_table(25000, 0)
   split = splits.paper_split(table['path'], 0, 19000, 2000)
   drawn = queries.make_paper_queries(table, split, 0)

@@ -7,7 +7,7 @@ restored: conftest.assert_checkpoint_restores_every_weight).
 import numpy as np
 import pytest
 
-from tf_partfash.training import StagedSchedule
+from tf_partfash.training.trainer import StagedSchedule
 
 def test_staged_schedule_golden_values():
   # Stage 1: 10 steps at 0.1 with 2 warm-up steps; stage 2: 4 steps cosine from 0.01.
@@ -22,25 +22,25 @@ def test_staged_schedule_golden_values():
 
 
 def test_rerun_with_another_model_config_is_refused(tiny_synthetic, tmp_path):
-  from tf_partfash.config import ModelConfig, TrainConfig
-  from tf_partfash.workdir import RunConfig, save_run_config
-  run = RunConfig('partnet', ModelConfig(), TrainConfig(), {'data_dir': None})
+  from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+  from tf_partfash.storage.workdir import RunConfig, save_run_config
+  run = RunConfig('partnet', ModelConfig(), TrainConfig(), DataConfig())
   save_run_config(str(tmp_path), run)
   other = RunConfig('partnet', ModelConfig(signature_size=64), TrainConfig(log_every_secs=1.0),
-                    {'data_dir': None})
+                    DataConfig())
   with pytest.raises(ValueError, match='signature_size: stored 256, requested 64'):
     save_run_config(str(tmp_path), other)
   # Logging cadence alone may change between a run and its resumption.
-  save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(), TrainConfig(log_every_secs=1.0),
-                                           {'data_dir': None}))
+  save_run_config(str(tmp_path), RunConfig('partnet', ModelConfig(),
+                                           TrainConfig(log_every_secs=1.0), DataConfig()))
 
 
 def test_a_short_run_trains_the_first_batches_of_each_epoch(tiny_method_run):
   import tensorflow as tf
 
   from tf_partfash.methods import method
-  from tf_partfash.training import Trainer
-  from tf_partfash.workdir import build_model
+  from tf_partfash.models.saved import build_model
+  from tf_partfash.training.trainer import Trainer
   # Two epochs of stage 1 only (one traced step function), one batch each.
   run, workdir, data = tiny_method_run('classic', steps_per_epoch=1, stage1_epochs=2,
                                        stage2_epochs=0)

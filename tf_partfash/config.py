@@ -1,19 +1,25 @@
-"""Frozen configurations of a run: the network (`ModelConfig`) and its training (`TrainConfig`).
+"""Frozen configurations of a run: its data (`DataConfig`), network (`ModelConfig`) and training
+(`TrainConfig`).
 
-Kept free of TensorFlow so that entry points can parse and check flags without importing it.
-Fields with `metadata={'choices': ...}` become enum flags in train.py and are validated here.
+Each setting is declared once, by `setting(default, help, valid)`: its default, its help text and
+its valid values (an `Interval` or a tuple of choices). The dataclasses check them when built, and
+the entry points derive their flags from them (`tf_partfash.cli.define_config_flags`). Kept free
+of TensorFlow so that entry points can parse and check flags without importing it.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any
 
 # The smallest input that leaves AlexNet's conv5 8x8 (`models.alexnet.MIN_IMAGE_SIZE`, which
 # imports TensorFlow; a test keeps the two equal).
 MIN_IMAGE_SIZE = 147
 # d of Eq. 3-6: the Euclidean distance (the paper's) or its square.
 DISTANCES: tuple[str, ...] = ('euclidean', 'squared')
+# Nearest-neighbour search (`search.retrieval.Searcher`): exact in numpy, exact in FAISS (squared
+# distances only), or the compact index's candidates re-ranked exactly (`search.compact`).
+BACKENDS: tuple[str, ...] = ('exact', 'faiss', 'compact')
 # Part extraction (`tf_partfash.parts`): jump detection on the silhouette (§4.3), or its points
 # predicted by a regressor taught on a few hundred of its results (§7.5).
 PART_EXTRACTORS: tuple[str, ...] = ('jumps', 'regression')
@@ -44,86 +50,117 @@ class Interval:
     return text + (f' and below {self.high:g}' if self.high < math.inf else '')
 
 
-def check_choices(config: Any) -> None:
-  """Validates the dataclass fields that declare `metadata={'choices': ...}`."""
+def setting(default: Any, help: str, valid: Interval | tuple[str, ...] | None = None) -> Any:
+  """A configuration field: its default, help text (the flag's) and valid values."""
+  metadata: dict[str, Any] = {'help': help}
+  if isinstance(valid, Interval):
+    metadata['range'] = valid
+  elif valid:
+    metadata['choices'] = valid
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_value(field: dataclasses.Field, value: Any) -> str | None:
+  """Why `value` is not valid for `field` (None: it is); None is valid where it is the default."""
+  if value is None and field.default is None:
+    return None
+  choices, interval = field.metadata.get('choices'), field.metadata.get('range')
+  if choices and value not in choices:
+    return f'{value!r}; valid values: ' + ', '.join(choices)
+  if interval and value not in interval:
+    return f'{value!r}: must be a finite number {interval}'
+  return None
+
+
+def check_settings(config: Any) -> None:
+  """Validates every field of a configuration; an error names the field and value."""
   for field in dataclasses.fields(config):
-    choices = field.metadata.get('choices')
-    if choices and getattr(config, field.name) not in choices:
-      raise ValueError(f'{field.name}={getattr(config, field.name)!r}; valid values: '
-                       + ', '.join(choices))
-
-
-def check_ranges(config: Any, ranges: Mapping[str, Interval]) -> None:
-  """Validates numeric fields against their `Interval`; an error names the field and value."""
-  for name, interval in ranges.items():
-    value = getattr(config, name)
-    if value not in interval:
-      raise ValueError(f'{name}={value!r}: must be a finite number {interval}')
+    problem = check_value(field, getattr(config, field.name))
+    if problem:
+      raise ValueError(f'{field.name}={problem}')
 
 
 _POSITIVE, _NON_NEGATIVE, _FRACTION = Interval(0, low_open=True), Interval(0), Interval(0, 1)
-# The valid values of each numeric setting (train.py also checks each flag against them).
-MODEL_RANGES: dict[str, Interval] = {
-    'image_size': Interval(MIN_IMAGE_SIZE), 'hidden_size': _POSITIVE, 'signature_size': _POSITIVE,
-    'dropout': _FRACTION}
-TRAIN_RANGES: dict[str, Interval] = {
-    'stage1_epochs': _NON_NEGATIVE, 'stage2_epochs': _NON_NEGATIVE,
-    'stage1_learning_rate': _POSITIVE, 'stage2_learning_rate': _POSITIVE, 'momentum': _FRACTION,
-    'weight_decay': _NON_NEGATIVE, 'warmup_steps': _NON_NEGATIVE, 'batch_size': _POSITIVE,
-    'margin': _NON_NEGATIVE, 'triplet_weight': _NON_NEGATIVE, 'seed': _NON_NEGATIVE,
-    'checkpoint_every_secs': _NON_NEGATIVE, 'log_every_secs': _NON_NEGATIVE,
-    'steps_per_epoch': _NON_NEGATIVE}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """The data of a run: its dataset, split and part extraction, and the ImageNet weights that
+  initialise it. Fields are in run.json's order."""
+  part_extractor: str = setting(
+      'jumps', "Part extraction (§4.3): 'jumps' (jump detection on the silhouette) or "
+      "'regression' (§7.5: its points predicted by a small regressor, taught on first use on 400 "
+      'training images).', PART_EXTRACTORS)
+  data_dir: str | None = setting(None, 'Dataset in the Shopping100k layout (default: the '
+                                 'built-in synthetic dataset, generated on first use).')
+  split_seed: int = setting(0, 'Seed of the stored paper split.', _NON_NEGATIVE)
+  gallery_images: int | None = setting(
+      None, 'Retrieval gallery size of the split (paper §6: 19,000 of 101,021; default: that '
+      'proportion of the dataset).', _NON_NEGATIVE)
+  query_images: int | None = setting(
+      None, 'Query images of the split (paper §6: 2,000 of 101,021; default: that proportion). '
+      'The rest of the dataset trains.', _NON_NEGATIVE)
+  synthetic_images: int = setting(5500, 'Size of the built-in synthetic dataset.', _NON_NEGATIVE)
+  synthetic_seed: int = setting(0, 'Seed of the built-in synthetic dataset.', _NON_NEGATIVE)
+  alexnet_weights: str | None = setting(
+      None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights (§6).')
+
+  def __post_init__(self):
+    check_settings(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Architecture of the part network and its ablations (the paper gives no layer sizes)."""
-  image_size: int = 227
-  # 'lrn' (Caffe AlexNet, for ImageNet weights) or 'batch' (from-scratch training).
-  backbone_norm: str = dataclasses.field(default='lrn', metadata={'choices': ('lrn', 'batch')})
-  hidden_size: int = 1024           # fc6 of each path
-  signature_size: int = 256         # fc7 of each path: equal for all S + 1 so Eq. 4 weighs them equally
-  dropout: float = 0.5
-  use_parts: bool = True            # False: the "w/o parts" ablation, every branch sees the whole map
-  # Inference-time gating: the "Extract Parts?" head's case, or part extraction's.
-  gate: str = dataclasses.field(default='head', metadata={'choices': ('head', 'extraction')})
+  image_size: int = setting(227, 'Square model input (227 as in AlexNet; >= 147 keeps conv5 at '
+                            'least 8x8).', Interval(MIN_IMAGE_SIZE))
+  backbone_norm: str = setting('lrn', "'lrn' (Caffe AlexNet, for ImageNet weights) or 'batch' "
+                               '(from scratch).', ('lrn', 'batch'))
+  hidden_size: int = setting(1024, 'Width of fc6 in every path.', _POSITIVE)
+  # Equal for all S + 1 signatures, so that Eq. 4 weighs them equally.
+  signature_size: int = setting(256, 'Width of fc7 = each of the S + 1 signature vectors '
+                                '(Eq. 3-4).', _POSITIVE)
+  dropout: float = setting(0.5, 'Dropout after fc6 and before the classifiers.', _FRACTION)
+  use_parts: bool = setting(True, 'Pool special branches from their parts (False: the w/o parts '
+                            'ablation, every branch sees the whole map).')
+  gate: str = setting('head', "Inference gating of parts: 'head' (Extract Parts? output) or "
+                      "'extraction'.", ('head', 'extraction'))
 
   def __post_init__(self):
-    check_choices(self)
-    check_ranges(self, MODEL_RANGES)
+    check_settings(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Optimisation settings of both stages (paper §6: SGD, learning rate 0.01, 30 epochs)."""
-  stage1_epochs: int = 30
-  stage2_epochs: int = 10
-  stage1_learning_rate: float = 0.01
-  stage2_learning_rate: float = 0.001
-  optimizer: str = dataclasses.field(default='sgd', metadata={'choices': ('sgd', 'adamw')})
-  momentum: float = 0.9
-  weight_decay: float = 5e-4
-  # Per stage: constant, or cosine decay to 0 at the stage's end.
-  schedule: str = dataclasses.field(default='constant',
-                                    metadata={'choices': ('constant', 'cosine')})
-  warmup_steps: int = 0             # linear warm-up at the start of each stage
-  batch_size: int = 64
-  margin: float = 0.2               # m of Eq. 3
-  triplet_weight: float = 1.0
-  # d of Eq. 3.
-  distance: str = dataclasses.field(default='euclidean',
-                                    metadata={'choices': DISTANCES})
-  flip: bool = True
-  seed: int = 0
-  checkpoint_every_secs: float = 60.0
-  log_every_secs: float = 20.0
-  # Batches per epoch: 0 = the whole training set; N = the first N of each epoch's order (a short
-  # run through the whole chain, such as benchmarks/rehearse_shopping100k.sh).
-  steps_per_epoch: int = 0
+  stage1_epochs: int = setting(30, 'Epochs of stage 1, classification only (paper: 30).',
+                               _NON_NEGATIVE)
+  stage2_epochs: int = setting(10, 'Epochs of stage 2, classification + triplet ranking.',
+                               _NON_NEGATIVE)
+  stage1_learning_rate: float = setting(0.01, 'Learning rate of stage 1 (paper: 0.01).', _POSITIVE)
+  stage2_learning_rate: float = setting(0.001, 'Learning rate of stage 2.', _POSITIVE)
+  optimizer: str = setting('sgd', "'sgd' (paper) or 'adamw'.", ('sgd', 'adamw'))
+  momentum: float = setting(0.9, 'SGD momentum.', _FRACTION)
+  weight_decay: float = setting(5e-4, 'Decoupled weight decay.', _NON_NEGATIVE)
+  schedule: str = setting('constant', "Per-stage learning-rate schedule: 'constant' or 'cosine' "
+                          "(decay to 0 at the stage's end).", ('constant', 'cosine'))
+  warmup_steps: int = setting(0, 'Linear warm-up steps at the start of each stage.',
+                              _NON_NEGATIVE)
+  batch_size: int = setting(64, 'Global batch size (split over replicas).', _POSITIVE)
+  margin: float = setting(0.2, 'Triplet margin m of Eq. 3.', _NON_NEGATIVE)
+  triplet_weight: float = setting(1.0, 'Weight of L_triplet in stage 2.', _NON_NEGATIVE)
+  distance: str = setting('euclidean', "d of Eq. 3: 'euclidean' or 'squared'.", DISTANCES)
+  flip: bool = setting(True, 'Random horizontal flips (boxes mirrored, sleeves swapped).')
+  seed: int = setting(0, 'Seed of initialisation, sampling and augmentation.', _NON_NEGATIVE)
+  checkpoint_every_secs: float = setting(60.0, 'Seconds between checkpoints (work lost on a kill '
+                                         'is at most this).', _NON_NEGATIVE)
+  log_every_secs: float = setting(20.0, 'Seconds between progress lines.', _NON_NEGATIVE)
+  steps_per_epoch: int = setting(
+      0, "Batches per epoch (0: the whole training set; N: the first N batches of each epoch's "
+      'order, for a short run through the whole chain).', _NON_NEGATIVE)
 
   def __post_init__(self):
-    check_choices(self)
-    check_ranges(self, TRAIN_RANGES)
+    check_settings(self)
     if self.stage1_epochs + self.stage2_epochs < 1:
       raise ValueError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
                        f'{self.stage2_epochs}: nothing to train; give at least one epoch')

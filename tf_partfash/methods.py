@@ -81,10 +81,10 @@ def _table2(pattern: float, collar: float, fastening: float, sleevelen: float,
 
 
 _PARTNET = 'tf_partfash.models.partnet:build_partnet'
-_PARTNET_LOSS = 'tf_partfash.objectives:partnet_loss'
-_SIGNATURES = 'tf_partfash.encoders:SignatureEncoder'
+_PARTNET_LOSS = 'tf_partfash.training.objectives:partnet_loss'
+_SIGNATURES = 'tf_partfash.search.encoders:SignatureEncoder'
 _CLASSIC = 'tf_partfash.models.classic:build_classic'
-_CLASSIFICATION = 'tf_partfash.objectives:classification_loss'
+_CLASSIFICATION = 'tf_partfash.training.objectives:classification_loss'
 _ONE_PATH = {'use_parts': False, 'triplet_weight': 0.0}
 
 # In the order of the paper's Table 2 columns (AMNet's attribute retrieval beside Classic). Fig. 6 gives only the proposed method's direct
@@ -92,12 +92,12 @@ _ONE_PATH = {'use_parts': False, 'triplet_weight': 0.0}
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method('classic', 'Classic', 'the paper\'s Classic baseline: one path, classification only; '
            'a query with changes takes its representation from training images with the wanted '
-           'attributes', _CLASSIC, _CLASSIFICATION, 'tf_partfash.encoders:ClassicEncoder',
+           'attributes', _CLASSIC, _CLASSIFICATION, 'tf_partfash.search.encoders:ClassicEncoder',
            _ONE_PATH, signatures=False, paper_top20={'manipulate1': 33.2},
            paper_table2=_table2(0.43, 0.35, 0.14, 0.23, 0.51)),
     Method('attribute_retrieval', 'Attribute retrieval', 'AMNet\'s attribute-based retrieval '
            'baseline on the Classic network: recognised attributes first, then fc7', _CLASSIC,
-           _CLASSIFICATION, 'tf_partfash.encoders:AttributeRetrievalEncoder', _ONE_PATH,
+           _CLASSIFICATION, 'tf_partfash.search.encoders:AttributeRetrievalEncoder', _ONE_PATH,
            signatures=False),
     Method('no_parts_no_ranking', 'w/o Ranking & Parts',
            'the ablation without parts and without the triplet loss', _PARTNET, _PARTNET_LOSS,
@@ -107,10 +107,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _PARTNET, _PARTNET_LOSS, _SIGNATURES, {'use_parts': False},
            paper_top20={'manipulate1': 45.6}, paper_table2=_table2(0.48, 0.51, 0.30, 0.37, 0.67)),
     Method('amnet', 'AMNet', 'AMNet (Zhao et al., CVPR 2017), the main baseline',
-           'tf_partfash.models.amnet:build_amnet', 'tf_partfash.objectives:amnet_loss',
-           'tf_partfash.encoders:AmnetEncoder', {'use_parts': False},
+           'tf_partfash.models.amnet:build_amnet', 'tf_partfash.training.objectives:amnet_loss',
+           'tf_partfash.search.encoders:AmnetEncoder', {'use_parts': False},
            samplers=(_BALANCED, _TRIPLETS),
-           begin_stage2='tf_partfash.objectives:initialise_amnet_memory', signatures=False,
+           begin_stage2='tf_partfash.training.objectives:initialise_amnet_memory', signatures=False,
            paper_top20={'manipulate1': 45.8}, paper_table2=_table2(0.51, 0.39, 0.38, 0.37, 0.64)),
     Method('partnet', 'Proposed', 'the proposed part-based network', _PARTNET, _PARTNET_LOSS,
            _SIGNATURES, paper_top20={'direct': 56.5, 'manipulate1': 53.1},

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, MISSING
+from tf_partfash.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, MISSING
 
 IMAGES_DIR = 'Images'
 ATTRIBUTES_DIR = 'Attributes'

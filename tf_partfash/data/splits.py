@@ -21,9 +21,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from tf_partfash import atomic
 from tf_partfash.attributes import MISSING, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
+from tf_partfash.storage import atomic
 
 SUBSETS: tuple[str, ...] = ('train', 'gallery', 'query')
 FULL_SIZE = 101021

@@ -24,9 +24,9 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_partfash import atomic, cache
 from tf_partfash.inputs.pipeline import corrupt_image_error, load_pixels
-from tf_partfash.progress import ProgressLine
+from tf_partfash.storage import atomic, cache
+from tf_partfash.storage.progress import ProgressLine
 
 CHUNK = 512  # images per recorded chunk of the build
 

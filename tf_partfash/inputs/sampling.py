@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, GENERAL_ATTRIBUTES,
+from tf_partfash.attributes import (ATTRIBUTES, ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES,
                                     GENERAL_COLUMNS, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES)
 
 def general_groups(labels: np.ndarray) -> np.ndarray:

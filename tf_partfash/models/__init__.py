@@ -1,1 +1,2 @@
-"""Networks: the AlexNet backbone, the proposed two-path part network and the baselines."""
+"""Networks: the AlexNet backbone, the proposed two-path part network and the baselines; a run's
+network built, exported and loaded; forward passes over a dataset."""

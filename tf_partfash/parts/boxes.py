@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from tf_partfash import atomic
+from tf_partfash.storage import atomic
 
 PART_NAMES: tuple[str, ...] = ('collar', 'torso', 'chest', 'left_sleeve', 'right_sleeve',
                                'fastening')

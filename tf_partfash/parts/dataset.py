@@ -19,15 +19,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tf_partfash import atomic, cache
 from tf_partfash.attributes import LOWER_BODY_CATEGORIES, MISSING, attribute
 from tf_partfash.data.shopping100k import image_file
 from tf_partfash.parts.boxes import (CASES, PART_NAMES, Parts, box_iou, read_parts_csv,
                                      write_parts_csv)
 from tf_partfash.parts.extraction import WORK_HEIGHT, extract_parts
-from tf_partfash.parts.regression import (FORMAT_VERSION, TRAINING_IMAGES, PartRegressor, fit,
-                                          teach)
-from tf_partfash.progress import ProgressLine
+from tf_partfash.parts.regression import FORMAT_VERSION, PartRegressor, TRAINING_IMAGES, fit, teach
+from tf_partfash.storage import atomic, cache
+from tf_partfash.storage.progress import ProgressLine
 
 # Categories that may be a top, a bottom or both: the image decides (§4.3 "Extract Parts?").
 UNDECIDED_CATEGORIES: tuple[str, ...] = ('Swimming', 'Pyjamas')

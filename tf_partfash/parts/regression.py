@@ -23,10 +23,10 @@ import os
 import cv2
 import numpy as np
 
-from tf_partfash import cache
 from tf_partfash.parts.boxes import CASES, Parts
 from tf_partfash.parts.extraction import (ALGORITHM_VERSION, Garment, Silhouette, Sleeve,
                                           find_garment, foreground_mask, part_boxes, silhouette)
+from tf_partfash.storage import cache
 
 # Bump when the features, the network or the landmark encoding change: a regressor file of
 # another version is refused.

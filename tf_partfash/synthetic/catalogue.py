@@ -8,8 +8,7 @@ hits in §7). So the catalogue is a seeded list of styles, each a base look samp
 skewed label frequencies (plain and black common) plus 1-3 category-compatible alternative values
 per special attribute. An image picks a style by a skewed popularity (a few best-sellers), then
 per special attribute swaps in one of the style's alternatives with `VARIATION`'s probability, then
-loses labels at realistic rates (fabric, neckline and sport mostly missing, as in the real files;
-the special attributes of tops mostly labelled); a missing label still has a drawn value.
+gets the labels a shop would write for it (`shop_labels`: keyword noise, missing labels).
 
 The catalogue depends on the seed alone (its own RNG stream per style), each image's choices on
 `(seed, image index)` alone, so any number of workers writes identical files.
@@ -22,9 +21,10 @@ import functools
 import numpy as np
 import pandas as pd
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SLEEVELESS_VALUES,
-                                    SPECIAL_ATTRIBUTES, attribute)
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SLEEVELESS_VALUES, SPECIAL_ATTRIBUTES,
+                                    attribute)
 from tf_partfash.data import shopping100k
+from tf_partfash.synthetic import shop_labels
 from tf_partfash.synthetic.garments import LOWER_SILHOUETTES, Look
 
 # The styles' RNG stream, apart from the images' `(seed, index)` streams.
@@ -159,7 +159,6 @@ _LOWER_BODY_CATEGORIES = ('Shorts', 'Trouser', 'Jean', 'Tracksuit Bottoms', 'Ski
 _BARE = {'Spaghetti': 1.0, 'Strapless': 1.0}
 # Tops without shoulders have a neckline along the top edge or none at all.
 _BARE_COLLARS: _W = {'V-neck': 2, 'Round': 1, 'Volant': 1.5}
-_FEMALE_ONLY = ('Spaghetti', 'Strapless', 'Peter Pan', 'Volant')
 
 # Per special attribute: the probability that an image shows one of its style's alternatives
 # rather than the base value (colourways are the commonest versions of a style), and the range of
@@ -169,45 +168,6 @@ _FEMALE_ONLY = ('Spaghetti', 'Strapless', 'Peter Pan', 'Volant')
 VARIATION = {'collar': 0.12, 'color': 0.25, 'fastening': 0.15, 'pattern': 0.12, 'sleevelen': 0.15}
 _NUM_ALTERNATIVES = {'collar': (1, 2), 'color': (1, 3), 'fastening': (1, 2), 'pattern': (1, 2),
                      'sleevelen': (1, 3)}
-# Shop labels come from meta-data keywords (§3), which confuse neighbouring values: per image and
-# special attribute, the label names one of these neighbours of the shown value at this rate
-# (the image still shows its own value).
-LABEL_NOISE = {'collar': 0.06, 'color': 0.08, 'fastening': 0.06, 'pattern': 0.05, 'sleevelen': 0.05}
-CONFUSABLE: dict[str, dict[str, tuple[str, ...]]] = {
-    'color': {'Navy': ('Indigo', 'Black'), 'Indigo': ('Navy', 'Blue'), 'Black': ('Navy', 'Charcoal'),
-              'Charcoal': ('Gray', 'Black'), 'Gray': ('Charcoal',), 'Maroon': ('Red', 'Brown'),
-              'Red': ('Maroon', 'Orange'), 'Blue': ('Light blue', 'Indigo'),
-              'Light blue': ('Blue',), 'Beige': ('White', 'Brown'), 'White': ('Beige',),
-              'Olive': ('Green', 'Brown'), 'Green': ('Olive',), 'Brown': ('Maroon', 'Beige'),
-              'Orange': ('Red', 'Yellow'), 'Yellow': ('Orange',), 'Pink': ('Red', 'Purple'),
-              'Purple': ('Pink', 'Maroon'), 'Multi': ('Black', 'White')},
-    'collar': {'Kent': ('Cutaway', 'Buttondown', 'Shirt'), 'Cutaway': ('Kent',),
-               'Buttondown': ('Kent',), 'Shirt': ('Kent', 'Turndown'), 'Turndown': ('Shirt',),
-               'High': ('Chin', 'Mandarin'), 'Chin': ('High',), 'Mandarin': ('High',),
-               'Round': ('V-neck',), 'V-neck': ('Round',), 'Lapel': ('Shawl',),
-               'Shawl': ('Lapel',), 'Hood': ('Lined',), 'Lined': ('Hood',), 'Polo': ('Round',),
-               'Peter Pan': ('Round',), 'Volant': ('Round',)},
-    'fastening': {'Covered': ('Button',), 'Button': ('Covered',), 'Front': ('Zip', 'Others'),
-                  'Zip': ('Front',), 'Hook': ('Others',), 'Others': ('Hook',),
-                  'Back closure': ('No closure',), 'No closure': ('Back closure',),
-                  'Belt': ('Others',), 'Laces': ('Others',)},
-    'pattern': {'Striped': ('Pinstriped',), 'Pinstriped': ('Striped',),
-                'Print': ('Photo', 'Colourful'), 'Photo': ('Print',), 'Colourful': ('Print',),
-                'Marl': ('Plain', 'Herringbone'), 'Herringbone': ('Marl',), 'Plain': ('Marl',),
-                'Checked': ('Herringbone',), 'Floral': ('Print',), 'Paisley': ('Floral',),
-                'Polka dot': ('Print',), 'Animal': ('Print',), 'Camouflage': ('Print',),
-                'Colour gradient': ('Colourful',), 'Burnout': ('Plain',)},
-    'sleevelen': {'Long': ('Extra Long',), 'Extra Long': ('Long',),
-                  'Short': ('Extra Short', 'Elbow'), 'Extra Short': ('Short',),
-                  'Elbow': ('3/4', 'Short'), '3/4': ('Elbow', 'Long'),
-                  'Sleeveless': ('Spaghetti',), 'Spaghetti': ('Sleeveless', 'Strapless'),
-                  'Strapless': ('Spaghetti',)},
-}
-# Per-image rates at which a drawn value goes unlabelled (-1). The sample's four coats miss fabric
-# and neckline, 3 of 4 miss sport and 2 of 4 pocket. The special attributes stay mostly labelled,
-# since §7 only scores queries labelled on all five.
-_MISSING = {'collar': 0.015, 'color': 0.01, 'fastening': 0.02, 'pattern': 0.01, 'sleevelen': 0.01,
-            'fabric': 0.85, 'neckline': 0.9, 'sport': 0.75}
 # Fit is unlabelled per style, and then drawn at the default width.
 _FIT_MISSING = 0.35
 # Popularity of the style at rank r in (0, 1) is (r + floor) ** -power: a few best-sellers with
@@ -244,7 +204,8 @@ class Catalogue:
 
 
 def _allowed(weights: _W, gender: str) -> _W:
-  return {k: w for k, w in weights.items() if gender == 'Female' or k not in _FEMALE_ONLY}
+  return {k: w for k, w in weights.items()
+          if gender == 'Female' or k not in shop_labels.FEMALE_ONLY}
 
 
 def _pick(rng: np.random.Generator, weights: _W, gender: str = 'Female') -> str:
@@ -349,7 +310,8 @@ def num_styles(num_images: int, images_per_style: float) -> int:
 
 @functools.lru_cache(maxsize=4)
 def make_catalogue(seed: int, count: int) -> Catalogue:
-  """`count` styles; style k depends on `(seed, k)` only, so catalogues of one seed share prefixes."""
+  """`count` styles; style k depends on `(seed, k)` only, so catalogues of one seed share
+  prefixes."""
   styles = tuple(sample_style(np.random.default_rng([seed, CATALOGUE_STREAM, k]))
                  for k in range(count))
   rank = (np.arange(count) + 0.5) / count
@@ -368,21 +330,7 @@ def sample_image(cat: Catalogue, rng: np.random.Generator
     if alternatives and rng.random() < VARIATION[name]:
       shown[name] = alternatives[int(rng.integers(len(alternatives)))]
   look = dataclasses.replace(style.look, **shown)
-  labelled = dict(shown)
-  for name, rate in LABEL_NOISE.items():
-    neighbours = [v for v in CONFUSABLE[name].get(shown[name], ())
-                  if look.gender == 'Female' or v not in _FEMALE_ONLY]
-    if neighbours and rng.random() < rate:
-      labelled[name] = neighbours[int(rng.integers(len(neighbours)))]
-  labels: dict[str, str | None] = {
-      'category': look.category, 'gender': look.gender, **labelled, 'fit': look.fit,
-      'pocket': look.pocket, 'fabric': style.fabric, 'neckline': style.necklines[look.collar],
-      'sport': style.sport}
-  for name, rate in _MISSING.items():
-    if rng.random() < rate:
-      labels[name] = None
-  if look.category == 'Jean' and labels['fabric'] is None and rng.random() < 0.5:
-    labels['fabric'] = 'Denim'
+  labels = shop_labels.label(look, style.fabric, style.sport, style.necklines[look.collar], rng)
   return k, look, labels
 
 

@@ -6,6 +6,8 @@ cue for the general `pocket` attribute.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from tf_partfash.synthetic.sketch import Body, Sketch, arc, both, outlined, pts
@@ -14,71 +16,113 @@ from tf_partfash.synthetic.sketch import Body, Sketch, arc, both, outlined, pts
 def draw_fastening(sk: Sketch, fastening: str | None, b: Body, y0: float,
                    rng: np.random.Generator) -> None:
   """Draws an upper-body `fastening` from the neck opening (y0) down to the front's end."""
-  y1 = b.yh - 0.02
-  if fastening in (None, 'No closure'):
-    return
-  if fastening == 'Zip':
-    ys = np.arange(y0, y1, 0.013)
-    teeth = np.stack([np.where(np.arange(len(ys)) % 2 == 0, -0.009, 0.009), ys], axis=1)
-    sk.stroke(pts((0, y0), (0, y1)), 'ink', 0.035)
-    sk.stroke(teeth, 'metal', 0.008)
-    sk.fill(pts((-0.018, y0 + 0.01), (0.018, y0 + 0.01), (0.014, y0 + 0.08), (-0.014, y0 + 0.08)),
-            'metal')
-    sk.ring((0, y0 + 0.1), 0.017, 'metal', 0.007)
-  elif fastening == 'Back closure' and b.bare:  # the pull of a back zip above the top edge
+  if fastening not in _FASTENINGS:
+    raise ValueError(f'unknown fastening {fastening!r}')
+  _FASTENINGS[fastening](sk, b, y0, b.yh - 0.02, rng)
+
+
+# Every drawing below takes (sketch, body, top y0, bottom y1, rng) so `draw_fastening` can
+# dispatch on the value; most ignore `rng`.
+
+
+def _no_closure(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """Nothing: a pull-on garment."""
+
+
+def _zip(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """A zip: dark tape, alternating metal teeth, slider and pull ring at the top."""
+  ys = np.arange(y0, y1, 0.013)
+  teeth = np.stack([np.where(np.arange(len(ys)) % 2 == 0, -0.009, 0.009), ys], axis=1)
+  sk.stroke(pts((0, y0), (0, y1)), 'ink', 0.035)
+  sk.stroke(teeth, 'metal', 0.008)
+  sk.fill(pts((-0.018, y0 + 0.01), (0.018, y0 + 0.01), (0.014, y0 + 0.08), (-0.014, y0 + 0.08)),
+          'metal')
+  sk.ring((0, y0 + 0.1), 0.017, 'metal', 0.007)
+
+
+def _back_closure(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """Nothing in front; what shows of a back closure from the front."""
+  if b.bare:  # the pull of a back zip above the top edge
     sk.fill(pts((-0.018, b.top - 0.07), (0.018, b.top - 0.07), (0.014, b.top + 0.01),
                 (-0.014, b.top + 0.01)), 'metal')
     sk.ring((0, b.top - 0.085), 0.016, 'metal', 0.007)
-  elif fastening == 'Back closure':  # nothing in front: a keyhole (seen through) at the back neck
-    top = b.top - 0.03
-    hole = np.concatenate([pts((-0.008, top), (0.008, top)), arc(0, top + 0.075, 0.03, 0.04, -60,
-                                                                  240, 16)])
-    sk.fill(hole, (255, 255, 255))
-    sk.stroke(hole, 'ink', 0.006, closed=True)
-    both(sk, 'disc', pts((0.03, top + 0.012)), 0.014, 'button')
-  elif fastening == 'Belt':
-    _belt(sk, b.yw, b.ww + 0.02)
-  elif fastening == 'Button':
-    sk.stroke(pts((0.035, y0), (0.035, y1)), 'ink', 0.005)
-    columns = (-0.11, 0.11) if b.yh > 1.7 and rng.random() < 0.5 else (0.0,)
-    count = max(2, int((min(y1, b.yw + 0.4) - y0) / 0.17))
-    for y in np.linspace(y0 + 0.06, min(y1, b.yw + 0.4) - 0.04, count):
-      for x in columns:
-        _button(sk, x, y)
-  elif fastening == 'Covered':  # a placket band, buttons hidden
-    band = pts((-0.045, y0), (0.045, y0), (0.045, y1), (-0.045, y1))
-    sk.fabric(band, 0.88)
-    sk.stroke(band, 'ink', 0.006, closed=True)
-    sk.stroke(pts((0.025, y0), (0.025, y1)), 'ink', 0.004)
-  elif fastening == 'Hook':  # metal hook-and-eye clasps across a closed edge
-    sk.stroke(pts((0, y0), (0, y1)), 'ink', 0.006)
-    for y in np.linspace(y0 + 0.06, min(y1, y0 + 0.75), 5):
-      sk.stroke(pts((-0.06, y), (0.015, y), (0.02, y - 0.015)), 'metal', 0.014)
-      sk.ring((0.045, y), 0.02, 'metal', 0.009)
-  elif fastening == 'Laces':  # eyelets and criss-cross lacing over a slit, bow on top
-    bottom = min(y1, y0 + 0.5)
-    sk.fill(pts((-0.03, y0), (0.03, y0), (0.0, bottom)), 'inner')
-    ys = np.linspace(y0 + 0.04, bottom - 0.02, 6)
-    for y in ys:
-      both(sk, 'ring', pts((0.055, y)), 0.013, 'metal', 0.007)
-    cross = np.stack([np.tile([0.055, -0.055], 6)[:len(ys) * 2],
-                      np.repeat(ys, 2)], axis=1)
-    sk.stroke(cross, 'trim', 0.01)
-    sk.stroke(cross * np.float64([-1.0, 1.0]), 'trim', 0.01)
-    both(sk, 'ring', pts((0.035, y0 + 0.01)), 0.03, 'trim', 0.01)
-    both(sk, 'stroke', pts((0.01, y0 + 0.02), (0.04, y0 + 0.14)), 'trim', 0.01)
-  elif fastening == 'Front':  # open front: the fronts part and show the inside
-    wedge = pts((-0.03, y0), (0.03, y0), (0.11, y1), (-0.11, y1))
-    sk.fill(wedge, 'inner')
-    sk.stroke(wedge, 'ink', 0.007, closed=True)
-  elif fastening == 'Others':  # duffle toggles on rope loops
-    for y in np.linspace(y0 + 0.1, min(y1, y0 + 0.8), 4):
-      both(sk, 'stroke', pts((0.0, y - 0.015), (0.13, y), (0.0, y + 0.015)), 'ink', 0.008)
-      toggle = arc(0, y, 0.07, 0.02, 0, 360, 16) @ np.array([[1, 0.15], [-0.15, 1]])
-      sk.fill(toggle, 'toggle')
-      sk.stroke(toggle, 'ink', 0.005, closed=True)
-  else:
-    raise ValueError(f'unknown fastening {fastening!r}')
+    return
+  # A keyhole at the back neck, seen through the neck opening, with its button.
+  top = b.top - 0.03
+  hole = np.concatenate([pts((-0.008, top), (0.008, top)), arc(0, top + 0.075, 0.03, 0.04, -60,
+                                                                240, 16)])
+  sk.fill(hole, (255, 255, 255))
+  sk.stroke(hole, 'ink', 0.006, closed=True)
+  both(sk, 'disc', pts((0.03, top + 0.012)), 0.014, 'button')
+
+
+def _belted(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """A belt with a buckle around the waist."""
+  _belt(sk, b.yw, b.ww + 0.02)
+
+
+def _buttons(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """A button stand down to below the waist: one column, or two on some long garments."""
+  sk.stroke(pts((0.035, y0), (0.035, y1)), 'ink', 0.005)
+  columns = (-0.11, 0.11) if b.yh > 1.7 and rng.random() < 0.5 else (0.0,)
+  count = max(2, int((min(y1, b.yw + 0.4) - y0) / 0.17))
+  for y in np.linspace(y0 + 0.06, min(y1, b.yw + 0.4) - 0.04, count):
+    for x in columns:
+      _button(sk, x, y)
+
+
+def _covered(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """A placket band, buttons hidden."""
+  band = pts((-0.045, y0), (0.045, y0), (0.045, y1), (-0.045, y1))
+  sk.fabric(band, 0.88)
+  sk.stroke(band, 'ink', 0.006, closed=True)
+  sk.stroke(pts((0.025, y0), (0.025, y1)), 'ink', 0.004)
+
+
+def _hooks(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """Metal hook-and-eye clasps across a closed edge."""
+  sk.stroke(pts((0, y0), (0, y1)), 'ink', 0.006)
+  for y in np.linspace(y0 + 0.06, min(y1, y0 + 0.75), 5):
+    sk.stroke(pts((-0.06, y), (0.015, y), (0.02, y - 0.015)), 'metal', 0.014)
+    sk.ring((0.045, y), 0.02, 'metal', 0.009)
+
+
+def _laces(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """Eyelets and criss-cross lacing over a slit, a bow on top."""
+  bottom = min(y1, y0 + 0.5)
+  sk.fill(pts((-0.03, y0), (0.03, y0), (0.0, bottom)), 'inner')
+  ys = np.linspace(y0 + 0.04, bottom - 0.02, 6)
+  for y in ys:
+    both(sk, 'ring', pts((0.055, y)), 0.013, 'metal', 0.007)
+  cross = np.stack([np.tile([0.055, -0.055], 6)[:len(ys) * 2],
+                    np.repeat(ys, 2)], axis=1)
+  sk.stroke(cross, 'trim', 0.01)
+  sk.stroke(cross * np.float64([-1.0, 1.0]), 'trim', 0.01)
+  both(sk, 'ring', pts((0.035, y0 + 0.01)), 0.03, 'trim', 0.01)
+  both(sk, 'stroke', pts((0.01, y0 + 0.02), (0.04, y0 + 0.14)), 'trim', 0.01)
+
+
+def _open_front(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """No fastening: the fronts part and show the inside."""
+  wedge = pts((-0.03, y0), (0.03, y0), (0.11, y1), (-0.11, y1))
+  sk.fill(wedge, 'inner')
+  sk.stroke(wedge, 'ink', 0.007, closed=True)
+
+
+def _toggles(sk: Sketch, b: Body, y0: float, y1: float, rng: np.random.Generator) -> None:
+  """`Others`: duffle toggles on rope loops."""
+  for y in np.linspace(y0 + 0.1, min(y1, y0 + 0.8), 4):
+    both(sk, 'stroke', pts((0.0, y - 0.015), (0.13, y), (0.0, y + 0.015)), 'ink', 0.008)
+    toggle = arc(0, y, 0.07, 0.02, 0, 360, 16) @ np.array([[1, 0.15], [-0.15, 1]])
+    sk.fill(toggle, 'toggle')
+    sk.stroke(toggle, 'ink', 0.005, closed=True)
+
+
+_FASTENINGS: dict[str | None, Callable[[Sketch, Body, float, float, np.random.Generator], None]] = {
+    None: _no_closure, 'No closure': _no_closure, 'Zip': _zip, 'Back closure': _back_closure,
+    'Belt': _belted, 'Button': _buttons, 'Covered': _covered, 'Hook': _hooks, 'Laces': _laces,
+    'Front': _open_front, 'Others': _toggles,
+}
 
 
 def _button(sk: Sketch, x: float, y: float, r: float = 0.026) -> None:

@@ -27,14 +27,14 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from tf_partfash import atomic, cache
 from tf_partfash.attributes import MISSING, attribute
 from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data import shopping100k
+from tf_partfash.parts.boxes import Parts, read_parts_csv, write_parts_csv
+from tf_partfash.storage import atomic, cache
+from tf_partfash.storage.progress import ProgressLine
 from tf_partfash.synthetic import catalogue
 from tf_partfash.synthetic.garments import render
-from tf_partfash.parts.boxes import Parts, read_parts_csv, write_parts_csv
-from tf_partfash.progress import ProgressLine
 
 PARTS_FILE = 'parts_truth.csv'
 MARKER_FILE = 'synthetic.json'
@@ -45,6 +45,11 @@ JPEG_QUALITY = 90
 _CHUNK = 32
 PARTIAL_DIR = '.synthetic.partial'  # records of the finished chunks of an unfinished generation
 PROGRESS_EVERY_SECS = 10.0
+
+def is_synthetic(data_dir: str) -> bool:
+  """Whether `data_dir` is a dataset this module generated (it holds the marker file)."""
+  return os.path.exists(os.path.join(data_dir, MARKER_FILE))
+
 
 def _render_chunk(args: tuple[str, int, int, int, int, Sequence[int], str]) -> list[tuple]:
   """Renders and writes the images of one chunk, then its record in `partial` (so an interrupted

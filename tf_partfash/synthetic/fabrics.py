@@ -7,6 +7,9 @@ pixels; the garment mask decides where they show.
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -97,72 +100,157 @@ def texture(pattern: str, field: np.ndarray, mean_rgb: np.ndarray, unit: float,
   `unit` is the garment's torso width in pixels (motif sizes follow the garment, not the image);
   `chest` is the chest box `(y1, x1, y2, x2)` in pixels, where photo and graphic prints are placed.
   """
+  if pattern not in _PATTERNS:
+    raise ValueError(f'unknown pattern {pattern!r}')
+  return _PATTERNS[pattern](field, mean_rgb, unit, chest, rng)
+
+
+# Every pattern below takes (field, mean_rgb, unit, chest, rng) like `texture`, so it can dispatch
+# on the value; most ignore `chest`.
+
+
+def _grid(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Pixel row (H, 1) and column (1, W) coordinates of `field`, float32."""
   h, w = field.shape[:2]
-  ys = np.arange(h, dtype=np.float32)[:, None]
-  xs = np.arange(w, dtype=np.float32)[None, :]
+  return np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+
+
+def _plain(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+           chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """The base colour alone."""
+  return field
+
+
+def _striped(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+             chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Horizontal bands, the secondary colour covering ~35%."""
+  ys, _ = _grid(field)
+  period = unit * rng.uniform(0.09, 0.2)
+  return _mix(field, (ys + rng.uniform(0, period)) % period < 0.35 * period,
+              contrast_rgb(mean_rgb))
+
+
+def _pinstriped(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+                chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Thin vertical lines, ~1.5 px."""
+  h, w = field.shape[:2]
+  _, xs = _grid(field)
+  period = unit * rng.uniform(0.06, 0.09)
+  width = max(1.2, unit * 0.007)
+  return _mix(field, np.broadcast_to(xs % period < width, (h, w)), contrast_rgb(mean_rgb), 0.8)
+
+
+def _checked(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+             chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Gingham or tartan: crossing bands, darker where they cross; the base keeps ~50%."""
+  ys, xs = _grid(field)
   second = contrast_rgb(mean_rgb)
-  if pattern == 'Plain':
-    return field
-  if pattern == 'Striped':  # horizontal bands, secondary ~35%
-    period = unit * rng.uniform(0.09, 0.2)
-    return _mix(field, (ys + rng.uniform(0, period)) % period < 0.35 * period, second)
-  if pattern == 'Pinstriped':  # thin vertical lines, ~1.5 px
-    period = unit * rng.uniform(0.06, 0.09)
-    width = max(1.2, unit * 0.007)
-    return _mix(field, np.broadcast_to(xs % period < width, (h, w)), second, 0.8)
-  if pattern == 'Checked':  # gingham/tartan: crossing bands, base keeps ~50%
-    period = unit * rng.uniform(0.12, 0.22)
-    bx = (xs % period < 0.3 * period).astype(np.float32)
-    by = (ys % period < 0.3 * period).astype(np.float32)
-    out = _mix(field, np.minimum(bx + by, 1.0), second, 0.45)
-    return _mix(out, bx * by > 0, second, 0.9)
-  if pattern == 'Polka dot':
-    period = unit * rng.uniform(0.1, 0.16)
-    radius = period * rng.uniform(0.17, 0.26)
-    shift = ((ys // period) % 2) * period / 2  # staggered rows
-    dx = (xs + shift) % period - period / 2
-    dy = ys % period - period / 2
-    return _mix(field, dx * dx + dy * dy < radius * radius, second)
-  if pattern == 'Marl':  # heathered yarn: short horizontal streaks of lighter and darker fibres
-    streaks = cv2.resize(rng.random((h // 2, max(w // 10, 2))).astype(np.float32), (w, h),
-                         interpolation=cv2.INTER_LINEAR)
-    speck = rng.random((h, w)).astype(np.float32)
-    return field * (0.78 + 0.3 * streaks[..., None] + 0.1 * speck[..., None])
-  if pattern == 'Herringbone':  # columns of diagonal twill lines alternating in direction
-    col = unit * rng.uniform(0.06, 0.09)
-    step = unit * 0.035
-    sign = np.where((xs // col) % 2 == 0, 1.0, -1.0)
-    lines = (ys + sign * (xs % col)) % step < 0.45 * step
-    return field * np.where(lines, 1.0, 0.72)[..., None].astype(np.float32)
-  if pattern == 'Colour gradient':  # the base at the chest's top fading into a second hue below
-    other = base_rgb(_SOLID[rng.integers(len(_SOLID))], rng)
-    y0 = chest[0]
-    t = np.clip((ys - y0) / max(h - y0, 1) * 1.3, 0, 1)[..., None]
-    return field * (1 - t) + other * t
-  if pattern == 'Camouflage':  # three independent layers of hard-edged blobs in darker tones
-    cells = (int(4 * h / unit) + 2, int(4 * w / unit) + 2)  # ~4 blobs per torso width
-    tones = (mean_rgb * 0.6 + np.float32([10, 25, 0]), mean_rgb * 0.8 + 45, mean_rgb * 0.3)
-    out = field
-    for tone in tones:
-      n = _standard(_noise(h, w, cells, rng) + 0.4 * _noise(h, w, (2 * cells[0], 2 * cells[1]),
-                                                            rng))
-      out = _mix(out, n > 0.8, np.clip(tone, 0, 255))
-    return out
-  if pattern == 'Burnout':  # sheer devore patches: soft lighter translucent areas
-    n = _standard(_noise(h, w, (int(8 * h / unit) + 2, int(8 * w / unit) + 2), rng))
-    soft = np.clip((n - 0.4) * 1.5, 0, 1)
-    return _mix(field, soft, np.float32([250, 250, 250]), 0.55)
+  period = unit * rng.uniform(0.12, 0.22)
+  bx = (xs % period < 0.3 * period).astype(np.float32)
+  by = (ys % period < 0.3 * period).astype(np.float32)
+  out = _mix(field, np.minimum(bx + by, 1.0), second, 0.45)
+  return _mix(out, bx * by > 0, second, 0.9)
+
+
+def _polka_dot(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+               chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Round dots in staggered rows."""
+  ys, xs = _grid(field)
+  period = unit * rng.uniform(0.1, 0.16)
+  radius = period * rng.uniform(0.17, 0.26)
+  shift = ((ys // period) % 2) * period / 2
+  dx = (xs + shift) % period - period / 2
+  dy = ys % period - period / 2
+  return _mix(field, dx * dx + dy * dy < radius * radius, contrast_rgb(mean_rgb))
+
+
+def _marl(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+          chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Heathered yarn: short horizontal streaks of lighter and darker fibres, and speckle."""
+  h, w = field.shape[:2]
+  streaks = cv2.resize(rng.random((h // 2, max(w // 10, 2))).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+  speck = rng.random((h, w)).astype(np.float32)
+  return field * (0.78 + 0.3 * streaks[..., None] + 0.1 * speck[..., None])
+
+
+def _herringbone(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+                 chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Columns of diagonal twill lines alternating in direction."""
+  ys, xs = _grid(field)
+  col = unit * rng.uniform(0.06, 0.09)
+  step = unit * 0.035
+  sign = np.where((xs // col) % 2 == 0, 1.0, -1.0)
+  lines = (ys + sign * (xs % col)) % step < 0.45 * step
+  return field * np.where(lines, 1.0, 0.72)[..., None].astype(np.float32)
+
+
+def _colour_gradient(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+                     chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """The base at the chest's top fading into a second hue below (so the chest stays the base)."""
+  h = field.shape[0]
+  ys, _ = _grid(field)
+  other = base_rgb(_SOLID[rng.integers(len(_SOLID))], rng)
+  y0 = chest[0]
+  t = np.clip((ys - y0) / max(h - y0, 1) * 1.3, 0, 1)[..., None]
+  return field * (1 - t) + other * t
+
+
+def _camouflage(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+                chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Three independent layers of hard-edged blobs in darker tones, ~4 per torso width."""
+  h, w = field.shape[:2]
+  cells = (int(4 * h / unit) + 2, int(4 * w / unit) + 2)
+  tones = (mean_rgb * 0.6 + np.float32([10, 25, 0]), mean_rgb * 0.8 + 45, mean_rgb * 0.3)
+  out = field
+  for tone in tones:
+    n = _standard(_noise(h, w, cells, rng) + 0.4 * _noise(h, w, (2 * cells[0], 2 * cells[1]),
+                                                          rng))
+    out = _mix(out, n > 0.8, np.clip(tone, 0, 255))
+  return out
+
+
+def _burnout(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+             chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """Sheer devore patches: soft lighter translucent areas."""
+  h, w = field.shape[:2]
+  n = _standard(_noise(h, w, (int(8 * h / unit) + 2, int(8 * w / unit) + 2), rng))
+  soft = np.clip((n - 0.4) * 1.5, 0, 1)
+  return _mix(field, soft, np.float32([250, 250, 250]), 0.55)
+
+
+def _motifs(pattern: str, field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+            chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """`pattern`'s motifs scattered over the field (see `_scatter_motifs`)."""
+  out = np.ascontiguousarray(field)  # cv2 draws in place, on contiguous arrays only
+  _scatter_motifs(out, pattern, mean_rgb, unit, rng)
+  return out
+
+
+def _photo(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+           chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """A photographic scene printed on the chest (see `_photo_print`)."""
   out = np.ascontiguousarray(field)
-  if pattern in ('Animal', 'Floral', 'Paisley', 'Colourful'):
-    _scatter_motifs(out, pattern, mean_rgb, unit, rng)
-    return out
-  if pattern == 'Photo':
-    _photo_print(out, chest, rng)
-    return out
-  if pattern == 'Print':
-    _graphic_print(out, chest, second, rng)
-    return out
-  raise ValueError(f'unknown pattern {pattern!r}')
+  _photo_print(out, chest, rng)
+  return out
+
+
+def _print(field: np.ndarray, mean_rgb: np.ndarray, unit: float,
+           chest: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+  """A graphic print on the chest in the secondary colour (see `_graphic_print`)."""
+  out = np.ascontiguousarray(field)
+  _graphic_print(out, chest, contrast_rgb(mean_rgb), rng)
+  return out
+
+
+_PATTERNS: dict[str, Callable[[np.ndarray, np.ndarray, float, tuple[int, int, int, int],
+                               np.random.Generator], np.ndarray]] = {
+    'Plain': _plain, 'Striped': _striped, 'Pinstriped': _pinstriped, 'Checked': _checked,
+    'Polka dot': _polka_dot, 'Marl': _marl, 'Herringbone': _herringbone,
+    'Colour gradient': _colour_gradient, 'Camouflage': _camouflage, 'Burnout': _burnout,
+    'Photo': _photo, 'Print': _print,
+    **{p: functools.partial(_motifs, p) for p in ('Animal', 'Floral', 'Paisley', 'Colourful')},
+}
 
 
 def _scatter_motifs(out: np.ndarray, pattern: str, mean_rgb: np.ndarray, unit: float,

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from tf_partfash.attributes import SLEEVELESS_VALUES
-from tf_partfash.synthetic import closures, collars, fabrics
-from tf_partfash.synthetic.sketch import Body, Placement, Sketch, both, mirror, pts, rasterise, shading
 from tf_partfash.parts.boxes import Parts
+from tf_partfash.synthetic import closures, collars, fabrics
+from tf_partfash.synthetic.sketch import (Body, Placement, Sketch, both, mirror, pts, rasterise,
+                                          shading)
 
 # How a garment is drawn: tops (with or without sleeves), dresses and jumpsuits are upper-body;
 # the rest is lower-body (the `lower` case of §4.3, no parts).

@@ -28,11 +28,12 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.distribution import strategy_role
 from tf_partfash.inputs.pipeline import (Examples, PipelineConfig, batch_shard, iterate_batches,
                                          make_dataset)
-from tf_partfash.methods import METHODS, PROPOSED, Method
-from tf_partfash.progress import ProgressLine
+from tf_partfash.methods import METHODS, Method, PROPOSED
+from tf_partfash.storage.progress import ProgressLine
+from tf_partfash.storage.workdir import CHECKPOINTS_DIR, TENSORBOARD_DIR, worker_temp_dir
+from tf_partfash.training.distribution import strategy_role
 
 
 class DivergedError(ValueError):
@@ -121,9 +122,9 @@ class Trainer:
     # Every weight by position, non-trainable ones (BatchNorm statistics, AMNet's memory counts)
     # included: Keras 3 layers kept in dicts are not checkpoint dependencies of their model.
     self.checkpoint = tf.train.Checkpoint(weights=list(model.weights), optimizer=self.optimizer)
-    self.checkpoints = os.path.join(workdir, 'checkpoints')
-    self._write_dir = self.checkpoints if self.chief else os.path.join(workdir,
-                                                                       f'workertemp_{task}')
+    self.checkpoints = os.path.join(workdir, CHECKPOINTS_DIR)
+    self._write_dir = (self.checkpoints if self.chief
+                       else os.path.join(workdir, worker_temp_dir(task)))
     self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir, max_to_keep=2)
     self._saved_step: int | None = None  # in memory: workers decide alike, whatever is on disk
     self._steps = {1: self._make_step(1), 2: self._make_step(2)}
@@ -263,7 +264,7 @@ class Trainer:
       return
     if stage not in self._writers:
       self._writers[stage] = tf.summary.create_file_writer(
-          os.path.join(self.workdir, 'tensorboard', f'stage{stage}'))
+          os.path.join(self.workdir, TENSORBOARD_DIR, f'stage{stage}'))
     with self._writers[stage].as_default(step=step):
       for k, v in sums.items():
         if k.startswith('loss/') or k.startswith('triplets/'):

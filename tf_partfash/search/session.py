@@ -1,21 +1,24 @@
 """One shopper's search (paper §4.6, §5, Fig. 7-8): a query image, attribute changes, and
 optionally relevance feedback; printed as tables, written as JSON and as a Fig. 7/8-like picture.
 
-search.py parses its flags into a `SearchRequest` and calls `search`.
+search.py parses its flags into a `SearchRequest` and calls `search`; `answer` computes a search
+of an opened run without printing or writing anything.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
-from tf_partfash import atomic, figures, retrieval
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
                                     attribute)
-from tf_partfash.gallery import GalleryIndex
-from tf_partfash.trained_run import TrainedRun
+from tf_partfash.search import figures, retrieval
+from tf_partfash.search.gallery import GalleryIndex
+from tf_partfash.search.trained_run import TrainedRun
+from tf_partfash.storage import atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +102,32 @@ def _tiles(gallery: GalleryIndex, results: list[dict], picked: Sequence[int] = (
                   for p in picked if p not in shown]
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+  """A search's answer: the JSON report, the tables as printed, and its Fig. 7/8-like picture."""
+  report: dict[str, Any]
+  text: str
+  picture: Callable[[], Image.Image]
+
+
 def search(request: SearchRequest) -> dict[str, Any]:
   """Runs the search, prints its tables, writes the outputs asked for; returns the JSON report."""
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
   _check_output_folders(request)
   run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
+  outcome = answer(run, request, changes)
+  print(outcome.text)
+  if request.output_image:
+    figures.save_figure(outcome.picture(), request.output_image)
+    print(f'\npicture: {request.output_image}')
+  if request.output_json:
+    atomic.write_json(request.output_json, outcome.report)
+  return outcome.report
+
+
+def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> SearchOutcome:
+  """One search of `run`'s gallery (§4.6: Eq. 4 with `changes`), then, with picks, one after the
+  shopper's feedback (§5: Eq. 5-6)."""
   lazy = request.backend == 'compact'  # candidates' signatures read from the file, not all held
   gallery = (run.index(lazy=lazy) if request.gallery == 'test'
              else run.folder_index(request.gallery, request.part_extractor, lazy=lazy))
@@ -115,50 +139,53 @@ def search(request: SearchRequest) -> dict[str, Any]:
                      'vector: pick one image (it replaces the query)')
   # Prototypes are computed on first use, which needs the model: only when a change asks.
   encoder = run.encoder(with_prototypes=bool(changes))
-  manipulated = lambda features: encoder.queries(features, [changes])
   q = query.features
-  known = {a: int(q.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
-  demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
-  describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
-                        attribute(a).values[int(q.probabilities[a][0].argmax())] + '?')
-  edits = [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]
+  demanded, edits = _demands(q, changes)
   name = ('test' if request.gallery == 'test'
           else run.folder_name(request.gallery, request.part_extractor))
   searcher = run.searcher(name, gallery, encoder.gallery(gallery), request.backend,
                           request.distance)
   own = {query.position} - {None}
-  results = _ranked(searcher, gallery, manipulated(q), own, demanded, request.top_k)
-  print(f'query {q.paths[0]}; manipulation: '
-        + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'))
-  print('\n' + format_results(f'top {request.top_k} of {len(gallery)} ({request.distance}, '
-                              f'{request.backend})', results))
+  results = _ranked(searcher, gallery, encoder.queries(q, [changes]), own, demanded,
+                    request.top_k)
+  text = [f'query {q.paths[0]}; manipulation: '
+          + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'),
+          '\n' + format_results(f'top {request.top_k} of {len(gallery)} ({request.distance}, '
+                                f'{request.backend})', results)]
   report = {'query': str(q.paths[0]), 'query_row': query.position,
             'changes': {a: attribute(a).values[v] for a, v in changes.items()},
             'demanded': {a: attribute(a).values[v] for a, v in demanded.items()},
             'distance': request.distance, 'backend': request.backend, 'results': results}
-  text = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
+  shown = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
   query_tile = figures.Tile(q.file(0), f'query\n{q.paths[0]}')
-  picture = lambda: figures.manipulation_figure(query_tile, text, _tiles(gallery, results))
-  if picked:
-    weights, again = None, q
-    if len(picked) == 1:  # §5: a single picked image replaces the query
-      again, own = gallery.take(picked), own | set(picked)
-      note = 'picked image\nreplaces the query'
-    else:
-      weights = retrieval.personalization_weights(gallery.signatures[picked], request.distance)
-      note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(SIGNATURE_NAMES, weights))
-    after = _ranked(searcher, gallery, manipulated(again), own, demanded, request.top_k, weights)
-    print('\nfeedback ' + ', '.join(request.feedback) + ': ' + note.replace('\n', ', '))
-    print('\n' + format_results('after feedback', after))
-    report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,
-                          'weights': None if weights is None else dict(
-                              zip(SIGNATURE_NAMES, weights.tolist()))}
-    picture = lambda: figures.feedback_figure(
-        query_tile, text, _tiles(gallery, results, picked),
-        figures.Tile(again.file(0), f'query\n{again.paths[0]}'), note, _tiles(gallery, after))
-  if request.output_image:
-    figures.save_figure(picture(), request.output_image)
-    print(f'\npicture: {request.output_image}')
-  if request.output_json:
-    atomic.write_json(request.output_json, report)
-  return report
+  if not picked:
+    return SearchOutcome(report, '\n'.join(text), lambda: figures.manipulation_figure(
+        query_tile, shown, _tiles(gallery, results)))
+  weights, again = None, q
+  if len(picked) == 1:  # §5: a single picked image replaces the query
+    again, own = gallery.take(picked), own | set(picked)
+    note = 'picked image\nreplaces the query'
+  else:
+    weights = retrieval.personalization_weights(gallery.signatures[picked], request.distance)
+    note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(SIGNATURE_NAMES, weights))
+  after = _ranked(searcher, gallery, encoder.queries(again, [changes]), own, demanded,
+                  request.top_k, weights)
+  text += ['\nfeedback ' + ', '.join(request.feedback) + ': ' + note.replace('\n', ', '),
+           '\n' + format_results('after feedback', after)]
+  report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,
+                        'weights': None if weights is None else dict(
+                            zip(SIGNATURE_NAMES, weights.tolist()))}
+  return SearchOutcome(report, '\n'.join(text), lambda: figures.feedback_figure(
+      query_tile, shown, _tiles(gallery, results, picked),
+      figures.Tile(again.file(0), f'query\n{again.paths[0]}'), note, _tiles(gallery, after)))
+
+
+def _demands(query: GalleryIndex, changes: dict[str, int]
+             ) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+  """What the shopper asks for: the query's own special labels with `changes` applied, and each
+  change as (attribute, the query's value, or its prediction marked '?', the wanted value)."""
+  known = {a: int(query.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
+  demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
+  describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
+                        attribute(a).values[int(query.probabilities[a][0].argmax())] + '?')
+  return demanded, [(a, describe(a), attribute(a).values[v]) for a, v in changes.items()]

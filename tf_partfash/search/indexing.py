@@ -12,17 +12,18 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from tf_partfash import cache
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING
 from tf_partfash.data.shopping100k import IMAGES_DIR
-from tf_partfash.gallery import GalleryIndex, Prototypes, prototype_sums, prototypes_from_sums
 from tf_partfash.inputs.pipeline import Examples
+from tf_partfash.inputs.prepared import PreparedData
+from tf_partfash.models.inference import predict
 from tf_partfash.parts import CASES, extract_parts, read_image
-from tf_partfash.parts.extraction import WORK_HEIGHT, PartExtractor
-from tf_partfash.prepared import PreparedData
-from tf_partfash.progress import ProgressLine
-from tf_partfash.recognition import predict
-from tf_partfash.workdir import RunConfig
+from tf_partfash.parts.extraction import PartExtractor, WORK_HEIGHT
+from tf_partfash.search.gallery import (GalleryIndex, Prototypes, prototype_sums,
+                                        prototypes_from_sums)
+from tf_partfash.storage import cache
+from tf_partfash.storage.progress import ProgressLine
+from tf_partfash.storage.workdir import RunConfig
 
 def _digest(rows: np.ndarray) -> str:
   return cache.digest(np.asarray(rows, np.int64).tobytes())

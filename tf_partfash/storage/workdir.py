@@ -1,13 +1,22 @@
-"""A training run's directory: its configuration, checkpoints and exported model.
+"""A run's directory: every file and folder in it named once, and its configuration (run.json).
 
 ```
 <workdir>/flags.txt            the command line of the run, as a valid flagfile
-<workdir>/run.json             model config, train config and data settings (what evaluate/search read)
-<workdir>/checkpoints/         tf.train checkpoints during training (resume)
+<workdir>/run.json             method, model, train and data configurations (what evaluate/search read)
+<workdir>/checkpoints/         tf.train checkpoints during training (resume); another worker of a
+<workdir>/workertemp_<task>/   multi-worker run writes its own copy there and deletes it
 <workdir>/tensorboard/stage{1,2}/
 <workdir>/model.weights.h5     the final model
 <workdir>/accuracy.json        per-attribute test accuracy beside the majority-class rate
 <workdir>/train.lock           held by the train.py running in it (a second one is refused)
+<workdir>/prototypes.npz       generic signature of every special attribute value (training split)
+<workdir>/index_<name>.npz     signatures, probabilities, labels, paths of a gallery (`test`: the
+                               run's gallery + query images; `folder_<hash>`: a folder of the
+                               user's images, with each image's size and modification time)
+<workdir>/compact_<name>.npz   the product-quantised codes of a gallery (`search.compact`)
+<workdir>/results_<protocol>.json   evaluate.py's scores, with their plot beside them
+<workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
+<workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
 ```
 Nothing of a run is recorded (run.json, flags.txt) until its start has succeeded: the data is
 ready, the network built with its initial weights and the batches fit. Every file is replaced
@@ -19,41 +28,55 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tf_partfash import atomic
-from tf_partfash.config import ModelConfig, TrainConfig
-from tf_partfash.methods import METHODS, method
-
-if TYPE_CHECKING:  # importing Keras takes seconds; search.py only needs it to compute features
-  import keras
+from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+from tf_partfash.methods import METHODS
+from tf_partfash.storage import atomic
 
 RUN_FILE = 'run.json'
+FLAGS_FILE = 'flags.txt'
 WEIGHTS_FILE = 'model.weights.h5'
+ACCURACY_FILE = 'accuracy.json'
 LOCK_FILE = 'train.lock'
+PROTOTYPES_FILE = 'prototypes.npz'
+CHECKPOINTS_DIR = 'checkpoints'
+TENSORBOARD_DIR = 'tensorboard'
+
+
+def worker_temp_dir(task: int) -> str:
+  return f'workertemp_{task}'
+
+
+def index_file(name: str) -> str:
+  return f'index_{name}.npz'
+
+
+def compact_file(name: str) -> str:
+  return f'compact_{name}.npz'
+
+
+def results_file(protocol: str) -> str:
+  return f'results_{protocol}.json'
+
+
 FORMAT_VERSION = 1
 # Training settings that do not change what the checkpoints mean: a run may resume with others.
 VOLATILE_TRAIN_FIELDS = ('checkpoint_every_secs', 'log_every_secs')
-# Inputs added since format 1, with the value runs recorded before them had.
-DATA_DEFAULTS = {'part_extractor': 'jumps'}
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
+  """What a run is: its method, network, training and data (run.json)."""
   method: str
   model: ModelConfig
   train: TrainConfig
-  # Inputs of the run: data_dir, split_seed, gallery_images, query_images (None: the paper's
-  # proportions), synthetic_images/_seed, alexnet_weights, part_extractor.
-  data: dict[str, Any]
-
-  def __post_init__(self):
-    object.__setattr__(self, 'data', {**DATA_DEFAULTS, **self.data})
+  data: DataConfig
 
   def to_json(self) -> dict[str, Any]:
     return {'format_version': FORMAT_VERSION, 'method': self.method,
             'model': dataclasses.asdict(self.model), 'train': dataclasses.asdict(self.train),
-            'data': self.data}
+            'data': dataclasses.asdict(self.data)}
 
   @classmethod
   def from_json(cls, blob: dict[str, Any], file: str) -> RunConfig:
@@ -64,8 +87,9 @@ class RunConfig:
       raise ValueError(f'{file}: unknown method {blob.get("method")!r}; this tf_partfash knows '
                        + ', '.join(METHODS))
     try:
+      # Settings added since format 1 (part_extractor) take their defaults: what older runs had.
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
-                 blob['data'])
+                 DataConfig(**blob['data']))
     except (KeyError, TypeError) as e:
       raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
     except ValueError as e:  # a setting out of range (edited by hand)
@@ -117,7 +141,7 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   strip = lambda blob: {**blob, 'train': {k: v for k, v in blob['train'].items()
                                           if k not in VOLATILE_TRAIN_FIELDS}}
   # Read back as a configuration first: settings added since it was written take the values
-  # it was trained with (`DATA_DEFAULTS`, the dataclass defaults).
+  # it was trained with (the dataclass defaults).
   stored = RunConfig.from_json(_read_json(file), file).to_json()
   diff = _differences(strip(stored), strip(run.to_json()))
   if diff:
@@ -140,18 +164,6 @@ def load_run_config(workdir: str) -> RunConfig:
   return RunConfig.from_json(_read_json(file), file)
 
 
-def build_model(run: RunConfig) -> keras.Model:
-  """The network of a run's method, built (weights created, not loaded)."""
-  return method(run.method).build(run.model)
-
-
-def export_model(workdir: str, model: keras.Model) -> str:
-  file = os.path.join(workdir, WEIGHTS_FILE)
-  with atomic.replacing(file, suffix='.weights.h5') as tmp:  # Keras goes by the extension
-    model.save_weights(tmp)
-  return file
-
-
 def model_id(workdir: str) -> str:
   """Identity of a trained model: a hash of its run.json and model.weights.h5 contents."""
   h = hashlib.blake2b(digest_size=8)
@@ -170,16 +182,3 @@ def check_trained(workdir: str) -> None:
   if not os.path.exists(file):
     raise FileNotFoundError(f'{file} not found: training in {workdir} has not finished '
                             '(rerun the same train.py command to resume it)')
-
-
-def load_model(workdir: str, run: RunConfig) -> keras.Model:
-  """The trained model of a workdir; weights from another architecture are an error naming both."""
-  check_trained(workdir)
-  file = os.path.join(workdir, WEIGHTS_FILE)
-  model = build_model(run)
-  try:
-    model.load_weights(file)
-  except ValueError as e:
-    raise ValueError(f'{file} does not fit the model described by {RUN_FILE} '
-                     f'(method {run.method}): {e}') from e
-  return model

@@ -12,12 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_partfash import losses
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, GENERAL_COLUMNS, NUM_SPECIAL_VALUES,
                                     SPECIAL_COLUMNS, SPECIAL_OFFSETS)
 from tf_partfash.config import TrainConfig
 from tf_partfash.inputs.pipeline import Examples
-from tf_partfash.recognition import predict
+from tf_partfash.models.inference import predict
+from tf_partfash.training import losses
 
 def partnet_loss(model: keras.Model, outputs: dict, batch: dict, stage: int, config: TrainConfig,
                  seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
-from tf_partfash import cache
 from tf_partfash.config import check_distance
-from tf_partfash.progress import ProgressLine
-from tf_partfash.retrieval import import_faiss, query_weights, signature_distances, top_k
+from tf_partfash.search.retrieval import import_faiss, query_weights, signature_distances, top_k
+from tf_partfash.storage import cache
+from tf_partfash.storage.progress import ProgressLine
 
 FORMAT_VERSION = 1
 DIMS_PER_CODE = 8        # dimensions per 4-bit sub-quantiser

@@ -20,8 +20,8 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from tf_partfash import atomic
-from tf_partfash.progress import ProgressLine
+from tf_partfash.storage import atomic
+from tf_partfash.storage.progress import ProgressLine
 
 # 2: gallery and query images' parts come from the image alone (§4.2), not the labels: indexes
 # of version 1 hold features of label-settled parts and are rebuilt.

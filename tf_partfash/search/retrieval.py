@@ -16,13 +16,11 @@ import numpy as np
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, signature_index,
                                     special_attribute)
-from tf_partfash.config import check_distance
+from tf_partfash.config import BACKENDS, check_distance
 
 if TYPE_CHECKING:
-  from tf_partfash.gallery import Prototypes
+  from tf_partfash.search.gallery import Prototypes
 
-# 'compact': `compact.CompactSearcher`, built by `trained_run.TrainedRun.searcher`.
-BACKENDS: tuple[str, ...] = ('exact', 'faiss', 'compact')
 # Bound on the (queries x gallery chunk) distance block of exact search: 16M floats = 64 MB.
 _BLOCK_ELEMENTS = 1 << 24
 # Eq. 5 divides by the spread of the picked images; identical picks would make it infinite.

@@ -1,4 +1,4 @@
-"""Forward passes over a dataset: signatures, attribute probabilities, accuracy vs majority class."""
+"""A model's forward passes over a dataset: L2-normalised signatures and attribute probabilities."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING
+from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.inputs.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
-from tf_partfash.progress import ProgressLine
+from tf_partfash.storage.progress import ProgressLine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,35 +55,3 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
   joined = {k: np.concatenate(v) for k, v in chunks.items()}
   return Predictions(rows, joined['signatures'],
                      {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined.get('case'))
-
-
-def _scores(truth: np.ndarray, predicted: np.ndarray, train: np.ndarray) -> dict[str, float] | None:
-  valid = truth != MISSING
-  train = train[train != MISSING]
-  if not valid.any() or not len(train):
-    return None
-  majority = np.bincount(train).argmax()
-  return {'accuracy': float((predicted[valid] == truth[valid]).mean()),
-          'majority': float((truth[valid] == majority).mean()), 'count': int(valid.sum())}
-
-
-def accuracy_table(labels: np.ndarray, probabilities: dict[str, np.ndarray],
-                   train_labels: np.ndarray, case_probabilities: np.ndarray | None = None,
-                   case: np.ndarray | None = None,
-                   train_case: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-  """Per attribute: accuracy on labelled images, the majority-class rate, and the count.
-
-  `probabilities` (attribute -> (N, K)) and `case_probabilities` ((N, 3), the "Extract Parts?"
-  head's) are the model's, for the images of `labels`. The majority class is the most frequent
-  label in the training set, so the rate is what a network that ignored the image would score on
-  these images. With `case` (part extraction's case index per image), the head is scored the same
-  way as `extract_parts`.
-  """
-  table = {}
-  for j, name in enumerate(ATTRIBUTE_NAMES):
-    row = _scores(labels[:, j], probabilities[name].argmax(axis=1), train_labels[:, j])
-    if row:
-      table[name] = row
-  if case is not None and train_case is not None and case_probabilities is not None:
-    table['extract_parts'] = _scores(case, case_probabilities.argmax(axis=1), train_case)
-  return table

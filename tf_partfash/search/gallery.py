@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tf_partfash import cache
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute,
                                     signature_index)
+from tf_partfash.storage import cache
 
 FORMAT_VERSION = cache.FORMAT_VERSION
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')

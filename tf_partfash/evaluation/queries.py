@@ -1,4 +1,5 @@
-"""The query sets of both retrieval protocols: drawn once per dataset and split, stored, read back.
+"""The paper protocol's query sets (also the feedback and gallery-size protocols'): drawn once
+per dataset and split, stored, read back.
 
 Paper protocol (§7): queries are the split's query images with a label on every special attribute.
   direct       the query's own special labels are wanted (Fig. 6 a);
@@ -11,8 +12,7 @@ The draw depends on a seed and on each query's path only, and is stored beside t
 (`<split file stem>.queries_<hit attributes>_seed<seed>.json`), so every method is scored on the
 same queries.
 
-ADDE protocol: the files of `tf_partfash.data.adde` (ADDE's own, or written by ADDE's rule with
-the split's query images first, so they are the references, then its gallery images).
+The ADDE protocol's queries are ADDE's files (`protocols.adde`).
 """
 from __future__ import annotations
 
@@ -25,13 +25,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from tf_partfash import atomic
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, SPECIAL_COLUMNS,
-                                    attribute,
-                                   decode)
-from tf_partfash.data import adde
+                                    attribute)
 from tf_partfash.data.shopping100k import labels_of
 from tf_partfash.data.splits import evaluable_queries
+from tf_partfash.storage import atomic
 
 PAPER_SETTINGS = ('direct', 'manipulate1', 'manipulate2')
 FORMAT_VERSION = 2
@@ -109,6 +107,16 @@ def feasible_changes(query: np.ndarray, gallery: np.ndarray, allowed: np.ndarray
   return np.unique(options, axis=0)
 
 
+def _trained_values(train_labels: np.ndarray) -> np.ndarray:
+  """(S, max values) bool: which value of each special attribute some training image has."""
+  allowed = np.zeros((len(SPECIAL_ATTRIBUTES), max(attribute(n).num_values
+                                                   for n in SPECIAL_ATTRIBUTES)), bool)
+  train = train_labels[:, list(SPECIAL_COLUMNS)]
+  for a in range(len(SPECIAL_ATTRIBUTES)):
+    allowed[a, train[:, a][train[:, a] != MISSING]] = True
+  return allowed
+
+
 def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0,
                        hit_attributes: str = 'special') -> dict[str, QuerySet]:
   """The three settings' queries (§7) for a label table and its aligned split.
@@ -136,11 +144,7 @@ def make_paper_queries(table: pd.DataFrame, split: pd.DataFrame, seed: int = 0,
   starts = np.searchsorted(inverse.reshape(-1)[order], np.arange(len(groups) + 1))
   by_general = {tuple(g.tolist()): gallery[order[starts[i]:starts[i + 1]]][:, special]
                 for i, g in enumerate(groups)}
-  allowed = np.zeros((len(SPECIAL_ATTRIBUTES), max(attribute(n).num_values
-                                                   for n in SPECIAL_ATTRIBUTES)), bool)
-  train = all_labels[subset == 'train'][:, list(SPECIAL_COLUMNS)]
-  for a in range(len(SPECIAL_ATTRIBUTES)):
-    allowed[a, train[:, a][train[:, a] != MISSING]] = True
+  allowed = _trained_values(all_labels[subset == 'train'])
   paths = table['path'].to_numpy()
   out = {}
   for n in (0, 1, 2):
@@ -177,7 +181,7 @@ def paper_query_file(split_file: str, hit_attributes: str, seed: int) -> str:
   return f'{os.path.splitext(split_file)[0]}.queries_{hit_attributes}_seed{seed}.json'
 
 
-def _gallery_digest(paths: Sequence[str]) -> str:
+def paths_digest(paths: Sequence[str]) -> str:
   return hashlib.blake2b('\n'.join(sorted(paths)).encode('utf-8'), digest_size=16).hexdigest()
 
 
@@ -190,7 +194,7 @@ def save_paper_queries(file: str, queries: dict[str, QuerySet], table: pd.DataFr
           'hit_attributes': hit_attributes, 'hit_rule': HIT_RULES[hit_attributes],
           'attributes': list(hit_columns(hit_attributes)),
           'gallery': {'images': int((split['subset'] == 'gallery').sum()),
-                      'digest': _gallery_digest(paths[(split['subset'] == 'gallery').to_numpy()])},
+                      'digest': paths_digest(paths[(split['subset'] == 'gallery').to_numpy()])},
           'left_out': {name: q.left_out for name, q in queries.items()},
           'settings': {name: [{'path': str(paths[r]), 'changes': c, 'target': t.tolist()}
                               for r, c, t in zip(q.rows, q.changes, q.targets)]
@@ -212,7 +216,7 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
                      f'{hit_attributes!r}{redo}')
   paths = table['path'].to_numpy()
   gallery = (split['subset'] == 'gallery').to_numpy()
-  if blob['gallery']['digest'] != _gallery_digest(paths[gallery]):
+  if blob['gallery']['digest'] != paths_digest(paths[gallery]):
     raise ValueError(f'{file}: drawn for another gallery ({blob["gallery"]["images"]} images; '
                      f'the split has {int(gallery.sum())}){redo}')
   row_of = {p: i for i, p in enumerate(paths)}
@@ -252,90 +256,3 @@ def ensure_paper_queries(split_file: str, table: pd.DataFrame, split: pd.DataFra
     save_paper_queries(file, make_paper_queries(table, split, seed, hit_attributes), table, split,
                        seed, hit_attributes)
   return load_paper_queries(file, table, split, hit_attributes), file
-
-
-def adde_query_set(queries: adde.AddeQueries) -> QuerySet:
-  """ADDE's queries as a `QuerySet` over all 12 attributes (rows index the test images)."""
-  attrs, values = queries.manipulations()
-  changes = tuple({ATTRIBUTE_NAMES[a]: int(v)} for a, v in zip(attrs, values))
-  return QuerySet('adde', queries.ref.astype(np.int64), changes, decode(queries.target),
-                  ATTRIBUTE_NAMES)
-
-
-@dataclasses.dataclass(frozen=True)
-class AddeTest:
-  """The test images of the ADDE protocol (gallery = all of them) and its queries."""
-  directory: str        # where the ADDE files are
-  rows: np.ndarray      # (N,) table rows of `imgs_test.txt`, in its order
-  labels: np.ndarray    # (N, 12) the labels a hit is judged on (`labels_test.txt` when present)
-  queries: QuerySet
-  notes: tuple[str, ...] = ()  # disagreements with the user's files worth printing
-
-
-def _write_missing_adde_files(directory: str, paths: Sequence[str], labels: np.ndarray,
-                              num_references: int) -> None:
-  """Writes the test list, its labels and ADDE's queries by ADDE's rule, unless already there."""
-  images = adde.images_file(directory, 'test')
-  if os.path.exists(images):
-    if adde.read_image_list(images) != list(paths):
-      raise ValueError(f'{images} lists other test images than this split has; delete '
-                       f'{directory} to write the ADDE files again')
-  else:
-    adde.write_attr_num(os.path.join(directory, adde.ATTR_NUM_FILE))
-    adde.write_labels(adde.labels_file(directory, 'test'), labels)
-    adde.write_image_list(images, paths)  # last: its presence means the lists are complete
-  names = (adde.REFERENCE_FILE, adde.INDICATOR_FILE, adde.TARGET_FILE)
-  if not all(os.path.exists(os.path.join(directory, n)) for n in names):
-    adde.write_adde_queries(directory, adde.make_adde_queries(labels, num_references))
-
-
-def _has_queries(directory: str) -> bool:
-  return all(os.path.exists(os.path.join(directory, n))
-             for n in (adde.INDICATOR_FILE, adde.TARGET_FILE))
-
-
-def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
-                     adde_dir: str | None = None) -> AddeTest:
-  """The ADDE protocol's test images, labels and queries.
-
-  Without `adde_dir` the test images are the split's query images (first: ADDE draws references
-  from the first test images) then its gallery images, and the files are written by ADDE's rule
-  into `<split file stem>_adde/` beside the split. With `adde_dir` (ADDE's release) its
-  `imgs_test.txt` names the test images, which must be in the dataset; its `labels_test.txt`,
-  `indfull_test.txt` and `gt_test.txt` are used when present. Without the last two, the queries are
-  built by ADDE's rule into `adde_<digest of the list>/` beside the split, and the references are
-  compared with the release's `ref_test.txt` when there is one.
-  """
-  all_labels = labels_of(table)
-  notes = []
-  if adde_dir is None:
-    subset = split['subset'].to_numpy()
-    rows = np.concatenate([np.nonzero(subset == 'query')[0], np.nonzero(subset == 'gallery')[0]])
-    directory = f'{os.path.splitext(split_file)[0]}_adde'
-    _write_missing_adde_files(directory, table['path'].to_numpy()[rows].tolist(),
-                              all_labels[rows], int((subset == 'query').sum()))
-  else:
-    images = adde.images_file(adde_dir, 'test')
-    paths = adde.read_image_list(images)
-    row_of = {p: i for i, p in enumerate(table['path'])}
-    for line, path in enumerate(paths, start=1):
-      if path not in row_of:
-        raise ValueError(f'{images}:{line}: image {path!r} is not in the dataset')
-    rows = np.asarray([row_of[p] for p in paths], np.int64)
-    directory = adde_dir
-    if not _has_queries(adde_dir):
-      directory = os.path.join(os.path.dirname(split_file), f'adde_{_gallery_digest(paths)[:12]}')
-      _write_missing_adde_files(directory, paths, all_labels[rows], adde.NUM_REFERENCES)
-      given = os.path.join(adde_dir, adde.REFERENCE_FILE)
-      if os.path.exists(given):
-        ours = adde.read_references(os.path.join(directory, adde.REFERENCE_FILE))
-        theirs = adde.read_references(given, len(paths))
-        if not np.array_equal(ours, theirs):
-          notes.append(f"{given}: {len(theirs)} queries, ADDE's rule on this dataset's labels "
-                       f"gives {len(ours)} (labels differ from ADDE's); scored on the latter")
-  labels_file = adde.labels_file(directory, 'test')
-  labels = adde.read_labels(labels_file) if os.path.exists(labels_file) else all_labels[rows]
-  if len(labels) != len(rows):
-    raise ValueError(f'{labels_file} has {len(labels)} label lines for {len(rows)} test images')
-  queries = adde_query_set(adde.read_adde_queries(directory, len(rows)))
-  return AddeTest(directory, rows, labels, queries, tuple(notes))

@@ -20,13 +20,13 @@ import numpy as np
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
                                     SPECIAL_OFFSETS, attribute)
-from tf_partfash.gallery import GalleryIndex, Prototypes
-from tf_partfash.retrieval import manipulate
+from tf_partfash.search.gallery import GalleryIndex, Prototypes
+from tf_partfash.search.retrieval import manipulate
 
 if TYPE_CHECKING:
   import keras
 
-  from tf_partfash.prepared import PreparedData
+  from tf_partfash.inputs.prepared import PreparedData
 
 Changes = Sequence[Mapping[str, int]]
 

@@ -1,43 +1,47 @@
-"""Retrieval results beside the published numbers: text tables, results.json, Fig. 6 style plots.
+"""What every protocol reports with: what the data is, the columns of runs (seeds of a method
+grouped), cells with their intervals, results.json and Fig. 6 style top-k plots, and the outcome a
+protocol hands evaluate.py (`Outcome`).
 
-Published figures: the paper's §7.1-7.2 text (Fig. 6 top-20) and Table 2; ADDE's Table 1 (Hou et
-al., ICCV 2021) for the ADDE protocol on Shopping100k. They are only comparable on Shopping100k;
-on other data (the built-in synthetic set) only the ordering of methods is.
+Published figures (the protocols': `protocols.paper`, `protocols.adde`) are only comparable on
+Shopping100k; on other data (the built-in synthetic set) only the ordering of methods is.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from tf_partfash import atomic, intervals
-from tf_partfash.synthetic.dataset import MARKER_FILE
-from tf_partfash.evaluation import NDCG_K, TABLE2_K, RunResult, Scores
+from tf_partfash.evaluation import intervals
+from tf_partfash.evaluation.queries import LEFT_OUT_REASONS
+from tf_partfash.evaluation.scoring import RunResult, Scores, TABLE2_K
 from tf_partfash.methods import METHODS, PROPOSED
-from tf_partfash.queries import HIT_RULES, LEFT_OUT_REASONS
+from tf_partfash.storage import atomic
+
+if TYPE_CHECKING:
+  from tf_partfash.inputs.prepared import PreparedData
+  from tf_partfash.protocols import Options
+  from tf_partfash.search.trained_run import TrainedRun
 
 SETTING_NAMES = {'direct': 'direct', 'manipulate1': '1 manipulation',
                  'manipulate2': '2 manipulations', 'adde': 'ADDE manipulation'}
-# The published top-20 of each method (`methods.METHODS`): Fig. 6 in % per setting, and Table 2
-# as a fraction per manipulated attribute.
-PAPER_TOP20 = {setting: {m.name: m.paper_top20[setting] for m in METHODS.values()
-                         if setting in m.paper_top20}
-               for setting in ('direct', 'manipulate1')}
-PAPER_TABLE2 = {attr: {m.name: m.paper_table2[attr] for m in METHODS.values()
-                       if attr in m.paper_table2}
-                for attr in METHODS[PROPOSED].paper_table2}
-TABLE2_NAMES = {'pattern': 'Pattern', 'collar': 'Collar', 'fastening': 'Fastening',
-                'sleevelen': 'Sleeve Length', 'color': 'Color'}
-# ADDE's Table 1 on Shopping100k: top-k accuracy in % by k.
-ADDE_TABLE1 = {'AMNet': {20: 36.13}, 'FashionSearchNet': {20: 47.44},
-               'ADDE-M': {10: 41.17, 20: 52.93, 30: 59.81, 50: 67.29}}
-ADDE_KS = (10, 20, 30, 50)
 DISTANCE_NOTES = {'euclidean': "Eq. 4 as written: the Euclidean distances of the S + 1 signatures "
                                'summed', 'squared': 'the squared distances summed (the form FAISS '
                                                     'searches), not the paper\'s'}
 SHOPPING100K_IMAGES = 101021
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """What a protocol reports: the text evaluate.py prints, results.json, and its figure, drawn by
+  `plot(file)` beside results.json (`<stem><plot_suffix>`). `workdir` is the first run scored,
+  where results.json goes unless the user names a file."""
+  text: str
+  results: dict[str, Any]
+  plot: Callable[[str], None]
+  plot_suffix: str
+  workdir: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +62,9 @@ class Dataset:
     return None
 
 
-def describe_dataset(run_data_dir: str | None, data_dir: str, images: int) -> Dataset:
-  """A run's data: synthetic when the run had no data_dir or the directory has the marker."""
-  synthetic = run_data_dir is None or os.path.exists(os.path.join(data_dir, MARKER_FILE))
-  return Dataset(data_dir, images, synthetic)
+def describe_dataset(data: PreparedData) -> Dataset:
+  """What a run's prepared data is, for the notes beside published numbers."""
+  return Dataset(data.data_dir, len(data.table), data.synthetic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +134,11 @@ def run_names(results: Sequence[RunResult]) -> dict[int, str]:
   return {id(r): c.name for c in columns(results) for r in c.runs}
 
 
-def _proposed(cols: Sequence[Column]) -> Column | None:
+def proposed_column(cols: Sequence[Column]) -> Column | None:
   return next((c for c in cols if c.method == PROPOSED), None)
 
 
-def _measured(summary: dict[str, Any], scale: float, digits: int, sign: str = '') -> str:
+def measured(summary: dict[str, Any], scale: float, digits: int, sign: str = '') -> str:
   """`mean [low, high]`, or `mean ± sd [low, high]` for several seeds; `-` without queries."""
   if summary['mean'] is None:
     return '-'
@@ -147,24 +150,24 @@ def _measured(summary: dict[str, Any], scale: float, digits: int, sign: str = ''
   return f'{text} [{number(low)}, {number(high)}]'
 
 
-def _cell(summary: dict[str, Any], published: float | None, scale: float, digits: int) -> str:
+def cell(summary: dict[str, Any], published: float | None, scale: float, digits: int) -> str:
   """The measured value and interval, then the published value in brackets (`(-)`: none)."""
   shown = '-' if published is None else f'{published:.{digits}f}'
-  return f'{_measured(summary, scale, digits)} ({shown})'
+  return f'{measured(summary, scale, digits)} ({shown})'
 
 
-def _difference_cell(diff: dict[str, Any], scale: float, digits: int) -> str:
-  return _measured(diff, scale, digits, sign='+')
+def difference_cell(diff: dict[str, Any], scale: float, digits: int) -> str:
+  return measured(diff, scale, digits, sign='+')
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
   line = lambda cells: '  '.join(f'{c:<{w}}' if i == 0 else f'{c:>{w}}'
                                  for i, (c, w) in enumerate(zip(cells, widths)))
   return '\n'.join([line(header)] + [line(r) for r in rows])
 
 
-def _left_out_lines(first: dict[str, Scores]) -> list[str]:
+def left_out_lines(first: dict[str, Scores]) -> list[str]:
   """Per setting: how many query images were left out and why (`queries.LEFT_OUT_REASONS`)."""
   out = []
   for setting, scores in first.items():
@@ -174,107 +177,11 @@ def _left_out_lines(first: dict[str, Scores]) -> list[str]:
   return out
 
 
-def _empty_note(setting: str, scores: Scores) -> list[str]:
+def empty_note(setting: str, scores: Scores) -> list[str]:
   if len(scores):
     return []
   return [f'{SETTING_NAMES[setting]}: no queries, no query image has a possible hit in the '
           'gallery; its rates are not defined.']
-
-
-def format_paper_tables(results: Sequence[RunResult], dataset: Dataset, hit_attributes: str,
-                        distance: str) -> str:
-  """Fig. 6 top-20 and NDCG@20 per setting, the paired differences from Proposed, then Table 2:
-  measured [95 % interval over queries] (paper)."""
-  cols = columns(results)
-  first = results[0].scores
-  out = [dataset.note()] if dataset.note() else []
-  out += [f'Hit rule (--hit_attributes={hit_attributes}): a retrieved image is a hit when it has '
-          f'{HIT_RULES[hit_attributes]}.', f'Distance: {distance} ({DISTANCE_NOTES[distance]}).',
-          'Every rate: measured [95 % bootstrap interval over queries] (published); several seeds: '
-          'mean ± sd across seeds [interval of the seed-averaged hits].']
-  out += _left_out_lines(first) + ['']
-  metric = f'top{TABLE2_K}'
-  header = ['setting', 'queries'] + [c.name for c in cols]
-  rows = [[SETTING_NAMES[s], str(len(q))] + [
-      _cell(c.summary(s, metric), PAPER_TOP20.get(s, {}).get(c.method), 100, 1) for c in cols]
-      for s, q in first.items()]
-  out += [f'Top-{TABLE2_K} retrieval accuracy in % (paper Fig. 6 / §7):', _table(header, rows), '']
-  proposed = _proposed(cols)
-  others = [c for c in cols if c is not proposed]
-  if proposed is not None and others:
-    rows = [[SETTING_NAMES[s], str(len(q))] + [_difference_cell(c.minus(proposed, s, metric), 100,
-                                                                1) for c in others]
-            for s, q in first.items()]
-    out += [f'Top-{TABLE2_K} minus {proposed.name}\'s, in points, paired bootstrap over the same '
-            'queries [95 % interval]:', _table(['setting', 'queries'] + [c.name for c in others],
-                                                rows), '']
-  rows = [[SETTING_NAMES[s], str(len(q))] + [
-      _cell(c.summary(s, f'ndcg@{NDCG_K}'), None, 1, 3) for c in cols] for s, q in first.items()]
-  out += [f'NDCG@{NDCG_K} (AMNet §5.1; the paper reports none):', _table(header, rows), '']
-  names = np.asarray(first['manipulate1'].manipulated)
-  rows = []
-  for attr, published in PAPER_TABLE2.items():
-    chosen = np.nonzero(names == attr)[0]
-    rows.append([TABLE2_NAMES[attr], str(len(chosen))] + [
-        _cell(c.summary('manipulate1', metric, chosen), published.get(c.method), 1, 2)
-        for c in cols])
-  out += [f'Top-{TABLE2_K} accuracy per manipulated attribute (paper Table 2):',
-          _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
-  if proposed is not None and others:
-    rows = []
-    for attr in PAPER_TABLE2:
-      chosen = np.nonzero(names == attr)[0]
-      rows.append([TABLE2_NAMES[attr], str(len(chosen))] + [
-          _difference_cell(c.minus(proposed, 'manipulate1', metric, chosen), 1, 2)
-          for c in others])
-    out += ['', f'Per attribute, minus {proposed.name}\'s, paired over the same queries [95 % '
-            'interval]:', _table(['attribute', 'queries'] + [c.name for c in others], rows)]
-  for setting, scores in first.items():
-    out += _empty_note(setting, scores)
-  return '\n'.join(out)
-
-
-def format_adde_table(results: Sequence[RunResult], dataset: Dataset, distance: str) -> str:
-  """ADDE's Table 1 rows (top-10/20/30/50 in %) under the measured ones, ADDE's NDCG, then per
-  attribute; measured values with their 95 % interval over queries."""
-  out = [dataset.note()] if dataset.note() else []
-  cols = columns(results)
-  scores = results[0].scores['adde']
-  special = np.nonzero([bool(m) and all(a in PAPER_TABLE2 for a in m.split('+'))
-                        for m in scores.manipulated])[0]
-  rows = []
-  for c in cols:
-    rows.append([f'{c.name} (measured)'] + [_measured(c.summary('adde', f'top{k}'), 100, 2)
-                                            for k in ADDE_KS])
-    rows.append([f'{c.name}, special-attribute queries'] + [
-        _measured(c.summary('adde', f'top{k}', special), 100, 2) for k in ADDE_KS])
-  for method, published in ADDE_TABLE1.items():
-    rows.append([f'{method} (ADDE Table 1)'] + [f'{published[k]:.2f}' if k in published else '-'
-                                               for k in ADDE_KS])
-  out += [f'ADDE protocol, queries: {len(scores)} ({len(special)} on special attributes); '
-          f'gallery: all {scores.gallery_size} test images, references included; distance: '
-          f'{distance}. Top-k accuracy in % [95 % interval over queries]:',
-          _table(['method'] + [f'top-{k}' for k in ADDE_KS], rows), '']
-  metrics = [f'adde_{n}@{NDCG_K}' for n in ('ndcg', 'ndcg_target', 'ndcg_others')]
-  rows = [[c.name] + [_measured(c.summary('adde', m), 1, 3) for m in metrics] for c in cols]
-  out += [f"NDCG by ADDE's definition (its src/eval.py: DCG over the top {NDCG_K} normalised by "
-          'an all-relevant list; target: the manipulated attribute, others: the other 11):',
-          _table(['method'] + [f'NDCG@{NDCG_K}', f'NDCG_target@{NDCG_K}',
-                               f'NDCG_others@{NDCG_K}'], rows), '']
-  names = np.asarray(scores.manipulated)
-  rows = []
-  for attr in sorted(set(scores.manipulated) - {''}):
-    chosen = np.nonzero(names == attr)[0]
-    rows.append([attr, str(len(chosen))] + [
-        _measured(c.summary('adde', f'top{TABLE2_K}', chosen), 1, 2) for c in cols])
-  out += [f'Top-{TABLE2_K} accuracy per manipulated attribute:',
-          _table(['attribute', 'queries'] + [c.name for c in cols], rows)]
-  out += _empty_note('adde', scores)
-  unexpressed = int(scores.unexpressed.sum())
-  if unexpressed:
-    out.append(f'{unexpressed} queries change a general attribute or a value unseen in training: '
-               'the network has no prototype for it and searches with the reference signature.')
-  return '\n'.join(out)
 
 
 def _setting_json(scores: Scores) -> dict[str, Any]:
@@ -304,7 +211,7 @@ def _setting_json(scores: Scores) -> dict[str, Any]:
 
 
 def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, query_file: str,
-                 settings: dict[str, Any]) -> dict[str, Any]:
+                 settings: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
   """The content of results.json: every run's top-k curve, Table 2 row and NDCG per setting with
   intervals, and per method (seeds grouped) mean, sd, interval and the paired difference from
   Proposed."""
@@ -312,7 +219,7 @@ def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, 
   name_of = {id(r): c.name for c in cols for r in c.runs}
   runs = [{'workdir': r.workdir, 'method': r.method, 'name': name_of[id(r)], 'seed': r.seed,
            'settings': {s: _setting_json(v) for s, v in r.scores.items()}} for r in results]
-  proposed = _proposed(cols)
+  proposed = proposed_column(cols)
   metric_names = [f'top{TABLE2_K}'] + list(next(iter(results[0].scores.values())).ndcg)
   methods = []
   for c in cols:
@@ -324,12 +231,17 @@ def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, 
         entry['settings'][setting][f'top{TABLE2_K}_minus_proposed'] = c.minus(
             proposed, setting, f'top{TABLE2_K}')
     methods.append(entry)
-  published = ({'fig6_top20_percent': PAPER_TOP20, 'table2_top20': PAPER_TABLE2}
-               if protocol == 'paper' else {'adde_table1_percent': ADDE_TABLE1})
   return {'protocol': protocol, 'dataset': dataclasses.asdict(dataset),
           'comparable_to_published': dataset.note() is None, 'query_file': query_file,
           'intervals': intervals.DESCRIPTION,
           **settings, 'runs': runs, 'methods': methods, 'published': published}
+
+
+def scoring_settings(runs: Sequence[TrainedRun], options: Options) -> dict[str, Any]:
+  """How the runs were scored, for results.json."""
+  return {'distance': options.distance, 'backend': options.backend,
+          'query_seed': options.query_seed, 'split_seed': runs[0].config.data.split_seed,
+          'split_file': runs[0].data.split_file}
 
 
 def write_json(file: str, blob: dict[str, Any]) -> None:
@@ -337,11 +249,15 @@ def write_json(file: str, blob: dict[str, Any]) -> None:
   atomic.write_json(file, blob)  # a per-process temporary name: evaluations may run at once
 
 
-def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: Dataset) -> None:
+def plot_top_k(file: str, results: Sequence[RunResult], dataset: Dataset,
+               published_top20: Mapping[str, Mapping[str, float]] | None = None,
+               published_curves: Mapping[str, Mapping[int, float]] | None = None) -> None:
   """Top-k accuracy curves of every column (seeds averaged) with their 95 % bands over queries,
   one panel per setting (Fig. 6 a, b and 2 manipulations).
 
-  The published points (top-20, or ADDE's top-10/20/30/50) are drawn on Shopping100k only.
+  On Shopping100k only, the published points are drawn: `published_top20` (setting -> method ->
+  top-20 in %) beside each method's curve, `published_curves` (name -> k -> top-k in %, ADDE's
+  Table 1) in every panel.
   """
   import matplotlib
   matplotlib.use('Agg')  # files only: no display on servers
@@ -360,13 +276,13 @@ def plot_top_k(file: str, protocol: str, results: Sequence[RunResult], dataset: 
       line, = ax.plot(ks, 100 * curve.mean(axis=0), label=c.name)
       low, high = intervals.interval(curve)
       ax.fill_between(ks, 100 * low, 100 * high, color=line.get_color(), alpha=0.15, lw=0)
-      published = PAPER_TOP20.get(setting, {}).get(c.method)
+      published = (published_top20 or {}).get(setting, {}).get(c.method)
       if published is not None and dataset.note() is None:
         ax.plot([TABLE2_K], [published], 'o', color=line.get_color(), mfc='none',
                 label=f'{c.name} (paper)')
-    if protocol == 'adde' and dataset.note() is None:
-      for method, points in ADDE_TABLE1.items():
-        ax.plot(list(points), list(points.values()), 'x--', label=f'{method} (ADDE Table 1)')
+    if dataset.note() is None:
+      for name, points in (published_curves or {}).items():
+        ax.plot(list(points), list(points.values()), 'x--', label=name)
     count = len(results[0].scores[setting])
     if not count:
       ax.text(0.5, 0.5, 'no queries', transform=ax.transAxes, ha='center', va='center')

@@ -1,19 +1,7 @@
 """A trained run, opened once: its configuration, and the model, data, indexes, prototypes and
 query encoder computed or loaded on first use, then handed down to evaluation and search.
 
-```
-<workdir>/prototypes.npz       generic signature of every special attribute value (training split)
-<workdir>/index_<name>.npz     signatures, probabilities, labels, paths of a gallery (`test`: the
-                               run's gallery + query images)
-<workdir>/index_folder_<hash>.npz   the same for a folder of the user's images (and a part
-                               extractor), with each image's size and modification time (a
-                               changed image is indexed again)
-<workdir>/compact_<name>.npz   the product-quantised codes of a gallery (`compact.py`), for
-                               backend=compact
-<workdir>/<file>.partial/      chunks of an unfinished extraction (a rerun resumes from them)
-<workdir>/<file>.lock          held while one process builds <file>; others wait, then read it
-```
-Every file records the format version and the model's identity (`workdir.model_id`), so features
+Its files (`storage.workdir`: prototypes, indexes, compact indexes) are caches. Every file records the format version and the model's identity (`workdir.model_id`), so features
 of another model are recomputed or refused, never mixed; how they are written, locked, resumed
 and rebuilt is `cache.py`. TensorFlow is imported only when the model is needed.
 """
@@ -27,23 +15,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tf_partfash import atomic, cache
 from tf_partfash.config import PART_EXTRACTORS
-from tf_partfash.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
 from tf_partfash.methods import Method, method
 from tf_partfash.parts.extraction import PartExtractor, extract_parts
-from tf_partfash.retrieval import Searcher
-from tf_partfash.workdir import RunConfig, check_trained, load_run_config, model_id
+from tf_partfash.search.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
+from tf_partfash.search.retrieval import Searcher
+from tf_partfash.storage import atomic, cache
+from tf_partfash.storage.workdir import (PROTOTYPES_FILE, RunConfig, check_trained, compact_file,
+                                         index_file, load_run_config, model_id)
 
 if TYPE_CHECKING:
   import keras
 
-  from tf_partfash.compact import CompactSearcher
-  from tf_partfash.encoders import Encoder
-  from tf_partfash.prepared import PreparedData
-
-PROTOTYPES_FILE = 'prototypes.npz'
-
+  from tf_partfash.inputs.prepared import PreparedData
+  from tf_partfash.search.compact import CompactSearcher
+  from tf_partfash.search.encoders import Encoder
 
 class TrainedRun:
   """One trained workdir. `model` and `data` may be handed in (training has both at hand);
@@ -80,16 +66,15 @@ class TrainedRun:
   @property
   def model(self) -> keras.Model:
     if self._model is None:
-      from tf_partfash.workdir import load_model  # builds a Keras model: imports TensorFlow
+      from tf_partfash.models.saved import load_model  # builds a Keras model: imports TensorFlow
       self._model = load_model(self.workdir, self.config)
     return self._model
 
   @property
   def data(self) -> PreparedData:
     if self._data is None:
-      from tf_partfash.prepared import prepare_run_data  # the input pipeline imports TensorFlow
-      self._data = prepare_run_data(self.config.data, self.workdir, self._workers,
-                                    self._skip_corrupt)
+      from tf_partfash.inputs.prepared import prepare  # the input pipeline imports TensorFlow
+      self._data = prepare(self.config.data, self.workdir, self._workers, self._skip_corrupt)
     return self._data
 
   def index(self, name: str = 'test', rows: np.ndarray | None = None,
@@ -102,12 +87,12 @@ class TrainedRun:
     found = self._indexes.get(name)
     if found is not None and (rows is None or np.array_equal(found.rows, rows)):
       return found
-    file = os.path.join(self.workdir, f'index_{name}.npz')
+    file = os.path.join(self.workdir, index_file(name))
     stale = lambda index: (None if rows is None or np.array_equal(index.rows, rows)
                            else 'built for other images')
 
     def build() -> GalleryIndex:
-      from tf_partfash import indexing
+      from tf_partfash.search import indexing
       wanted = self.data.rows('gallery', 'query') if rows is None else rows
       return indexing.index_rows(self.model, self.config, self.data, wanted, self.model_id,
                                  file + '.partial', f'index {name}', self._chunk_size,
@@ -123,7 +108,7 @@ class TrainedRun:
     file = os.path.join(self.workdir, PROTOTYPES_FILE)
 
     def build() -> Prototypes:
-      from tf_partfash import indexing
+      from tf_partfash.search import indexing
       return indexing.training_prototypes(self.model, self.config, self.data, self.model_id,
                                           file + '.partial', self._chunk_size, self._progress)
 
@@ -134,14 +119,14 @@ class TrainedRun:
   def part_extractor(self, name: str | None = None) -> PartExtractor:
     """One image's part extraction (`config.PART_EXTRACTORS`; None: the one the run was trained
     with). The regressor is the run's dataset's, taught on first use."""
-    name = name or self.config.data['part_extractor']
+    name = name or self.config.data.part_extractor
     if name not in PART_EXTRACTORS:
       raise ValueError(f'unknown part extractor {name!r}; valid: {", ".join(PART_EXTRACTORS)}')
     if name == 'jumps':
       return extract_parts
     regressor = self.data.part_regressor
     if regressor is None:  # a run of jump detection: its dataset's regressor
-      from tf_partfash.prepared import ensure_regressor
+      from tf_partfash.inputs.prepared import ensure_regressor
       data = self.data
       regressor = ensure_regressor(data.data_dir, data.table, data.split, data.state_dir,
                                    self._workers)
@@ -155,8 +140,8 @@ class TrainedRun:
     folder = os.path.realpath(folder)
     paths = folder_images(folder)
     stamps = file_stamps(folder, paths)
-    extractor = part_extractor or self.config.data['part_extractor']
-    file = os.path.join(self.workdir, f'index_{self.folder_name(folder, extractor)}.npz')
+    extractor = part_extractor or self.config.data.part_extractor
+    file = os.path.join(self.workdir, index_file(self.folder_name(folder, extractor)))
 
     def stale(found: GalleryIndex) -> str | None:
       if found.paths.tolist() != paths:
@@ -177,7 +162,7 @@ class TrainedRun:
     """The name a folder's index (`index_<name>.npz`) and compact index go by: one per folder
     and part extractor."""
     folder = os.path.realpath(folder)
-    extractor = part_extractor or self.config.data['part_extractor']
+    extractor = part_extractor or self.config.data.part_extractor
     key = folder if extractor == 'jumps' else f'{folder}\n{extractor}'
     return f'folder_{cache.digest(key.encode())}'
 
@@ -185,7 +170,7 @@ class TrainedRun:
             part_extractor: str | None = None) -> GalleryIndex:
     """Features of images outside the dataset: part extraction from the image (`part_extractor`
     as for `part_extractor()`), then the model."""
-    from tf_partfash import indexing
+    from tf_partfash.search import indexing
     return indexing.embed_images(self.model, self.config, image_root, paths, self.model_id,
                                  self.part_extractor(part_extractor),
                                  self._progress if progress is None else progress)
@@ -198,9 +183,9 @@ class TrainedRun:
     an error saying so, never used."""
     if backend != 'compact':
       return Searcher(vectors, backend, distance)
-    from tf_partfash.compact import CompactIndex, CompactSearcher, gallery_identity
+    from tf_partfash.search.compact import CompactIndex, CompactSearcher, gallery_identity
     _check_name('compact index', name)
-    file = os.path.join(self.workdir, f'compact_{name}.npz')
+    file = os.path.join(self.workdir, compact_file(name))
     identity = gallery_identity(self.model_id, features.paths, vectors, features.stamps)
     # Reading takes no lock (a read-only workdir with its index in place can be searched; the
     # file is replaced whole); building holds one, so concurrent first searches build it once.

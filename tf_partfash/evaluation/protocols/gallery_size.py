@@ -17,14 +17,30 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tf_partfash import intervals
-from tf_partfash.evaluation import (PAPER_MAX_K, TABLE2_K, RunResult, paper_gallery, result_of,
-                                    score_queries)
-from tf_partfash.queries import QuerySet
-from tf_partfash.reports import Dataset, run_names, save_figure
+from tf_partfash.evaluation import intervals
+from tf_partfash.evaluation.queries import QuerySet, ensure_paper_queries
+from tf_partfash.evaluation.reports import (Dataset, Outcome, describe_dataset, run_names,
+                                            save_figure, scoring_settings)
+from tf_partfash.evaluation.scoring import (PAPER_MAX_K, RunResult, TABLE2_K, paper_gallery,
+                                            result_of, score_queries)
+from tf_partfash.protocols import Options
+from tf_partfash.search.trained_run import TrainedRun
 
 SETTING = 'manipulate1'
-DEFAULT_SIZES = (1000, 2000, 5000, 10000, 19000)
+
+
+def evaluate(runs: Sequence[TrainedRun], options: Options) -> Outcome:
+  data = runs[0].data
+  sizes = options.gallery_sizes
+  nested_galleries(len(data.rows('gallery')), sizes)  # sizes checked before any search
+  query_sets, query_file = ensure_paper_queries(data.split_file, data.table, data.split,
+                                                options.query_seed, 'special')
+  results = [evaluate_gallery_sizes(r, query_sets[SETTING], sizes, options.distance,
+                                    options.backend) for r in runs]
+  dataset = describe_dataset(data)
+  text = f'{format_table(results, dataset)}\nQueries: {query_file}'
+  blob = results_json(results, dataset, query_file, scoring_settings(runs, options))
+  return Outcome(text, blob, lambda file: plot(file, results, dataset), '.png', runs[0].workdir)
 
 
 def nested_galleries(num_images: int, sizes: Sequence[int]) -> list[np.ndarray]:
@@ -38,7 +54,7 @@ def nested_galleries(num_images: int, sizes: Sequence[int]) -> list[np.ndarray]:
   return [np.sort(order[:s]) for s in sizes]
 
 
-def evaluate_gallery_sizes(run, queries: QuerySet, sizes: Sequence[int],
+def evaluate_gallery_sizes(run: TrainedRun, queries: QuerySet, sizes: Sequence[int],
                            distance: str = 'euclidean', backend: str = 'exact') -> RunResult:
   """The run's scores on `queries` in each nested gallery, as settings `gallery_<size>`."""
   gallery = paper_gallery(run)

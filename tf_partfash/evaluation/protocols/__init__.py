@@ -1,0 +1,1 @@
+"""The evaluation protocols, one module each, declared in `tf_partfash.protocols`."""
