@@ -254,17 +254,13 @@ def test_train_records_the_extractor(tmp_path):
 
 
 def test_the_paired_comparison_of_two_extractions_by_hand():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      'compare_part_extractors', os.path.join(REPO, 'benchmarks', 'compare_part_extractors.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from tf_partfash.evaluation.paired import paired_extractions
   whole, left_half = (0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 0.5)
   truth = {'a.jpg': Parts('sleeve', {'torso': whole}), 'b.jpg': Parts('lower'),
            'c.jpg': Parts('lower')}
   a = {'a.jpg': Parts('sleeve', {'torso': left_half}), 'b.jpg': Parts('lower')}
   b = {'a.jpg': Parts('sleeveless', {'torso': whole}), 'b.jpg': Parts('lower')}
-  result = module.compare(truth, a, b)
+  result = paired_extractions(truth, a, b)
   assert result['images'] == 2  # c.jpg is in neither extraction
   assert (result['case']['a']['mean'], result['case']['b']['mean']) == (1.0, 0.5)
   assert result['case']['b_minus_a']['mean'] == -0.5 and result['case_agreement'] == 0.5

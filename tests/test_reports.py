@@ -231,23 +231,19 @@ def test_evaluate_cli_refuses_a_workdir_listed_twice(tmp_path):
 
 
 def test_paired_difference_of_two_results_files():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      'paired_difference', os.path.join(ROOT, 'benchmarks', 'paired_difference.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from tf_partfash.evaluation.paired import paired_results
   runs_a = [_paper_run('partnet', 'runs/p', 3)]
   runs_b = [_paper_run('partnet', 'runs/p', 7)]
   a = results_json('paper', runs_a, SYNTHETIC, 'q.json', {'distance': 'squared'}, PUBLISHED)
   b = results_json('paper', runs_b, SYNTHETIC, 'q.json', {'distance': 'euclidean'}, PUBLISHED)
-  rows = module.paired(json.loads(json.dumps(a)), json.loads(json.dumps(b)), 20)
+  rows = paired_results(json.loads(json.dumps(a)), json.loads(json.dumps(b)), 20)
   assert [r['setting'] for r in rows] == ['direct', 'manipulate1', 'manipulate2']
   # B hits on queries 4-7 too: +40 points, the interval of +1 on 4 of 10 queries.
   assert rows[1]['b_minus_a'] == pytest.approx(0.4)
   assert rows[1]['ci95'] == list(intervals.interval(np.r_[np.zeros(3), np.ones(4), np.zeros(3)]))
   b['query_file'] = 'other.json'
   with pytest.raises(ValueError, match='scored on other queries'):
-    module.paired(a, b, 20)
+    paired_results(a, b, 20)
 
 
 def test_a_setting_without_queries_is_a_line_not_a_number():

@@ -1,6 +1,6 @@
 r"""Two part extractions of the same images against the true parts, paired (§4.3 against §7.5).
 
-  python benchmarks/compare_part_extractors.py D/parts_truth.csv \
+  python scripts/compare_part_extractors.py D/parts_truth.csv \
       D/parts_v1_from_image.csv D/parts_v1_regression_<digest>_from_image.csv [--output_json F]
 
 For the images all three files hold: the case accuracy of A and of B with 95 % bootstrap
@@ -14,43 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
-from tf_partfash.evaluation import intervals
-from tf_partfash.parts import PART_NAMES, box_iou, read_parts_csv
-
-
-def compare(truth: dict, a: dict, b: dict) -> dict:
-  paths = sorted(set(truth) & set(a) & set(b))
-  if not paths:
-    raise ValueError('no image is in the truth and in both extractions')
-  case = {name: np.array([parts[p].case == truth[p].case for p in paths], float)
-          for name, parts in (('a', a), ('b', b))}
-  out = {'images': len(paths),
-         'case': {'a': _rate(case['a']), 'b': _rate(case['b']),
-                  'b_minus_a': _difference(case['b'], case['a'])},
-         'case_agreement': float(np.mean([a[p].case == b[p].case for p in paths])), 'iou': {}}
-  for part in PART_NAMES:
-    both = [p for p in paths if part in truth[p].boxes and part in a[p].boxes
-            and part in b[p].boxes]
-    if not both:
-      continue
-    iou = {name: np.array([box_iou(truth[p].boxes[part], parts[p].boxes[part]) for p in both])
-           for name, parts in (('a', a), ('b', b))}
-    out['iou'][part] = {'images': len(both), 'a': float(iou['a'].mean()),
-                        'b': float(iou['b'].mean()),
-                        'b_minus_a': _difference(iou['b'], iou['a'])}
-  return out
-
-
-def _rate(values: np.ndarray) -> dict:
-  low, high = intervals.interval(values)
-  return {'mean': float(values.mean()), 'low': low, 'high': high}
-
-
-def _difference(b: np.ndarray, a: np.ndarray) -> dict:
-  mean, low, high = intervals.paired_difference(b, a)
-  return {'mean': mean, 'low': low, 'high': high}
+from tf_partfash.evaluation.paired import paired_extractions
+from tf_partfash.parts import read_parts_csv
 
 
 def main() -> None:
@@ -61,7 +26,7 @@ def main() -> None:
   parser.add_argument('b', help='parts CSV of extraction B (e.g. the regressor)')
   parser.add_argument('--output_json')
   args = parser.parse_args()
-  result = compare(read_parts_csv(args.truth), read_parts_csv(args.a), read_parts_csv(args.b))
+  result = paired_extractions(read_parts_csv(args.truth), read_parts_csv(args.a), read_parts_csv(args.b))
   interval = lambda r, scale=1, digits=3: (f'[{scale * r["low"]:+.{digits}f}, '
                                            f'{scale * r["high"]:+.{digits}f}]')
   case = result['case']

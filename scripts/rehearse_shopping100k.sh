@@ -6,7 +6,7 @@
 # all, half per stage), the test index of the 21,000 gallery and query images, evaluation on the
 # paper protocol (with the prototypes over the training images), and a search, exact and compact.
 #
-#   benchmarks/rehearse_shopping100k.sh OUT_DIR [--images=101021] [--steps=200] [--workers=2]
+#   scripts/rehearse_shopping100k.sh OUT_DIR [--images=101021] [--steps=200] [--workers=2]
 #
 # Each stage's wall time and peak memory (of its largest process) are appended to
 # OUT_DIR/stages.tsv, with the time this invocation started, and its output kept in

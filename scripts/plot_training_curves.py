@@ -1,6 +1,6 @@
 r"""Training curves of one or more runs from their TensorBoard logs, one panel per scalar.
 
-  python benchmarks/plot_training_curves.py runs/table2/amnet runs/amnet_long \
+  python scripts/plot_training_curves.py runs/table2/amnet runs/amnet_long \
       --stage 2 --output amnet_curves.png [--tags loss/total,loss/classification,loss/triplet]
 
 Reads `<workdir>/tensorboard/stage<N>/events.*` (what `training.Trainer` writes: the mean of each

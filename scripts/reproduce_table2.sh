@@ -3,9 +3,9 @@
 # its flagfile, then scores them with evaluate.py on the same stored queries, printing the top-20
 # table, NDCG@20 and Table 2 beside the paper's numbers and writing the top-k plots.
 #
-#   benchmarks/reproduce_table2.sh synthetic runs/table2
+#   scripts/reproduce_table2.sh synthetic runs/table2
 #       flags/demo*.flags on the built-in synthetic data (2 CPU cores: see README "Results")
-#   benchmarks/reproduce_table2.sh /data/Shopping100k runs/table2 --alexnet_weights=/data/bvlc_alexnet.npy
+#   scripts/reproduce_table2.sh /data/Shopping100k runs/table2 --alexnet_weights=/data/bvlc_alexnet.npy
 #       the paper's flagfiles (flags/shopping100k.flags and flags/<method>.flags), for a GPU
 #
 # --seeds=N (default 1) trains every method N times, with --seed=0..N-1 (workdirs <method> and
