@@ -1,6 +1,7 @@
-"""The whole flow from the command line on a tiny synthetic set.
-
-train (killed with SIGKILL mid-run) -> the same command again (resumes) -> evaluate -> search.
+"""The whole flow from the command line on a tiny synthetic set, one test per stage on one
+training: train (killed with SIGKILL mid-run) -> the same command again (resumes) -> evaluate ->
+search. The training is shared (a module fixture), so the stages run on one pytest worker
+(`xdist_group`, with `--dist loadgroup` in setup.cfg).
 """
 import json
 import os
@@ -10,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
+import pytest
 from PIL import Image
 
 from tf_partfash.search import figures
@@ -49,36 +52,48 @@ def _train_until_killed(command, workdir, step):
   return _latest_checkpoint_step(workdir)
 
 
-def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
-                                     assert_checkpoint_restores_every_weight):
-  data = tmp_path / 'data'
-  shutil.copytree(tiny_synthetic, data)
-  workdir = tmp_path / 'run'
-  train = ['train.py', f'--data_dir={data}', f'--workdir={workdir}', *TINY]
+pytestmark = pytest.mark.xdist_group('end_to_end')
 
+
+@pytest.fixture(scope='module')
+def trained(tiny_synthetic, tmp_path_factory):
+  """The tiny run trained by train.py, killed at its third checkpoint and resumed by the same
+  command: its data and workdir, the resumed command's output and the step it was killed at."""
+  root = tmp_path_factory.mktemp('end_to_end')
+  data, workdir = root / 'data', root / 'run'
+  shutil.copytree(tiny_synthetic, data)
+  train = ['train.py', f'--data_dir={data}', f'--workdir={workdir}', *TINY]
   killed_at = _train_until_killed([sys.executable, *train], workdir, step=3)
   assert killed_at >= 3 and not (workdir / 'model.weights.h5').exists()
-  trained = _run(*train)
-  resumed = re.search(r'resuming from .*ckpt-(\d+) at step (\d+)', trained.stderr)
-  assert resumed and int(resumed.group(2)) == killed_at  # nothing lost but the running step
-  steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', trained.stderr)
-  assert int(steps[0][2]) == killed_at + 1
+  return types.SimpleNamespace(root=root, data=data, workdir=workdir, killed_at=killed_at,
+                               resumed=_run(*train))
+
+
+def test_a_killed_training_resumes_at_its_last_checkpoint(trained,
+                                                          assert_checkpoint_restores_every_weight):
+  workdir, log = trained.workdir, trained.resumed.stderr
+  resumed = re.search(r'resuming from .*ckpt-(\d+) at step (\d+)', log)
+  assert resumed and int(resumed.group(2)) == trained.killed_at  # only the running step is lost
+  steps = re.findall(r'stage (\d) epoch (\d+) \| step (\d+)/(\d+)', log)
+  assert int(steps[0][2]) == trained.killed_at + 1
   # 1 + 1 epochs, all done, the last one stage 2's first (epochs count within their stage).
   assert steps[-1][2] == steps[-1][3] and steps[-1][:2] == ('2', '1')
-  assert 'mean of the special attributes' in trained.stderr
+  assert 'mean of the special attributes' in log
   from tf_partfash.config import DataConfig
   from tf_partfash.inputs.prepared import prepare
-  assert_checkpoint_restores_every_weight(str(workdir),
-                                          prepare(DataConfig(data_dir=str(data)), str(workdir)))
+  assert_checkpoint_restores_every_weight(
+      str(workdir), prepare(DataConfig(data_dir=str(trained.data)), str(workdir)))
   for name in ('run.json', 'flags.txt', 'model.weights.h5', 'accuracy.json'):
     assert (workdir / name).exists(), name
   # flags.txt is itself a valid flagfile of the run.
   _run('train.py', f'--flagfile={workdir / "flags.txt"}', '--only_check_args')
 
+
+def test_evaluate_scores_two_copies_as_one_method_as_the_library_does(trained):
   # Two runs of one configuration and seed side by side: one column, "2 runs".
-  copy = tmp_path / 'copy'
+  workdir, copy = trained.workdir, trained.root / 'copy'
   shutil.copytree(workdir, copy)
-  results = tmp_path / 'out' / 'results.json'
+  results = trained.root / 'out' / 'results.json'
   evaluated = _run('evaluate.py', f'--workdirs={workdir},{copy}', '--hit_attributes=all',
                    f'--output_json={results}')
   assert 'Data: synthetic images' in evaluated.stdout and 'not comparable' in evaluated.stdout
@@ -88,10 +103,10 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
   assert blob['protocol'] == 'paper' and blob['comparable_to_published'] is False
   assert blob['hit_attributes'] == 'all' and blob['distance'] == 'euclidean'
   # The queries are stored beside the split, in the (writable) data directory.
-  assert blob['query_file'] == str(data / 'paper_split_seed0.queries_all_seed0.json')
+  assert blob['query_file'] == str(trained.data / 'paper_split_seed0.queries_all_seed0.json')
   assert [r['method'] for r in blob['runs']] == ['partnet', 'partnet']
   assert set(blob['runs'][0]['settings']) == {'direct', 'manipulate1', 'manipulate2'}
-  assert (tmp_path / 'out' / 'results_topk.png').exists()
+  assert (trained.root / 'out' / 'results_topk.png').exists()
   assert (workdir / 'prototypes.npz').exists() and (workdir / 'index_test.npz').exists()
   # The library, in-process on the stored queries, gives the numbers the command stored.
   from tf_partfash.evaluation import queries
@@ -105,10 +120,12 @@ def test_train_resume_evaluate_search(tiny_synthetic, tmp_path,
     assert stored['queries'] == len(scores)
     assert stored['top_k'] == ([round(float(v), 6) for v in scores.top_k()] if len(scores) else [])
 
-  picture = tmp_path / 'fig7.png'
-  found = _run('search.py', f'--workdir={workdir}', '--query=0', '--set=sleevelen=long',
-               '--top_k=3', f'--output_image={picture}', f'--output_json={tmp_path / "s.json"}')
-  report = json.loads((tmp_path / 's.json').read_text())
+
+def test_search_prints_writes_and_draws_the_same_results(trained):
+  picture, report_file = trained.root / 'fig7.png', trained.root / 's.json'
+  found = _run('search.py', f'--workdir={trained.workdir}', '--query=0', '--set=sleevelen=long',
+               '--top_k=3', f'--output_image={picture}', f'--output_json={report_file}')
+  report = json.loads(report_file.read_text())
   printed = [line.split()[:3] for line in found.stdout.splitlines() if line[:4].strip().isdigit()]
   assert printed == [[str(r['rank']), str(r['row']), f'{r["distance"]:.4f}']
                      for r in report['results']]

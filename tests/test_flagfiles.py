@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from train_cli import recorded_run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILES = sorted(glob.glob(os.path.join(ROOT, 'flags', '*.flags')))
 
@@ -62,11 +64,18 @@ def test_a_bad_flag_value_is_rejected(tmp_path):
   assert "flag --optimizer=adam_typo: value should be one of <sgd|adamw>" in result.stderr
 
 
-@pytest.mark.parametrize('method', ['no_parts', 'classic', 'amnet'])
-def test_model_selects_a_method_on_top_of_the_demo(method, tmp_path):
-  # The base flagfiles leave what a method implies (use_parts, triplet_weight) to --model.
-  result = _check_args('--flagfile=flags/demo.flags', f'--model={method}', f'--workdir={tmp_path}')
-  assert result.returncode == 0, result.stderr[-2000:]
+@pytest.mark.parametrize('method, use_parts, triplet_weight', [
+    ('partnet', True, 1.0), ('no_parts', False, 1.0), ('classic', False, 0.0),
+    ('amnet', False, 1.0)])
+def test_model_selects_a_method_on_top_of_the_demo(method, use_parts, triplet_weight, tmp_path):
+  # The base flagfiles leave what a method implies (use_parts, triplet_weight) to --model; the
+  # demo's own settings stay.
+  run = recorded_run('--flagfile=flags/demo.flags', f'--model={method}', f'--workdir={tmp_path}')
+  assert run['method'] == method
+  assert (run['model']['use_parts'], run['train']['triplet_weight']) == (use_parts,
+                                                                         triplet_weight)
+  assert (run['model']['hidden_size'], run['train']['optimizer'],
+          run['data']['synthetic_images']) == (512, 'adamw', 25000)
 
 
 def test_a_flag_contradicting_the_model_is_rejected(tmp_path):

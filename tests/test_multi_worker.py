@@ -79,14 +79,14 @@ def test_train_py_without_tf_config_is_one_line_error(tmp_path):
       'train.py: error: --strategy=multi_worker needs TF_CONFIG'), result.stderr[-2000:]
 
 
-# One training of the tiny network (the paper's LRN backbone; BatchNorm in fc6), stage 1, under
+# One training of the tiny network with the paper's LRN backbone (BatchNorm in fc6), stage 1, under
 # the strategy named by argv[3]: 'two_cpus' is MirroredStrategy over two logical CPUs (as over two
 # GPUs); 'one_ulp' is one device with every initial weight moved by one float32 step (a rounding
 # difference, to measure how far rounding alone carries the weights). The trainable weights before
 # and after are saved as initial_<task>.npy and weights_<task>.npy in argv[4]. The strategy is made
 # first, as a multi-worker one must be. No dropout and no flips: one random draw fewer to match.
 _TRAIN = r"""
-import json, sys
+import dataclasses, json, sys
 import tensorflow as tf
 from tf_partfash.training.distribution import make_strategy, strategy_role
 if sys.argv[3] == 'two_cpus':
@@ -100,13 +100,14 @@ tf.config.experimental.enable_op_determinism()  # the same sums whatever else lo
 import numpy as np
 from tf_partfash.methods import method
 from tf_partfash.models.partnet import build_partnet
-from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+from tf_partfash.config import DataConfig, TrainConfig
 from tf_partfash.inputs.prepared import prepare
 from tf_partfash.training.trainer import Trainer
 data_dir, workdir, _, out, epochs = sys.argv[1:6]
 data = prepare(DataConfig(data_dir=data_dir), out)
-model = ModelConfig(image_size=147, hidden_size=16, signature_size=8, backbone_norm='lrn',
-                    dropout=0.0)
+sys.path.insert(0, 'tests')
+import tiny
+model = dataclasses.replace(tiny.MODEL, backbone_norm='lrn', dropout=0.0)
 config = TrainConfig(stage1_epochs=int(epochs), stage2_epochs=0, batch_size=16, flip=False,
                      steps_per_epoch=1, stage1_learning_rate=1e-3, momentum=0.0, log_every_secs=0)
 def build():

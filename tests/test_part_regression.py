@@ -247,6 +247,13 @@ def test_runs_recorded_before_new_settings_resume_with_their_old_values(tmp_path
 
 
 def test_train_records_the_extractor(tmp_path):
+  from train_cli import recorded_run
+  for extractor in ('jumps', 'regression'):
+    run = recorded_run('--flagfile=flags/demo.flags', f'--part_extractor={extractor}',
+                       f'--workdir={tmp_path}')
+    assert run['data']['part_extractor'] == extractor
+  assert recorded_run('--flagfile=flags/demo.flags',
+                      f'--workdir={tmp_path}')['data']['part_extractor'] == 'jumps'
   out = subprocess.run([sys.executable, 'train.py', '--flagfile=flags/demo.flags',
                         '--part_extractor=hough', f'--workdir={tmp_path}', '--only_check_args'],
                        cwd=REPO, capture_output=True, text=True)
