@@ -11,6 +11,7 @@ its figure beside it. Queries are drawn once per dataset split, hit rule and que
 beside the split, so every run is scored on the same queries. Runs that differ only in their seed
 are one column: mean +- sd across seeds. The protocols are declared in tf_partfash/protocols.py.
 """
+import dataclasses
 import logging
 import os
 
@@ -41,7 +42,7 @@ FLAGS = flags.FLAGS
 def _options() -> Options:
   """The scoring options of the flags; a flag of another protocol is a usage error."""
   protocol = PROTOCOLS[FLAGS.protocol]
-  for name in Options.__dataclass_fields__:
+  for name in (field.name for field in dataclasses.fields(Options)):
     if name not in COMMON_OPTIONS and FLAGS[name].present and name not in protocol.options:
       owners = [p.name for p in PROTOCOLS.values() if name in p.options]
       raise app.UsageError(f'--{name} is for --protocol={" or ".join(owners)}')

@@ -2,7 +2,7 @@ r"""Feature-extraction speed of the proposed network against Classic (paper §7.
 
 The paper: 7,500 images/min for the proposed network against 10,000 for Classic, 1.33x the cost,
 with part extraction done beforehand. Here both networks run the same feature pass
-(`recognition.feature_pass`: the forward pass with its part crops and six branches, the L2
+(`models.inference.feature_pass`: the forward pass with its part crops and six branches, the L2
 normalisation and softmaxes, and the copy of the results to the host) on the same batches of
 preprocessed images and part boxes, timed in interleaved rounds so that load from other
 processes hits both alike. Decoding JPEGs is left out: both pay it alike. Two configurations:

@@ -10,7 +10,7 @@ itself (`inputs.pipeline.make_dataset`, random flips with their boxes):
     (DCT-scaled to no less than the input size), resize to the square input, round to uint8,
     flip, BGR mean, batch;
   - `resized_jpeg`: the same from a copy of each image already resized to the input size and
-    saved as a JPEG (quality 95): the smallest cache on disk, not chosen (see README);
+    saved as a JPEG (quality 95): the smallest cache on disk, not chosen (see docs/benchmarks.md);
   - `pixels`: from the pixel cache of `train.py --input_cache=pixels` (`inputs.pixel_cache`:
     the decoded, resized uint8 pixels in one memory-mapped .npy, 155 KB an image at 227 px).
 The ratios to `jpeg` are measured side by side in one run, the three alternating pass by pass.

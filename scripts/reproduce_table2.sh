@@ -4,7 +4,7 @@
 # table, NDCG@20 and Table 2 beside the paper's numbers and writing the top-k plots.
 #
 #   scripts/reproduce_table2.sh synthetic runs/table2
-#       flags/demo*.flags on the built-in synthetic data (2 CPU cores: see README "Results")
+#       flags/demo*.flags on the built-in synthetic data (2 CPU cores: docs/results.md)
 #   scripts/reproduce_table2.sh /data/Shopping100k runs/table2 --alexnet_weights=/data/bvlc_alexnet.npy
 #       the paper's flagfiles (flags/shopping100k.flags and flags/<method>.flags), for a GPU
 #

@@ -31,7 +31,7 @@ FORMAT_VERSION = 1
 DIMS_PER_CODE = 8        # dimensions per 4-bit sub-quantiser
 # Re-ranked exactly per query: on the demo's real signatures every kind of query (up to three
 # changes, feedback weights) kept recall@20 1.0 over 100 queries at 2,000; at 1,000 three changes
-# fell to 0.987 (`benchmarks/bench_search.py`, README).
+# fell to 0.987 (`benchmarks/bench_search.py`, docs/benchmarks.md).
 CANDIDATES = 2000
 TRAINING_ROWS = 65536    # rows the quantiser is trained on (a fixed sample of larger galleries)
 ADD_CHUNK = 65536        # rows coded at a time (bounded memory for a memory-mapped gallery)
