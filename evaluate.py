@@ -40,24 +40,27 @@ FLAGS = flags.FLAGS
 
 
 def _options() -> Options:
-  """The scoring options of the flags; a flag of another protocol is a usage error."""
+  """The scoring options of the flags; a flag of another protocol is an error."""
   protocol = PROTOCOLS[FLAGS.protocol]
   for name in (field.name for field in dataclasses.fields(Options)):
     if name not in COMMON_OPTIONS and FLAGS[name].present and name not in protocol.options:
       owners = [p.name for p in PROTOCOLS.values() if name in p.options]
-      raise app.UsageError(f'--{name} is for --protocol={" or ".join(owners)}')
+      raise ValueError(f'--{name} is for --protocol={" or ".join(owners)}')
   try:
     sizes = tuple(int(s) for s in FLAGS.gallery_sizes)
   except ValueError:
-    raise app.UsageError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
-  return Options(FLAGS.distance, FLAGS.backend, FLAGS.query_seed, FLAGS.hit_attributes,
-                 FLAGS.adde_dir, sizes)
+    raise ValueError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
+  try:
+    return Options(FLAGS.distance, FLAGS.backend, FLAGS.query_seed, FLAGS.hit_attributes,
+                   FLAGS.adde_dir, sizes)
+  except ValueError as e:
+    raise ValueError(f'--{e}') from None
 
 
 def _evaluate() -> None:
   workdirs = FLAGS.workdirs or ([FLAGS.workdir] if FLAGS.workdir else [])
   if not workdirs or (FLAGS.workdir and FLAGS.workdirs):
-    raise app.UsageError('give either --workdir or --workdirs')
+    raise ValueError('give either --workdir or --workdirs')
   options = _options()
   logging.getLogger().setLevel(logging.INFO)
   from tf_partfash.evaluation import reports, scoring  # after flag parsing: TensorFlow is slow
@@ -68,9 +71,7 @@ def _evaluate() -> None:
   outcome = PROTOCOLS[FLAGS.protocol].evaluate(runs, options)
   print(outcome.text)
   output = FLAGS.output_json or os.path.join(outcome.workdir, results_file(FLAGS.protocol))
-  reports.write_json(output, outcome.results)
-  figure = os.path.splitext(output)[0] + outcome.plot_suffix
-  outcome.plot(figure)
+  figure = reports.write_outcome(outcome, output)
   print(f'Wrote {output} and {figure}')
 
 

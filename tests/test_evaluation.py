@@ -346,6 +346,19 @@ def test_user_adde_lists_without_query_files(tmp_path):
     ensure_adde_test(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
 
 
+def test_user_adde_files_with_other_vocabulary_sizes_are_refused(tmp_path):
+  table, split = _dataset()
+  user = tmp_path / 'adde'
+  user.mkdir()
+  adde.write_image_list(adde.images_file(str(user), 'test'), ['Male/1_Coats/q0.jpg'])
+  adde.write_attr_num(str(user / adde.ATTR_NUM_FILE))
+  lines = (user / adde.ATTR_NUM_FILE).read_text().split('\n')
+  (user / adde.ATTR_NUM_FILE).write_text('\n'.join(['999'] + lines[1:]))
+  with pytest.raises(ValueError, match=r"attr_num.txt:1: attribute 'category' has 16 values, "
+                                       r"file says '999'"):
+    ensure_adde_test(table, split, str(tmp_path / 'state' / 'split.csv'), adde_dir=str(user))
+
+
 def test_user_adde_query_files_are_used_as_they_are(tmp_path):
   table, split = _dataset()
   user = tmp_path / 'adde'

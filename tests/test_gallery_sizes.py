@@ -57,3 +57,56 @@ def test_the_study_on_a_tiny_run(untrained_run):
   in_half = {tuple(t) for t in labels[gallery_rows[nested_galleries(len(gallery_rows),
                                                                      [half])[0]]]}
   np.testing.assert_array_equal(part.reachable, [tuple(t) in in_half for t in targets[keep]])
+
+
+def test_an_empty_list_of_sizes_is_one_line_before_anything_is_written(tmp_path):
+  import os
+  import subprocess
+  import sys
+
+  from tf_partfash.protocols import Options
+  with pytest.raises(ValueError, match='gallery_sizes is empty'):
+    Options(gallery_sizes=())
+  kept = tmp_path / 'results_gallery_size.json'
+  kept.write_text('{"a good result": true}')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, 'evaluate.py', f'--workdir={tmp_path}',
+                           '--protocol=gallery_size', '--gallery_sizes=',
+                           f'--output_json={kept}'], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+  assert (result.returncode, result.stderr.strip()) == (
+      1, 'evaluate.py: error: --gallery_sizes is empty: give one or more gallery sizes')
+  assert kept.read_text() == '{"a good result": true}'
+
+
+def test_sizes_are_sorted_and_the_report_says_so(untrained_run):
+  from tf_partfash.evaluation.protocols import gallery_size
+  from tf_partfash.protocols import Options
+  from tf_partfash.search.trained_run import TrainedRun
+  run = TrainedRun.open(untrained_run.workdir, data=untrained_run.data, progress=False)
+  outcome = gallery_size.evaluate([run], Options(gallery_sizes=(6, 2, 4, 2)))
+  assert list(outcome.results['runs'][0]['sizes']) == ['2', '4', '6']
+  assert outcome.text.startswith('Gallery sizes in increasing order, each once: 2, 4, 6 '
+                                 '(given: 6, 2, 4, 2)')
+  in_order = gallery_size.evaluate([run], Options(gallery_sizes=(2, 4)))
+  assert 'increasing order' not in in_order.text
+
+
+def test_results_and_their_figure_are_written_together_or_not_at_all(tmp_path):
+  from tf_partfash.evaluation.reports import Outcome, write_outcome
+  output = tmp_path / 'results.json'
+  output.write_text('old')
+  (tmp_path / 'results.png').write_text('old figure')
+
+  def broken_plot(file):
+    raise RuntimeError('the plot failed')
+
+  with pytest.raises(RuntimeError, match='the plot failed'):
+    write_outcome(Outcome('', {'new': 1}, broken_plot, '.png', str(tmp_path)), str(output))
+  assert output.read_text() == 'old' and (tmp_path / 'results.png').read_text() == 'old figure'
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['results.json', 'results.png']
+  figure = write_outcome(Outcome('', {'new': 1}, lambda file: open(file, 'w').write('figure'),
+                                 '.png', str(tmp_path)), str(output))
+  assert figure == str(tmp_path / 'results.png') and open(figure).read() == 'figure'
+  assert output.read_text() == '{\n  "new": 1\n}\n'
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['results.json', 'results.png']

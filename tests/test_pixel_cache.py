@@ -82,6 +82,20 @@ def test_an_interrupted_build_resumes_from_its_last_chunk(tiny_synthetic, tmp_pa
   assert not [n for n in os.listdir(tmp_path) if n.startswith('resumed.npy.partial')]
 
 
+def test_a_damaged_cache_is_built_again_saying_so(tiny_synthetic, tmp_path, caplog):
+  files = _train_examples(tiny_synthetic, tmp_path).files[:8]
+  file = tmp_path / 'pixels.npy'
+  whole = np.array(pixel_cache.ensure_pixel_cache(files, 32, str(file)))
+  with open(file, 'r+b') as f:  # truncate -s: cut short
+    f.truncate(file.stat().st_size // 2)
+  with caplog.at_level(logging.WARNING):
+    again = pixel_cache.ensure_pixel_cache(files, 32, str(file))
+  assert f'the pixel cache {file} is damaged (ValueError: ' in caplog.text
+  np.testing.assert_array_equal(again, whole)
+  file.write_bytes(b'')  # emptied
+  np.testing.assert_array_equal(pixel_cache.ensure_pixel_cache(files, 32, str(file)), whole)
+
+
 def test_a_corrupt_image_or_a_foreign_file_is_an_error_naming_it(tmp_path):
   good, corrupt = tmp_path / 'good.png', tmp_path / 'corrupt.png'
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)

@@ -26,6 +26,10 @@ class Options:
   adde_dir: str | None = None   # ADDE's release files; None: written by ADDE's rule
   gallery_sizes: tuple[int, ...] = DEFAULT_GALLERY_SIZES
 
+  def __post_init__(self):
+    if not self.gallery_sizes:
+      raise ValueError('gallery_sizes is empty: give one or more gallery sizes')
+
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:

@@ -244,6 +244,18 @@ def scoring_settings(runs: Sequence[TrainedRun], options: Options) -> dict[str, 
           'split_file': runs[0].data.split_file}
 
 
+def write_outcome(outcome: Outcome, output: str) -> str:
+  """Writes a protocol's results.json to `output` and its figure beside it; returns the figure's
+  path. The two are written together or not at all: the figure is drawn first, under a temporary
+  name that replaces the old one only once results.json has been replaced."""
+  figure = os.path.splitext(output)[0] + outcome.plot_suffix
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  with atomic.replacing(figure, suffix=outcome.plot_suffix) as drawn:
+    outcome.plot(drawn)
+    write_json(output, outcome.results)
+  return figure
+
+
 def write_json(file: str, blob: dict[str, Any]) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
   atomic.write_json(file, blob)  # a per-process temporary name: evaluations may run at once

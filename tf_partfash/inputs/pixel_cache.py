@@ -40,17 +40,34 @@ def pixel_cache_file(state_dir: str, files: Sequence[str], image_size: int) -> s
 
 def ensure_pixel_cache(files: Sequence[str], image_size: int, file: str) -> np.memmap:
   """The (len(files), S, S, 3) uint8 pixels of `files`, memory-mapped read-only from `file`;
-  built there first when absent (progress logged; resumes an interrupted build)."""
+  built there first when absent, or again when damaged (progress logged; resumes an interrupted
+  build)."""
   shape = (len(files), image_size, image_size, 3)
-  if not os.path.exists(file):
+  pixels, _ = _load(file)
+  if pixels is None:
     with atomic.exclusive(f'{file}.lock', f'building {file}'):
-      if not os.path.exists(file):  # another process may have built it while this one waited
+      pixels, damage = _load(file)  # another process may have built it while this one waited
+      if pixels is None:
+        if damage:  # removed under the lock: never a file another process has just built
+          logging.warning('the pixel cache %s is damaged (%s): building it again', file, damage)
+          os.remove(file)
         _build(files, image_size, file, shape)
-  pixels = np.load(file, mmap_mode='r')
+        pixels = np.load(file, mmap_mode='r')
   if pixels.shape != shape or pixels.dtype != np.uint8:
     raise ValueError(f'{file} holds {pixels.dtype} pixels of shape {pixels.shape}, not uint8 '
                      f'{shape}: not this cache; delete it, and it is rebuilt')
   return pixels
+
+
+def _load(file: str) -> tuple[np.memmap | None, str | None]:
+  """The cache in `file`, memory-mapped; else None, and why when the file exists but cannot be
+  read (cut short, or not a .npy file)."""
+  if not os.path.exists(file):
+    return None, None
+  try:
+    return np.load(file, mmap_mode='r'), None
+  except (ValueError, OSError, EOFError) as e:
+    return None, f'{type(e).__name__}: {e}'
 
 
 def _build(files: Sequence[str], image_size: int, file: str, shape: tuple[int, ...]) -> None:

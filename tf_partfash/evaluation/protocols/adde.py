@@ -116,6 +116,9 @@ def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
     _write_missing_adde_files(directory, table['path'].to_numpy()[rows].tolist(),
                               all_labels[rows], int((subset == 'query').sum()))
   else:
+    attr_num = os.path.join(adde_dir, adde.ATTR_NUM_FILE)
+    if os.path.exists(attr_num):  # the release's vocabulary sizes are this dataset's
+      adde.read_attr_num(attr_num)
     images = adde.images_file(adde_dir, 'test')
     paths = adde.read_image_list(images)
     row_of = {p: i for i, p in enumerate(table['path'])}

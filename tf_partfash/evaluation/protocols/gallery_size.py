@@ -31,7 +31,7 @@ SETTING = 'manipulate1'
 
 def evaluate(runs: Sequence[TrainedRun], options: Options) -> Outcome:
   data = runs[0].data
-  sizes = options.gallery_sizes
+  sizes = sorted(set(options.gallery_sizes))  # a curve over growing galleries
   nested_galleries(len(data.rows('gallery')), sizes)  # sizes checked before any search
   query_sets, query_file = ensure_paper_queries(data.split_file, data.table, data.split,
                                                 options.query_seed, 'special')
@@ -39,6 +39,9 @@ def evaluate(runs: Sequence[TrainedRun], options: Options) -> Outcome:
                                     options.backend) for r in runs]
   dataset = describe_dataset(data)
   text = f'{format_table(results, dataset)}\nQueries: {query_file}'
+  if sizes != list(options.gallery_sizes):
+    text = (f'Gallery sizes in increasing order, each once: {", ".join(map(str, sizes))} '
+            f'(given: {", ".join(map(str, options.gallery_sizes))})\n{text}')
   blob = results_json(results, dataset, query_file, scoring_settings(runs, options))
   return Outcome(text, blob, lambda file: plot(file, results, dataset), '.png', runs[0].workdir)
 
