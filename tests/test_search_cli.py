@@ -161,3 +161,31 @@ def test_the_compact_backend_ranks_a_small_gallery_as_exact_search(tiny_run, cap
                              [r['distance'] for r in exact['results']], rtol=1e-5)
   assert compact['backend'] == 'compact' and os.path.exists(os.path.join(workdir,
                                                                          'compact_test.npz'))
+
+
+def test_a_cut_out_query_is_searched_on_white_and_the_search_says_so(tiny_run, tmp_path, capsys):
+  # A garment cut out of its background: transparent around it, black under the transparency
+  # (what cut-out tools leave). On white it is the shop photo it was cut from.
+  from tf_partfash.parts import is_cut_out, read_image
+  workdir, gallery, _ = tiny_run
+  photo = np.asarray(Image.open(gallery.file(0)).convert('RGB'))
+  background = (photo > 235).all(axis=-1)
+  alpha = np.where(background, 0, 255).astype(np.uint8)
+  cut = np.where(background[..., None], 0, photo).astype(np.uint8)
+  Image.fromarray(np.dstack([cut, alpha]), 'RGBA').save(tmp_path / 'cut_out.png')
+  on_white = np.where(background[..., None], 255, photo).astype(np.uint8)
+  Image.fromarray(on_white).save(tmp_path / 'on_white.png')
+  assert is_cut_out(str(tmp_path / 'cut_out.png'))
+  assert not is_cut_out(str(tmp_path / 'on_white.png'))
+  np.testing.assert_array_equal(read_image(str(tmp_path / 'cut_out.png')), on_white)
+  from tf_partfash.inputs.pipeline import load_pixels  # what the network sees
+  np.testing.assert_array_equal(load_pixels(str(tmp_path / 'cut_out.png'), 147).numpy(),
+                                load_pixels(str(tmp_path / 'on_white.png'), 147).numpy())
+  run = TrainedRun.open(workdir, progress=False)
+  both = run.embed(str(tmp_path), ['cut_out.png', 'on_white.png'], progress=False)
+  # The same pixels, two rows of one batch: equal up to the rounding of a row's position.
+  np.testing.assert_allclose(both.signatures[0], both.signatures[1], atol=1e-6)
+  found = search(SearchRequest(workdir, str(tmp_path / 'cut_out.png'), top_k=3))
+  assert 'transparent background composited on white' in capsys.readouterr().out
+  plain = search(SearchRequest(workdir, str(tmp_path / 'on_white.png'), top_k=3))
+  assert [r['row'] for r in found['results']] == [r['row'] for r in plain['results']]

@@ -63,7 +63,8 @@ def make_examples(data_dir: str, table: pd.DataFrame, parts: Mapping[str, Parts]
 
 
 def _decode(data: tf.Tensor, image_size: int) -> tf.Tensor:
-  """Decodes JPEG (with DCT down-scaling, much cheaper than decoding full size) or PNG -> RGB uint8."""
+  """Decodes JPEG (with DCT down-scaling, much cheaper than decoding full size) or another format
+  -> RGB uint8; a PNG's transparent pixels are composited on white, a shop photo's background."""
   def jpeg():
     shape = tf.io.extract_jpeg_shape(data)
     short = tf.minimum(shape[0], shape[1])
@@ -72,10 +73,16 @@ def _decode(data: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.switch_case(branch, [lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)
                                    for r in (1, 2, 4, 8)])
 
+  def png():
+    rgba = tf.cast(tf.io.decode_png(data, channels=4), tf.float32)
+    alpha = rgba[..., 3:] / 255.0  # 1 everywhere in an opaque PNG: its pixels exactly
+    return tf.cast(tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
+
   def other():
     return tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
 
-  image = tf.cond(tf.io.is_jpeg(data), jpeg, other)
+  is_png = tf.equal(tf.strings.substr(data, 0, 8), b'\x89PNG\r\n\x1a\n')
+  image = tf.case([(tf.io.is_jpeg(data), jpeg), (is_png, png)], default=other, exclusive=True)
   image.set_shape([None, None, 3])
   return image
 

@@ -38,16 +38,35 @@ PROGRESS_EVERY_SECS = 2.0
 def read_image(file: str, min_height: int | None = None) -> np.ndarray:
   """The RGB uint8 array of an image file; an unreadable or truncated file is an error naming it.
 
-  With `min_height`, JPEG decoding is reduced by DCT scaling (1/2, 1/4, 1/8) to no fewer rows than
-  that: extraction works at `WORK_HEIGHT` rows, so decoding more is wasted time.
+  A cut-out (transparent pixels, `is_cut_out`) is composited on white, the background of a shop
+  photo, as the input pipeline does (`inputs.pipeline`). With `min_height`, JPEG decoding is
+  reduced by DCT scaling (1/2, 1/4, 1/8) to no fewer rows than that: extraction works at
+  `WORK_HEIGHT` rows, so decoding more is wasted time.
   """
   try:
     with Image.open(file) as im:
       if min_height is not None and im.height > min_height:
         im.draft('RGB', (max(1, im.width * min_height // im.height), min_height))
+      if _has_alpha(im):
+        white = Image.new('RGBA', im.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, im.convert('RGBA')).convert('RGB'))
       return np.asarray(im.convert('RGB'))
   except Exception as e:  # PIL raises many types for truncated/corrupt data.
     raise ValueError(f'cannot read image {file}: {type(e).__name__}: {e}') from None
+
+
+def is_cut_out(file: str) -> bool:
+  """Whether an image file has an alpha channel or a transparent colour (a garment cut out of its
+  background), which `read_image` and the input pipeline composite on white."""
+  try:
+    with Image.open(file) as im:
+      return _has_alpha(im)
+  except Exception:  # unreadable: `read_image` says why
+    return False
+
+
+def _has_alpha(image: Image.Image) -> bool:
+  return 'A' in image.getbands() or 'transparency' in image.info
 
 
 def lower_body_of(category: int) -> bool | None:

@@ -6,6 +6,7 @@ cache must be built, and holds the lock of the file being built.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Sequence
 
@@ -17,7 +18,7 @@ from tf_partfash.data.shopping100k import IMAGES_DIR
 from tf_partfash.inputs.pipeline import Examples
 from tf_partfash.inputs.prepared import PreparedData
 from tf_partfash.models.inference import predict
-from tf_partfash.parts import CASES, extract_parts, read_image
+from tf_partfash.parts import CASES, extract_parts, is_cut_out, read_image
 from tf_partfash.parts.extraction import PartExtractor, WORK_HEIGHT
 from tf_partfash.search.gallery import (GalleryIndex, Prototypes, prototype_sums,
                                         prototypes_from_sums)
@@ -75,6 +76,10 @@ def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Seq
   `extract` (the image decides the case, as no label does), then a forward pass. Labels are
   unknown."""
   files = [os.path.join(image_root, p) for p in paths]
+  cut_outs = sum(map(is_cut_out, files))
+  if cut_outs:
+    logging.info('%d of %d images have transparent backgrounds: composited on white, as a shop '
+                 "photo's background", cut_outs, len(files))
   line = ProgressLine(len(files), cache.PROGRESS_EVERY_SECS, unit='image') if progress else None
   parts = []
   for done, file in enumerate(files, start=1):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
                                     attribute)
+from tf_partfash.parts import is_cut_out
 from tf_partfash.search import figures, retrieval
 from tf_partfash.search.gallery import GalleryIndex
 from tf_partfash.search.trained_run import TrainedRun
@@ -149,7 +150,9 @@ def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> 
   results = _ranked(searcher, gallery, encoder.queries(q, [changes]), own, demanded,
                     request.top_k)
   text = [f'query {q.paths[0]}; manipulation: '
-          + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none'),
+          + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none')
+          + ('; its transparent background composited on white, as a shop photo\'s'
+             if query.position is None and is_cut_out(request.query) else ''),
           '\n' + format_results(f'top {request.top_k} of {len(gallery)} ({request.distance}, '
                                 f'{request.backend})', results)]
   report = {'query': str(q.paths[0]), 'query_row': query.position,
