@@ -18,6 +18,7 @@ import os
 from absl import app, flags
 
 from tf_partfash import cli
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation.queries import HIT_RULES
 from tf_partfash.protocols import COMMON_OPTIONS, DEFAULT_GALLERY_SIZES, Options, PROTOCOLS
 
@@ -45,22 +46,22 @@ def _options() -> Options:
   for name in (field.name for field in dataclasses.fields(Options)):
     if name not in COMMON_OPTIONS and FLAGS[name].present and name not in protocol.options:
       owners = [p.name for p in PROTOCOLS.values() if name in p.options]
-      raise ValueError(f'--{name} is for --protocol={" or ".join(owners)}')
+      raise UserError(f'--{name} is for --protocol={" or ".join(owners)}')
   try:
     sizes = tuple(int(s) for s in FLAGS.gallery_sizes)
   except ValueError:
-    raise ValueError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
+    raise UserError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
   try:
     return Options(FLAGS.distance, FLAGS.backend, FLAGS.query_seed, FLAGS.hit_attributes,
                    FLAGS.adde_dir, sizes)
   except ValueError as e:
-    raise ValueError(f'--{e}') from None
+    raise UserError(f'--{e}') from None
 
 
 def _evaluate() -> None:
   workdirs = FLAGS.workdirs or ([FLAGS.workdir] if FLAGS.workdir else [])
   if not workdirs or (FLAGS.workdir and FLAGS.workdirs):
-    raise ValueError('give either --workdir or --workdirs')
+    raise UserError('give either --workdir or --workdirs')
   options = _options()
   logging.getLogger().setLevel(logging.INFO)
   from tf_partfash.evaluation import reports, scoring  # after flag parsing: TensorFlow is slow

@@ -15,6 +15,7 @@ from absl import app, flags
 
 from tf_partfash import cli
 from tf_partfash.config import DataConfig, INPUT_CACHES, ModelConfig, TrainConfig
+from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS, PROPOSED, method_configs
 from tf_partfash.training.distribution import STRATEGIES, cluster_role
 
@@ -51,7 +52,7 @@ def _configs() -> tuple[ModelConfig, TrainConfig]:
     return method_configs(FLAGS.model, model, train,
                           cli.given_settings(FLAGS, ModelConfig, TrainConfig))
   except ValueError as e:
-    raise ValueError(f'--model={FLAGS.model}: {e}') from None
+    raise UserError(f'--model={FLAGS.model}: {e}') from None
 
 
 # Contradictions of --model are flag errors: nothing starts.
@@ -77,7 +78,7 @@ def _flagfile_text() -> str:
 
 def _train() -> None:
   if os.path.exists(FLAGS.workdir) and not os.path.isdir(FLAGS.workdir):
-    raise ValueError(f'--workdir={FLAGS.workdir} is a file, not a directory')
+    raise UserError(f'--workdir={FLAGS.workdir} is a file, not a directory')
   os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
   from tf_partfash.storage import atomic
   from tf_partfash.storage.workdir import FLAGS_FILE, LOCK_FILE, RunConfig, check_run_config

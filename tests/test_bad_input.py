@@ -269,3 +269,22 @@ def test_parts_output_in_a_missing_folder_fails_before_extraction(tiny_synthetic
   line = _one_line_error(result, 'python -m tf_partfash.parts: error: ')
   assert line.endswith(f'--output={output}: folder {output.parent} does not exist')
   assert 'parts | image' not in result.stderr  # no extraction progress line
+
+
+def test_only_user_errors_become_one_line_messages():
+  # A bad input is the user's to fix and gets one line; any other exception is a bug and keeps
+  # its traceback (a ValueError from deep inside numpy must not pass as the user's mistake).
+  from tf_partfash.cli import exit_on_user_error
+  from tf_partfash.errors import UserError
+
+  def raises(error):
+    def body():
+      raise error
+    return body
+
+  with pytest.raises(SystemExit, match=r'^prog: error: bad.csv:3: no such value$'):
+    exit_on_user_error('prog', raises(UserError('bad.csv:3: no such value')))
+  with pytest.raises(SystemExit, match=r'^prog: error: .*missing.txt'):
+    exit_on_user_error('prog', raises(FileNotFoundError('missing.txt')))
+  with pytest.raises(ValueError, match='zero-size array'):
+    exit_on_user_error('prog', raises(ValueError('zero-size array to reduction operation')))

@@ -189,3 +189,11 @@ def test_a_cut_out_query_is_searched_on_white_and_the_search_says_so(tiny_run, t
   assert 'transparent background composited on white' in capsys.readouterr().out
   plain = search(SearchRequest(workdir, str(tmp_path / 'on_white.png'), top_k=3))
   assert [r['row'] for r in found['results']] == [r['row'] for r in plain['results']]
+
+
+def test_an_image_too_small_to_search_is_one_line_naming_it(tiny_run, tmp_path):
+  from tf_partfash.errors import UserError
+  workdir, _, _ = tiny_run
+  Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / 'dot.png')
+  with pytest.raises(UserError, match=r'dot.png: 1x1 pixels; an image needs at least 32x32'):
+    search(SearchRequest(workdir, str(tmp_path / 'dot.png')))

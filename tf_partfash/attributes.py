@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tf_partfash.errors import UserError
+
 MISSING = -1
 
 
@@ -34,12 +36,12 @@ class Attribute:
     for i, v in enumerate(self.values):
       if _normalise(v) == key:
         return i
-    raise ValueError(f'unknown value {value!r} for attribute {self.name!r}; valid values: '
+    raise UserError(f'unknown value {value!r} for attribute {self.name!r}; valid values: '
                      + ', '.join(self.values))
 
   def value(self, index: int) -> str:
     if not 0 <= index < len(self.values):
-      raise ValueError(f'index {index} out of range for attribute {self.name!r} '
+      raise UserError(f'index {index} out of range for attribute {self.name!r} '
                        f'(0..{len(self.values) - 1})')
     return self.values[index]
 
@@ -115,7 +117,7 @@ def attribute(name: str) -> Attribute:
   """The attribute called `name` (case-insensitive); an unknown name lists the valid ones."""
   found = _BY_NAME.get(_normalise(name).replace(' ', ''))
   if found is None:
-    raise ValueError(f'unknown attribute {name!r}; valid attributes: ' + ', '.join(ATTRIBUTE_NAMES))
+    raise UserError(f'unknown attribute {name!r}; valid attributes: ' + ', '.join(ATTRIBUTE_NAMES))
   return found
 
 
@@ -123,7 +125,7 @@ def special_attribute(name: str) -> Attribute:
   """Like `attribute`, but only the five special (manipulable) attributes are accepted."""
   found = attribute(name)
   if not found.special:
-    raise ValueError(f'{found.name!r} is a general attribute and cannot be manipulated; special '
+    raise UserError(f'{found.name!r} is a general attribute and cannot be manipulated; special '
                      'attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
   return found
 
@@ -144,7 +146,7 @@ def encode(labels: np.ndarray) -> np.ndarray:
     bad = (col < MISSING) | (col >= attr.num_values)
     if bad.any():
       i = int(np.argmax(bad))
-      raise ValueError(f'row {i}: label {int(col[i])} out of range for {attr.name!r} '
+      raise UserError(f'row {i}: label {int(col[i])} out of range for {attr.name!r} '
                        f'(-1..{attr.num_values - 1})')
     rows = np.nonzero(col >= 0)[0]
     out[rows, OFFSETS[attr.name] + col[rows]] = 1
@@ -165,7 +167,7 @@ def decode(encoded: np.ndarray) -> np.ndarray:
     counts = (block != 0).sum(axis=1)
     if (counts > 1).any():
       i = int(np.argmax(counts > 1))
-      raise ValueError(f'row {i}: block {attr.name!r} has {int(counts[i])} values set, at most 1 '
+      raise UserError(f'row {i}: block {attr.name!r} has {int(counts[i])} values set, at most 1 '
                        'allowed')
     has = counts == 1
     out[has, j] = np.argmax(block[has] != 0, axis=1)

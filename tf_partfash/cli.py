@@ -15,18 +15,19 @@ from typing import Any, Callable
 from absl import flags
 
 from tf_partfash.config import BACKENDS, DISTANCES, check_value
+from tf_partfash.errors import UserError
 
 _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
            str: flags.DEFINE_string}
 
 
 def exit_on_user_error(program: str, body: Callable[[], None]) -> None:
-  """Runs an entry point's `body`. A `ValueError` or `OSError` (the user's input or machine: a
+  """Runs an entry point's `body`. A `UserError` or `OSError` (the user's input or machine: a
   bad file, flag value or path) ends it with `<program>: error: <message>` and exit status 1;
   any other exception keeps its traceback, as a bug should."""
   try:
     body()
-  except (ValueError, OSError) as e:
+  except (UserError, OSError) as e:
     sys.exit(f'{program}: error: {e}')
 
 
@@ -60,7 +61,7 @@ def config_from_flags(config_class: type, flag_values: flags.FlagValues = flags.
     return config_class(**{f.name: flag_values[f.name].value
                            for f in dataclasses.fields(config_class)})
   except ValueError as e:
-    raise ValueError(f'--{e}') from None
+    raise UserError(f'--{e}') from None
 
 
 def given_settings(flag_values: flags.FlagValues, *config_classes: type) -> dict[str, Any]:

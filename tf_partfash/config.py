@@ -12,6 +12,8 @@ import dataclasses
 import math
 from typing import Any
 
+from tf_partfash.errors import UserError
+
 # The smallest input that leaves AlexNet's conv5 8x8 (`models.alexnet.MIN_IMAGE_SIZE`, which
 # imports TensorFlow; a test keeps the two equal).
 MIN_IMAGE_SIZE = 147
@@ -30,7 +32,7 @@ INPUT_CACHES: tuple[str, ...] = ('none', 'pixels')
 
 def check_distance(distance: str) -> None:
   if distance not in DISTANCES:
-    raise ValueError(f'unknown distance {distance!r}; valid distances: {", ".join(DISTANCES)}')
+    raise UserError(f'unknown distance {distance!r}; valid distances: {", ".join(DISTANCES)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,7 @@ def check_settings(config: Any) -> None:
   for field in dataclasses.fields(config):
     problem = check_value(field, getattr(config, field.name))
     if problem:
-      raise ValueError(f'{field.name}={problem}')
+      raise UserError(f'{field.name}={problem}')
 
 
 _POSITIVE, _NON_NEGATIVE, _FRACTION = Interval(0, low_open=True), Interval(0), Interval(0, 1)
@@ -162,5 +164,5 @@ class TrainConfig:
   def __post_init__(self):
     check_settings(self)
     if self.stage1_epochs + self.stage2_epochs < 1:
-      raise ValueError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
+      raise UserError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
                        f'{self.stage2_epochs}: nothing to train; give at least one epoch')

@@ -21,6 +21,7 @@ import importlib
 from typing import Any, Callable, Mapping
 
 from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.errors import UserError
 
 _BALANCED = 'tf_partfash.inputs.sampling:BalancedBatchSampler'
 _TRIPLETS = 'tf_partfash.inputs.sampling:ManipulationTripletSampler'
@@ -121,7 +122,7 @@ PROPOSED = 'partnet'
 
 def method(name: str) -> Method:
   if name not in METHODS:
-    raise ValueError(f'unknown method {name!r}; valid methods: {", ".join(METHODS)}')
+    raise UserError(f'unknown method {name!r}; valid methods: {", ".join(METHODS)}')
   return METHODS[name]
 
 
@@ -135,7 +136,7 @@ def method_configs(name: str, model: ModelConfig, train: TrainConfig,
   fixed = method(name).implies
   for setting, value in fixed.items():
     if setting in explicit and explicit[setting] != value:
-      raise ValueError(f'method {name} implies {setting}={value!r}, but {setting}='
+      raise UserError(f'method {name} implies {setting}={value!r}, but {setting}='
                        f'{explicit[setting]!r} was given')
   model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
   return (dataclasses.replace(model, **{k: v for k, v in fixed.items() if k in model_fields}),

@@ -12,6 +12,8 @@ import dataclasses
 import importlib
 from typing import Any, Sequence
 
+from tf_partfash.errors import UserError
+
 DEFAULT_GALLERY_SIZES = (1000, 2000, 5000, 10000, 19000)
 
 
@@ -28,7 +30,7 @@ class Options:
 
   def __post_init__(self):
     if not self.gallery_sizes:
-      raise ValueError('gallery_sizes is empty: give one or more gallery sizes')
+      raise UserError('gallery_sizes is empty: give one or more gallery sizes')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from tf_partfash.attributes import ATTRIBUTES, NUM_VALUES, OFFSETS, attribute, decode, encode
+from tf_partfash.errors import UserError
 
 ATTR_NUM_FILE = 'attr_num.txt'
 REFERENCE_FILE = 'ref_test.txt'
@@ -67,7 +68,7 @@ def _read_lines(file: str) -> list[str]:
     lines.pop()
   for line_no, line in enumerate(lines, start=1):
     if not line:
-      raise ValueError(f'{file}:{line_no}: empty line')
+      raise UserError(f'{file}:{line_no}: empty line')
   return lines
 
 
@@ -108,12 +109,12 @@ def _read_matrix(file: str, width: int, allowed: tuple[int, ...]) -> np.ndarray:
   for line_no, line in enumerate(lines, start=1):
     row = line.split()
     if len(row) != width:
-      raise ValueError(f'{file}:{line_no}: expected {width} values, got {len(row)}')
+      raise UserError(f'{file}:{line_no}: expected {width} values, got {len(row)}')
     if not tokens.issuperset(row):
       column, token = next((c, t) for c, t in enumerate(row, start=1) if t not in tokens)
-      raise ValueError(f'{file}:{line_no}: value {token!r} in column {column} is not one of '
+      raise UserError(f'{file}:{line_no}: value {token!r} in column {column} is not one of '
                        + ', '.join(map(str, allowed)))
-  raise ValueError(f'{file}: cannot parse as {width} integers per line')  # the scan found nothing
+  raise UserError(f'{file}: cannot parse as {width} integers per line')  # the scan found nothing
 
 
 def _check_one_hot(file: str, encoded: np.ndarray) -> None:
@@ -123,7 +124,7 @@ def _check_one_hot(file: str, encoded: np.ndarray) -> None:
     counts = encoded[:, start:start + attr.num_values].sum(axis=1)
     if (counts > 1).any():
       row = int(np.argmax(counts > 1))
-      raise ValueError(f'{file}:{row + 1}: attribute {attr.name!r} (columns {start + 1}..'
+      raise UserError(f'{file}:{row + 1}: attribute {attr.name!r} (columns {start + 1}..'
                        f'{start + attr.num_values}) has {int(counts[row])} values set, at most 1 '
                        'allowed')
 
@@ -132,11 +133,11 @@ def read_attr_num(file: str) -> tuple[int, ...]:
   """`attr_num.txt`, checked against the vocabulary sizes of `tf_partfash.attributes`."""
   lines = _read_lines(file)
   if len(lines) != len(ATTRIBUTES):
-    raise ValueError(f'{file}: expected {len(ATTRIBUTES)} lines (one per attribute), '
+    raise UserError(f'{file}: expected {len(ATTRIBUTES)} lines (one per attribute), '
                      f'got {len(lines)}')
   for line_no, (line, attr) in enumerate(zip(lines, ATTRIBUTES), start=1):
     if line != str(attr.num_values):
-      raise ValueError(f'{file}:{line_no}: attribute {attr.name!r} has {attr.num_values} values, '
+      raise UserError(f'{file}:{line_no}: attribute {attr.name!r} has {attr.num_values} values, '
                        f'file says {line!r}')
   return tuple(a.num_values for a in ATTRIBUTES)
 
@@ -149,13 +150,13 @@ def read_image_list(file: str) -> list[str]:
   """`imgs_{train,test}.txt`: the image paths, each listed once."""
   paths = _read_lines(file)
   if not paths:
-    raise ValueError(f'{file}: no images listed')
+    raise UserError(f'{file}: no images listed')
   seen: dict[str, int] = {}
   for line_no, path in enumerate(paths, start=1):
     if len(path.split()) != 1:
-      raise ValueError(f'{file}:{line_no}: expected one image path, got {path!r}')
+      raise UserError(f'{file}:{line_no}: expected one image path, got {path!r}')
     if path in seen:
-      raise ValueError(f'{file}:{line_no}: image {path!r} already listed on line {seen[path]}')
+      raise UserError(f'{file}:{line_no}: image {path!r} already listed on line {seen[path]}')
     seen[path] = line_no
   return paths
 
@@ -168,7 +169,7 @@ def read_labels(file: str) -> np.ndarray:
   """`labels_{train,test}.txt` -> (N, 12) int64 label indices, an all-zero block -> -1 (missing)."""
   encoded = _read_matrix(file, NUM_VALUES, (0, 1))
   if not len(encoded):
-    raise ValueError(f'{file}: no label lines')
+    raise UserError(f'{file}: no label lines')
   _check_one_hot(file, encoded)
   return decode(encoded)
 
@@ -186,10 +187,10 @@ def read_references(file: str, num_images: int | None = None) -> np.ndarray:
     try:
       out[line_no - 1] = int(line)
     except ValueError:
-      raise ValueError(f'{file}:{line_no}: reference index {line!r} is not an integer') from None
+      raise UserError(f'{file}:{line_no}: reference index {line!r} is not an integer') from None
     if out[line_no - 1] < 0 or (num_images is not None and out[line_no - 1] >= num_images):
       upper = '' if num_images is None else f'..{num_images - 1}'
-      raise ValueError(f'{file}:{line_no}: reference index {line} out of range (0{upper})')
+      raise UserError(f'{file}:{line_no}: reference index {line} out of range (0{upper})')
   return out
 
 
@@ -268,16 +269,16 @@ def _check_indicators(file: str, indicator: np.ndarray) -> None:
   plus, minus = (indicator == 1).sum(axis=1), (indicator == -1).sum(axis=1)
   if (plus != 1).any():
     row = int(np.argmax(plus != 1))
-    raise ValueError(f'{file}:{row + 1}: {int(plus[row])} values +1, expected exactly 1')
+    raise UserError(f'{file}:{row + 1}: {int(plus[row])} values +1, expected exactly 1')
   if (minus > 1).any():
     row = int(np.argmax(minus > 1))
-    raise ValueError(f'{file}:{row + 1}: {int(minus[row])} values -1, expected at most 1')
+    raise UserError(f'{file}:{row + 1}: {int(minus[row])} values -1, expected at most 1')
   plus_attr = _COLUMN_ATTRIBUTE[np.argmax(indicator == 1, axis=1)]
   minus_attr = _COLUMN_ATTRIBUTE[np.argmax(indicator == -1, axis=1)]
   bad = (minus == 1) & (plus_attr != minus_attr)
   if bad.any():
     row = int(np.argmax(bad))
-    raise ValueError(f'{file}:{row + 1}: +1 in attribute {ATTRIBUTES[plus_attr[row]].name!r} but '
+    raise UserError(f'{file}:{row + 1}: +1 in attribute {ATTRIBUTES[plus_attr[row]].name!r} but '
                      f'-1 in attribute {ATTRIBUTES[minus_attr[row]].name!r}; a query changes one '
                      'attribute')
 
@@ -297,11 +298,11 @@ def read_adde_queries(directory: str, num_images: int | None = None) -> AddeQuer
   _check_one_hot(target_file, target)
   for file, n in ((indicator_file, len(indicator)), (target_file, len(target))):
     if n != len(ref):
-      raise ValueError(f'{file} has {n} queries but {ref_file} has {len(ref)}')
+      raise UserError(f'{file} has {n} queries but {ref_file} has {len(ref)}')
   missing = target[np.arange(len(ref)), np.argmax(indicator == 1, axis=1)] != 1
   if missing.any():
     row = int(np.argmax(missing))
     column = int(np.argmax(indicator[row] == 1))
-    raise ValueError(f'{target_file}:{row + 1}: column {column + 1} is 0 but {indicator_file}:'
+    raise UserError(f'{target_file}:{row + 1}: column {column + 1} is 0 but {indicator_file}:'
                      f'{row + 1} asks for that value (+1)')
   return AddeQueries(ref=ref, indicator=indicator, target=target)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tf_partfash.attributes import ATTRIBUTES, ATTRIBUTE_NAMES, MISSING
+from tf_partfash.errors import UserError
 
 IMAGES_DIR = 'Images'
 ATTRIBUTES_DIR = 'Attributes'
@@ -32,10 +33,10 @@ CATEGORY_FOLDERS: dict[str, tuple[str, ...]] = {
 def category_folder(gender: str, category: int) -> str:
   """The `<k>_<CategoryFolder>` folder name of a category index (0-based) for a gender."""
   if gender not in CATEGORY_FOLDERS:
-    raise ValueError(f'unknown gender {gender!r}; valid genders: {", ".join(CATEGORY_FOLDERS)}')
+    raise UserError(f'unknown gender {gender!r}; valid genders: {", ".join(CATEGORY_FOLDERS)}')
   folders = CATEGORY_FOLDERS[gender]
   if not 0 <= category < len(folders) or folders[category] is None:
-    raise ValueError(f'category {category} does not exist for gender {gender!r}')
+    raise UserError(f'category {category} does not exist for gender {gender!r}')
   return f'{category + 1}_{folders[category]}'
 
 
@@ -56,29 +57,29 @@ def _read_attribute_file(file: str, attr_index: int) -> tuple[list[str], np.ndar
   except UnicodeDecodeError as e:
     line_no = data.count(b'\n', 0, e.start) + 1
     offset = e.start - (data.rfind(b'\n', 0, e.start) + 1) + 1
-    raise ValueError(f'{file}:{line_no}: not UTF-8 text (byte 0x{data[e.start]:02x}, byte '
+    raise UserError(f'{file}:{line_no}: not UTF-8 text (byte 0x{data[e.start]:02x}, byte '
                      f'{offset} of the line)') from None
   for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
     line = line.rstrip('\r\n')
     if not line:
-      raise ValueError(f'{file}:{line_no}: empty line')
+      raise UserError(f'{file}:{line_no}: empty line')
     fields = line.split(' ')
     if len(fields) > 2 and fields[-1].lstrip('-').isdigit():
-      raise ValueError(f'{file}:{line_no}: image path {" ".join(fields[:-1])!r} contains a space; '
+      raise UserError(f'{file}:{line_no}: image path {" ".join(fields[:-1])!r} contains a space; '
                        'one space separates path and value index, so paths cannot contain spaces')
     if len(fields) != 2 or not fields[0]:
-      raise ValueError(f'{file}:{line_no}: expected "<path> <value index>", got {line!r}')
+      raise UserError(f'{file}:{line_no}: expected "<path> <value index>", got {line!r}')
     try:
       value = int(fields[1])
     except ValueError:
-      raise ValueError(f'{file}:{line_no}: value index {fields[1]!r} is not an integer') from None
+      raise UserError(f'{file}:{line_no}: value index {fields[1]!r} is not an integer') from None
     if not MISSING <= value < attr.num_values:
-      raise ValueError(f'{file}:{line_no}: value index {value} outside the {attr.name!r} '
+      raise UserError(f'{file}:{line_no}: value index {value} outside the {attr.name!r} '
                        f'vocabulary (-1 or 0..{attr.num_values - 1})')
     paths.append(fields[0])
     labels.append(value)
   if not paths:
-    raise ValueError(f'{file}: no lines')
+    raise UserError(f'{file}: no lines')
   return paths, np.asarray(labels, np.int64)
 
 
@@ -100,13 +101,13 @@ def read_attributes(data_dir: str, check_images: bool = True) -> pd.DataFrame:
       dup = pd.Index(paths).duplicated()
       if dup.any():
         line = int(np.argmax(dup)) + 1
-        raise ValueError(f'{file}:{line}: image {paths[line - 1]!r} is listed twice')
+        raise UserError(f'{file}:{line}: image {paths[line - 1]!r} is listed twice')
     elif paths != reference_paths:
       if len(paths) != len(reference_paths):
-        raise ValueError(f'{file} lists {len(paths)} images but {reference_file} lists '
+        raise UserError(f'{file} lists {len(paths)} images but {reference_file} lists '
                          f'{len(reference_paths)}; all attribute files must list the same images')
       line = next(i for i, (a, b) in enumerate(zip(paths, reference_paths), start=1) if a != b)
-      raise ValueError(f'{file}:{line}: image {paths[line - 1]!r} where {reference_file}:{line} '
+      raise UserError(f'{file}:{line}: image {paths[line - 1]!r} where {reference_file}:{line} '
                        f'has {reference_paths[line - 1]!r}; all attribute files must list the '
                        'same images in the same order')
     columns[name] = labels
@@ -136,6 +137,6 @@ def write_attributes(data_dir: str, paths: list[str], labels: np.ndarray) -> Non
     col = labels[:, j]
     if ((col < MISSING) | (col >= attr.num_values)).any():
       i = int(np.argmax((col < MISSING) | (col >= attr.num_values)))
-      raise ValueError(f'{paths[i]}: label {int(col[i])} out of range for {attr.name!r}')
+      raise UserError(f'{paths[i]}: label {int(col[i])} out of range for {attr.name!r}')
     with open(os.path.join(out_dir, f'{attr.name}.txt'), 'w', encoding='utf-8') as f:
       f.write('\n'.join(f'{p} {int(v)}' for p, v in zip(paths, col)))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from tf_partfash.attributes import MISSING, SPECIAL_ATTRIBUTES
 from tf_partfash.data import adde
+from tf_partfash.errors import UserError
 from tf_partfash.storage import atomic
 
 SUBSETS: tuple[str, ...] = ('train', 'gallery', 'query')
@@ -46,9 +47,9 @@ def subset_sizes(num_images: int, gallery_images: int | None = None,
   gallery = (round(num_images * FULL_GALLERY / FULL_SIZE) if gallery_images is None
              else gallery_images)
   if gallery < 0 or query < 0:
-    raise ValueError(f'gallery_images={gallery} and query_images={query} must not be negative')
+    raise UserError(f'gallery_images={gallery} and query_images={query} must not be negative')
   if gallery + query >= num_images:
-    raise ValueError(f'gallery_images={gallery} + query_images={query} = {gallery + query} test '
+    raise UserError(f'gallery_images={gallery} + query_images={query} = {gallery + query} test '
                      f'images, but the dataset has {num_images} images (at least one must be left '
                      'for training)')
   return num_images - gallery - query, gallery, query
@@ -99,7 +100,7 @@ def paper_split(paths: Sequence[str], seed: int = 0, gallery_images: int | None 
   paths = list(paths)
   duplicated = pd.Index(paths).duplicated()
   if duplicated.any():
-    raise ValueError(f'image {paths[int(np.argmax(duplicated))]!r} is listed twice')
+    raise UserError(f'image {paths[int(np.argmax(duplicated))]!r} is listed twice')
   keys = [product_key(p) for p in paths]
   groups: dict[str, list[int]] = {}
   for i, key in enumerate(keys):
@@ -138,19 +139,19 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
     reader = csv.reader(f)
     header = next(reader, None)
     if header != list(SPLIT_COLUMNS):
-      raise ValueError(f'{file}:1: expected header {",".join(SPLIT_COLUMNS)!r}, got {header!r}')
+      raise UserError(f'{file}:1: expected header {",".join(SPLIT_COLUMNS)!r}, got {header!r}')
     for row in reader:
       line = reader.line_num
       if not row:
         continue
       if len(row) != 2:
-        raise ValueError(f'{file}:{line}: expected "path,subset", got {row!r}')
+        raise UserError(f'{file}:{line}: expected "path,subset", got {row!r}')
       path, subset = row
       if subset not in SUBSETS:
-        raise ValueError(f'{file}:{line}: unknown subset {subset!r}; valid subsets: '
+        raise UserError(f'{file}:{line}: unknown subset {subset!r}; valid subsets: '
                          + ', '.join(SUBSETS))
       if path in lines:
-        raise ValueError(f'{file}:{line}: image {path!r} already listed on line {lines[path]}')
+        raise UserError(f'{file}:{line}: image {path!r} already listed on line {lines[path]}')
       lines[path] = line
       paths.append(path)
       subsets.append(subset)
@@ -160,10 +161,10 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
   known = set(table['path'])
   for path in paths:
     if path not in known:
-      raise ValueError(f'{file}:{lines[path]}: image {path!r} is not in the dataset')
+      raise UserError(f'{file}:{lines[path]}: image {path!r} is not in the dataset')
   for row, path in enumerate(table['path']):
     if path not in lines:
-      raise ValueError(f'{file}: dataset image {path!r} (row {row + 1} of the attribute files) is '
+      raise UserError(f'{file}: dataset image {path!r} (row {row + 1} of the attribute files) is '
                        'not in the split')
   return split.set_index('path').loc[table['path']].reset_index()
 
@@ -187,12 +188,12 @@ def ensure_split(location: str, table: pd.DataFrame, seed: int = 0,
   try:
     split = read_split(file, table)
   except ValueError as e:
-    raise ValueError(f'{e}\nThe stored split {file} does not match the dataset{redo}.') from e
+    raise UserError(f'{e}\nThe stored split {file} does not match the dataset{redo}.') from e
   count = lambda s, subset: int((s['subset'] == subset).sum())
   found = (count(split, 'gallery'), count(split, 'query'))
   wanted = (count(expected, 'gallery'), count(expected, 'query'))
   if found != wanted:
-    raise ValueError(f'{file} has {found[0]} gallery and {found[1]} query images, but '
+    raise UserError(f'{file} has {found[0]} gallery and {found[1]} query images, but '
                      f'gallery_images={gallery_images} and query_images={query_images} give '
                      f'{wanted[0]} and {wanted[1]}{redo}')
   return split, file
@@ -224,14 +225,14 @@ def adde_split(splits_dir: str, table: pd.DataFrame) -> pd.DataFrame:
     file = adde.images_file(splits_dir, subset)
     for line, path in enumerate(adde.read_image_list(file), start=1):
       if path not in row_of:
-        raise ValueError(f'{file}:{line}: image {path!r} is not in the dataset')
+        raise UserError(f'{file}:{line}: image {path!r} is not in the dataset')
       rows.append(row_of[path])
       subsets.append(subset)
   order = np.argsort(rows, kind='stable')
   rows = np.asarray(rows)[order]
   if (np.diff(rows) == 0).any():
     path = table['path'].iloc[rows[int(np.argmax(np.diff(rows) == 0))]]
-    raise ValueError(f'image {path!r} is in both {adde.images_file(splits_dir, "train")} and '
+    raise UserError(f'image {path!r} is in both {adde.images_file(splits_dir, "train")} and '
                      f'{adde.images_file(splits_dir, "test")}')
   return pd.DataFrame({'path': table['path'].to_numpy()[rows],
                        'subset': np.asarray(subsets, dtype=object)[order]})

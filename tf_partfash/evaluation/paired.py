@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation import intervals
 from tf_partfash.parts import PART_NAMES, Parts, box_iou
 
@@ -15,7 +16,7 @@ def paired_results(a: dict, b: dict, k: int) -> list[dict]:
   workdir; with none in common, in order) and setting, A's and B's top-k and B - A with its 95 %
   paired bootstrap interval over the queries."""
   if a['query_file'] != b['query_file']:
-    raise ValueError(f'the files were scored on other queries: {a["query_file"]} and '
+    raise UserError(f'the files were scored on other queries: {a["query_file"]} and '
                      f'{b["query_file"]}')
   by_workdir = {r['workdir']: r for r in b['runs']}
   if any(r['workdir'] in by_workdir for r in a['runs']):
@@ -23,7 +24,7 @@ def paired_results(a: dict, b: dict, k: int) -> list[dict]:
   elif len(a['runs']) == len(b['runs']):  # e.g. one model copied to another workdir
     pairs = list(zip(a['runs'], b['runs']))
   else:
-    raise ValueError(f'no workdir in common and {len(a["runs"])} runs against '
+    raise UserError(f'no workdir in common and {len(a["runs"])} runs against '
                      f'{len(b["runs"])}: nothing to pair')
   out = []
   for run_a, run_b in pairs:
@@ -46,7 +47,7 @@ def paired_extractions(truth: dict[str, Parts], a: dict[str, Parts], b: dict[str
   minus A paired."""
   paths = sorted(set(truth) & set(a) & set(b))
   if not paths:
-    raise ValueError('no image is in the truth and in both extractions')
+    raise UserError('no image is in the truth and in both extractions')
   case = {name: np.array([parts[p].case == truth[p].case for p in paths], float)
           for name, parts in (('a', a), ('b', b))}
   out = {'images': len(paths),

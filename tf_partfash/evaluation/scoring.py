@@ -16,6 +16,7 @@ import numpy as np
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES
 from tf_partfash.data.shopping100k import labels_of
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation import intervals
 from tf_partfash.evaluation.metrics import (NDCG_K, adde_ndcg, first_hits, has_labels, ndcg,
                                             top_k_accuracy)
@@ -134,7 +135,7 @@ def positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarray
   lookup[index_rows] = np.arange(len(index_rows))
   found = lookup[rows]
   if (found < 0).any():
-    raise ValueError(f'{file} has no features for dataset row {int(rows[np.argmax(found < 0)])}; '
+    raise UserError(f'{file} has no features for dataset row {int(rows[np.argmax(found < 0)])}; '
                      'delete it to compute the index again')
   return found
 
@@ -175,14 +176,14 @@ def open_runs(workdirs: Sequence[str], workers: int = 1, skip_corrupt: bool = Fa
   real = [os.path.realpath(w) for w in workdirs]
   repeated = next((w for w, r in zip(workdirs, real) if real.count(r) > 1), None)
   if repeated:
-    raise ValueError(f'--workdirs lists {repeated} twice')
+    raise UserError(f'--workdirs lists {repeated} twice')
   options = dict(workers=workers, skip_corrupt=skip_corrupt, rebuild_compact=rebuild_compact)
   runs = [TrainedRun.open(w, **options) for w in workdirs]
   shared = lambda run: dataclasses.replace(run.config.data, part_extractor='jumps',
                                            alexnet_weights=None)
   for run in runs[1:]:
     if shared(run) != shared(runs[0]):
-      raise ValueError(f'{run.workdir} was trained on other data ({shared(run)}) than '
+      raise UserError(f'{run.workdir} was trained on other data ({shared(run)}) than '
                        f'{runs[0].workdir} ({shared(runs[0])}); runs compared side by side share '
                        'their data')
   first: dict[str, TrainedRun] = {}

@@ -18,6 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tf_partfash.data.shopping100k import image_file, labels_of
+from tf_partfash.errors import UserError
 from tf_partfash.parts.boxes import CASES, PART_NAMES, Parts
 
 BGR_MEAN = (104.0, 117.0, 124.0)
@@ -27,7 +28,7 @@ _FLIP_PART_ORDER = [PART_NAMES.index({'left_sleeve': 'right_sleeve',
                     for n in PART_NAMES]
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(UserError):
   """An image file that cannot be decoded; the message names the file."""
 
 
@@ -180,7 +181,7 @@ def batch_shard(order: np.ndarray, batch_size: int, shard: int, shards: int,
   pipelines together are each global batch, as one pipeline would read it.
   """
   if batch_size % shards:
-    raise ValueError(f'batch_size {batch_size} does not split over {shards} input pipelines')
+    raise UserError(f'batch_size {batch_size} does not split over {shards} input pipelines')
   width = batch_size // shards
   columns = slice(shard * width, (shard + 1) * width)
   positions = start + np.arange(len(order))

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_partfash.errors import UserError
 from tf_partfash.inputs.pipeline import corrupt_image_error, load_pixels
 from tf_partfash.storage import atomic, cache
 from tf_partfash.storage.progress import ProgressLine
@@ -54,7 +55,7 @@ def ensure_pixel_cache(files: Sequence[str], image_size: int, file: str) -> np.m
         _build(files, image_size, file, shape)
         pixels = np.load(file, mmap_mode='r')
   if pixels.shape != shape or pixels.dtype != np.uint8:
-    raise ValueError(f'{file} holds {pixels.dtype} pixels of shape {pixels.shape}, not uint8 '
+    raise UserError(f'{file} holds {pixels.dtype} pixels of shape {pixels.shape}, not uint8 '
                      f'{shape}: not this cache; delete it, and it is rebuilt')
   return pixels
 

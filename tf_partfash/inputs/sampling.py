@@ -15,6 +15,7 @@ import numpy as np
 
 from tf_partfash.attributes import (ATTRIBUTES, ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES,
                                     GENERAL_COLUMNS, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES)
+from tf_partfash.errors import UserError
 
 def general_groups(labels: np.ndarray) -> np.ndarray:
   """(N, 12) labels -> (N,) group ids of the strict general rule (§4.5).
@@ -82,11 +83,11 @@ class BalancedBatchSampler:
       raise ValueError(f'pairs_per_signature must be >= 1, got {pairs_per_signature}')
     needed = 2 * len(SIGNATURE_NAMES) * pairs_per_signature
     if batch_size <= needed:  # at least one place for the random fill that makes up an epoch
-      raise ValueError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
+      raise UserError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
                        f'each of the {len(SIGNATURE_NAMES)} signatures and the random fill: it must '
                        f'be > {needed}')
     if labels.shape[0] < batch_size:
-      raise ValueError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
+      raise UserError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
                        f'{batch_size}')
     if seed < 0:
       raise ValueError(f'seed must be >= 0, got {seed}')
@@ -106,7 +107,7 @@ class BalancedBatchSampler:
         rule = ('no two images share all general labels (' + ', '.join(GENERAL_ATTRIBUTES)
                 + '; -1 counts as a value)' if name == 'general'
                 else 'too few images share a label (-1 excluded)')
-        raise ValueError(f'signature {name!r}: {rule}: the dataset has {int(capacity.sum())} '
+        raise UserError(f'signature {name!r}: {rule}: the dataset has {int(capacity.sum())} '
                          f'disjoint positive pair(s), pairs_per_signature is '
                          f'{pairs_per_signature}; the triplet loss of this signature needs pairs')
       self._groups.append(groups)
@@ -180,7 +181,7 @@ class ManipulationTripletSampler:
   def __init__(self, labels: np.ndarray, batch_size: int, seed: int, max_changes: int = 2):
     labels = _check_labels(labels)
     if batch_size % self.group_size or batch_size < self.group_size:
-      raise ValueError(f'batch_size {batch_size}: AMNet trains on triplets, so the batch size must '
+      raise UserError(f'batch_size {batch_size}: AMNet trains on triplets, so the batch size must '
                        'be a multiple of 3')
     self.batch_size, self._seed = batch_size, seed
     special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
@@ -207,10 +208,10 @@ class ManipulationTripletSampler:
               self._partners[u].setdefault(n, {})[attrs] = members[row].tolist()
     self._references = np.flatnonzero([bool(self._partners[u]) for u in self._key_of])
     if not len(self._references):
-      raise ValueError(f'no two images differ in 1 to {max_changes} special attributes only: AMNet '
+      raise UserError(f'no two images differ in 1 to {max_changes} special attributes only: AMNet '
                        'has no training triplets on this data')
     if len(keys) < 2:
-      raise ValueError('every image has the same special labels: no negative for a triplet')
+      raise UserError('every image has the same special labels: no negative for a triplet')
     self.num_images = len(self._key_of)
 
   @property

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_partfash.errors import UserError
+
 CONV_NAMES: tuple[str, ...] = ('conv1', 'conv2', 'conv3', 'conv4', 'conv5')
 NORMS: tuple[str, ...] = ('lrn', 'batch')
 # Part crops from conv5 need some spatial resolution to be meaningful (§4.3).
@@ -147,9 +149,9 @@ def build_alexnet(image_size: int = 227, norm: str = 'lrn', name: str = 'alexnet
   He-normal initialisation, biases zero.
   """
   if norm not in NORMS:
-    raise ValueError(f'norm={norm!r}; valid values: {", ".join(NORMS)}')
+    raise UserError(f'norm={norm!r}; valid values: {", ".join(NORMS)}')
   if image_size < MIN_IMAGE_SIZE:
-    raise ValueError(f'image_size={image_size} gives a {conv5_size(image_size)}x'
+    raise UserError(f'image_size={image_size} gives a {conv5_size(image_size)}x'
                      f'{conv5_size(image_size)} conv5 map; at least {MIN_CONV5_SIZE}x'
                      f'{MIN_CONV5_SIZE} is needed, i.e. image_size >= {MIN_IMAGE_SIZE}')
   act = 'relu' if norm == 'lrn' else None
@@ -185,11 +187,11 @@ def _read_npy_dict(path: str) -> dict[str, Any]:
   except FileNotFoundError:
     raise FileNotFoundError(f'{path}: AlexNet weight file not found') from None
   except Exception as e:  # np.load raises several types for a non-.npy / corrupt file.
-    raise ValueError(f'{path}: not a pickled AlexNet weight dict (.npy): {e}') from e
+    raise UserError(f'{path}: not a pickled AlexNet weight dict (.npy): {e}') from e
   if isinstance(data, np.ndarray) and data.dtype == object and data.shape == ():
     data = data.item()
   if not isinstance(data, dict):
-    raise ValueError(f'{path}: expected a pickled dict layer -> [W, b] (bvlc_alexnet.npy), '
+    raise UserError(f'{path}: expected a pickled dict layer -> [W, b] (bvlc_alexnet.npy), '
                      f'got {type(data).__name__}'
                      + (f' of shape {data.shape}' if isinstance(data, np.ndarray) else ''))
   return data
@@ -201,7 +203,7 @@ def _weights_and_bias(path: str, layer: str, entry: Any) -> tuple[np.ndarray, np
   elif isinstance(entry, (list, tuple)) and len(entry) == 2:
     w, b = entry
   else:
-    raise ValueError(f'{path}: layer {layer!r} must be [W, b] or '
+    raise UserError(f'{path}: layer {layer!r} must be [W, b] or '
                      f"{{'weights': W, 'biases': b}}, got {type(entry).__name__}")
   return np.asarray(w, np.float32), np.asarray(b, np.float32)
 
@@ -216,7 +218,7 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
   data = _read_npy_dict(path)
   missing = [n for n in CONV_NAMES if n not in data]
   if missing:
-    raise ValueError(f'{path}: missing layer(s) {", ".join(missing)}; '
+    raise UserError(f'{path}: missing layer(s) {", ".join(missing)}; '
                    f'found {", ".join(sorted(map(str, data)))}')
   updates = []
   for layer_name in CONV_NAMES:
@@ -224,7 +226,7 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
     layer = model.get_layer(layer_name)
     for what, value, var in (('W', w, layer.kernel), ('b', b, layer.bias)):
       if tuple(value.shape) != tuple(var.shape):
-        raise ValueError(f'{path}: layer {layer_name!r} {what} has shape {tuple(value.shape)}, '
+        raise UserError(f'{path}: layer {layer_name!r} {what} has shape {tuple(value.shape)}, '
                          f'the model expects {tuple(var.shape)}')
       updates.append((var, value))
   # Assign only after every layer checked out, so a bad file leaves the model untouched.

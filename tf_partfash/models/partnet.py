@@ -26,6 +26,7 @@ import tensorflow as tf
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SIGNATURE_NAMES,
                                     SPECIAL_ATTRIBUTES, attribute)
 from tf_partfash.config import ModelConfig
+from tf_partfash.errors import UserError
 from tf_partfash.models.alexnet import batch_norm, build_alexnet, conv5_size
 from tf_partfash.parts.boxes import CASES, PART_NAMES
 
@@ -71,7 +72,7 @@ class PartNet(keras.Model):
       config = ModelConfig(**config)
     self.config = config = config or ModelConfig()
     if conv5_size(config.image_size) < 1:
-      raise ValueError(f'image_size {config.image_size} too small')
+      raise UserError(f'image_size {config.image_size} too small')
     self.backbone = build_alexnet(config.image_size, config.backbone_norm)
     self.pool5 = keras.layers.MaxPooling2D(3, 2, padding='valid', name='roi_pool5')
     self.flatten = keras.layers.Flatten()

@@ -5,6 +5,7 @@ import os
 
 import keras
 
+from tf_partfash.errors import UserError
 from tf_partfash.methods import method
 from tf_partfash.storage import atomic
 from tf_partfash.storage.workdir import RUN_FILE, RunConfig, WEIGHTS_FILE, check_trained
@@ -30,6 +31,6 @@ def load_model(workdir: str, run: RunConfig) -> keras.Model:
   try:
     model.load_weights(file)
   except ValueError as e:
-    raise ValueError(f'{file} does not fit the model described by {RUN_FILE} '
+    raise UserError(f'{file} does not fit the model described by {RUN_FILE} '
                      f'(method {run.method}): {e}') from e
   return model

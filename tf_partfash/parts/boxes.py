@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from tf_partfash.errors import UserError
 from tf_partfash.storage import atomic
 
 PART_NAMES: tuple[str, ...] = ('collar', 'torso', 'chest', 'left_sleeve', 'right_sleeve',
@@ -88,11 +89,11 @@ def read_parts_csv(path: str) -> dict[str, Parts]:
     reader = csv.reader(f)
     header = next(reader, None)
     if header is None or tuple(header) != CSV_COLUMNS:
-      raise ValueError(f'{path}:1: expected header {",".join(CSV_COLUMNS)}, got {header}')
+      raise UserError(f'{path}:1: expected header {",".join(CSV_COLUMNS)}, got {header}')
     for line, row in enumerate(reader, start=2):
       try:
         if len(row) != len(CSV_COLUMNS):
-          raise ValueError(f'expected {len(CSV_COLUMNS)} columns, got {len(row)}')
+          raise UserError(f'expected {len(CSV_COLUMNS)} columns, got {len(row)}')
         boxes = {}
         for k, name in enumerate(PART_NAMES):
           cells = row[2 + 4 * k:6 + 4 * k]
@@ -100,5 +101,5 @@ def read_parts_csv(path: str) -> dict[str, Parts]:
             boxes[name] = tuple(float(c) for c in cells)
         out[row[0]] = Parts(row[1], boxes)
       except ValueError as e:
-        raise ValueError(f'{path}:{line}: {e} (row: {",".join(row)})') from None
+        raise UserError(f'{path}:{line}: {e} (row: {",".join(row)})') from None
   return out

@@ -21,6 +21,7 @@ from PIL import Image
 
 from tf_partfash.attributes import LOWER_BODY_CATEGORIES, MISSING, attribute
 from tf_partfash.data.shopping100k import image_file
+from tf_partfash.errors import UserError
 from tf_partfash.parts.boxes import (CASES, PART_NAMES, Parts, box_iou, read_parts_csv,
                                      write_parts_csv)
 from tf_partfash.parts.extraction import WORK_HEIGHT, extract_parts
@@ -32,6 +33,8 @@ from tf_partfash.storage.progress import ProgressLine
 UNDECIDED_CATEGORIES: tuple[str, ...] = ('Swimming', 'Pyjamas')
 # A partly computed cache is rewritten at most this often, so an interruption loses little work.
 SAVE_EVERY_SECS = 30.0
+# Smaller images have too few pixels for a silhouette's parts (and are no shop photo).
+MIN_IMAGE_SIDE = 32
 PROGRESS_EVERY_SECS = 2.0
 
 
@@ -45,14 +48,20 @@ def read_image(file: str, min_height: int | None = None) -> np.ndarray:
   """
   try:
     with Image.open(file) as im:
+      if min(im.size) < MIN_IMAGE_SIDE:
+        raise UserError(f'{file}: {im.width}x{im.height} pixels; an image needs at least '
+                        f'{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} to have its parts found and be '
+                        'searched')
       if min_height is not None and im.height > min_height:
         im.draft('RGB', (max(1, im.width * min_height // im.height), min_height))
       if _has_alpha(im):
         white = Image.new('RGBA', im.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, im.convert('RGBA')).convert('RGB'))
       return np.asarray(im.convert('RGB'))
+  except UserError:
+    raise
   except Exception as e:  # PIL raises many types for truncated/corrupt data.
-    raise ValueError(f'cannot read image {file}: {type(e).__name__}: {e}') from None
+    raise UserError(f'cannot read image {file}: {type(e).__name__}: {e}') from None
 
 
 def is_cut_out(file: str) -> bool:
@@ -179,7 +188,7 @@ def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers
         logging.info('part regressor taught in %.0f s: %s', time.monotonic() - started, file)
   regressor = PartRegressor.load(file)
   if regressor.trained_on != wanted:
-    raise ValueError(f'{file} was taught on other images ({regressor.images}, digest '
+    raise UserError(f'{file} was taught on other images ({regressor.images}, digest '
                      f'{regressor.trained_on}, not {wanted}); delete it to teach a new one')
   return regressor
 
@@ -261,7 +270,7 @@ def score_parts(predicted: dict[str, Parts], truth: dict[str, Parts]) -> dict:
   """
   common = [p for p in truth if p in predicted]
   if not common:
-    raise ValueError('no image is in both the predicted and the true parts')
+    raise UserError('no image is in both the predicted and the true parts')
   confusion = np.zeros((len(CASES), len(CASES)), np.int64)
   ious: dict[str, list[float]] = {name: [] for name in PART_NAMES}
   for path in common:

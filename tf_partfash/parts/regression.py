@@ -23,6 +23,7 @@ import os
 import cv2
 import numpy as np
 
+from tf_partfash.errors import UserError
 from tf_partfash.parts.boxes import CASES, Parts
 from tf_partfash.parts.extraction import (ALGORITHM_VERSION, Garment, Silhouette, Sleeve,
                                           find_garment, foreground_mask, part_boxes, silhouette)
@@ -161,10 +162,10 @@ class PartRegressor:
     names = [f.name for f in dataclasses.fields(cls)]
     missing = [n for n in names + ['format_version', 'teacher'] if n not in stored]
     if missing:
-      raise ValueError(f'{file} is not a part regressor (no {", ".join(missing)})')
+      raise UserError(f'{file} is not a part regressor (no {", ".join(missing)})')
     version, teacher = int(stored['format_version']), int(stored['teacher'])
     if (version, teacher) != (FORMAT_VERSION, ALGORITHM_VERSION):
-      raise ValueError(f'{file}: part regressor format {version} taught by extraction version '
+      raise UserError(f'{file}: part regressor format {version} taught by extraction version '
                        f'{teacher}; this tf_partfash needs format {FORMAT_VERSION} and version '
                        f'{ALGORITHM_VERSION}: delete it to train a new one')
     return cls(**{n: stored[n].item() if n in ('trained_on', 'images') else stored[n]
@@ -184,7 +185,7 @@ def fit(x: np.ndarray, case: np.ndarray, landmarks: np.ndarray, trained_on: str,
   x = np.asarray(x, np.float64)
   n = len(x)
   if n < 2 or len(set(case.tolist())) < 2:
-    raise ValueError(f'a part regressor needs images of at least two cases; got {n} images of '
+    raise UserError(f'a part regressor needs images of at least two cases; got {n} images of '
                      f'cases {sorted({CASES[c] for c in case})}')
   mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
   z = (x - mean) / scale

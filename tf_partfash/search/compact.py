@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from tf_partfash.config import check_distance
+from tf_partfash.errors import UserError
 from tf_partfash.search.retrieval import import_faiss, query_weights, signature_distances, top_k
 from tf_partfash.storage import cache
 from tf_partfash.storage.progress import ProgressLine
@@ -65,7 +66,7 @@ class CompactIndex:
     faiss = import_faiss()
     n, v, d = vectors.shape
     if (v * d) % DIMS_PER_CODE:
-      raise ValueError(f'a compact index codes {DIMS_PER_CODE} dimensions at a time; the gallery '
+      raise UserError(f'a compact index codes {DIMS_PER_CODE} dimensions at a time; the gallery '
                        f'has {v} x {d} = {v * d}')
     started = time.monotonic()
     index = faiss.IndexPQFastScan(v * d, v * d // DIMS_PER_CODE, 4, faiss.METRIC_INNER_PRODUCT)
@@ -99,11 +100,11 @@ class CompactIndex:
     stored = cache.load_npz(file)
     cache.check_header(file, stored, expected_model_id)
     if int(stored.get('compact_version', -1)) != FORMAT_VERSION:
-      raise ValueError(f'{file}: compact index version {int(stored.get("compact_version", -1))}, '
+      raise UserError(f'{file}: compact index version {int(stored.get("compact_version", -1))}, '
                        f'this tf_partfash reads version {FORMAT_VERSION}; rebuild it')
     if str(stored['identity']) != expected_identity:
       shape = tuple(stored['shape'].tolist())
-      raise ValueError(f'{file} codes another gallery ({shape} vectors, identity '
+      raise UserError(f'{file} codes another gallery ({shape} vectors, identity '
                        f'{stored["identity"]}), not this one ({expected_identity}); rebuild it')
     return cls(faiss.deserialize_index(stored['codes']), str(stored['model_id']),
                str(stored['identity']), tuple(int(x) for x in stored['shape']))

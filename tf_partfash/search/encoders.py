@@ -20,6 +20,7 @@ import numpy as np
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, NUM_SPECIAL_VALUES, SPECIAL_ATTRIBUTES,
                                     SPECIAL_OFFSETS, attribute)
+from tf_partfash.errors import UserError
 from tf_partfash.search.gallery import GalleryIndex, Prototypes
 from tf_partfash.search.retrieval import manipulate
 
@@ -242,7 +243,7 @@ class AmnetEncoder:
       for name, value in changes[q].items():
         row = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index(attribute(name).name)] + value
         if not self.counts[row]:
-          raise ValueError(f'no training image has {attribute(name).name}='
+          raise UserError(f'no training image has {attribute(name).name}='
                            f'{attribute(name).value(value)!r}: its AMNet memory row was never '
                            'initialised')
         indicator[i, row] = 1.0

@@ -12,6 +12,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tf_partfash.errors import UserError
+
 TILE_WIDTH, IMAGE_HEIGHT = 150, 200
 CAPTION_LINES, LINE_HEIGHT = 2, 15
 TITLE_HEIGHT, MARGIN, FRAME = 22, 8, 5
@@ -46,7 +48,7 @@ def _image(file: str) -> Image.Image:
     with Image.open(file) as im:
       im = im.convert('RGB')
   except (OSError, ValueError) as e:
-    raise ValueError(f'cannot read image {file} for the picture: {e}') from None
+    raise UserError(f'cannot read image {file} for the picture: {e}') from None
   im.thumbnail((TILE_WIDTH - 2 * FRAME, IMAGE_HEIGHT - 2 * FRAME))
   return im
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute,
                                     signature_index)
+from tf_partfash.errors import UserError
 from tf_partfash.storage import cache
 
 FORMAT_VERSION = cache.FORMAT_VERSION
@@ -33,11 +34,11 @@ class Prototypes:
   def vector(self, name: str, value: int) -> np.ndarray:
     attr = attribute(name)
     if not 0 <= value < attr.num_values:
-      raise ValueError(f'value index {value} out of range for {attr.name!r} '
+      raise UserError(f'value index {value} out of range for {attr.name!r} '
                        f'(0..{attr.num_values - 1})')
     if self.counts[attr.name][value] == 0:
       known = [attr.values[k] for k in np.nonzero(self.counts[attr.name])[0]]
-      raise ValueError(f'no training image has {attr.name}={attr.values[value]!r}, so it has no '
+      raise UserError(f'no training image has {attr.name}={attr.values[value]!r}, so it has no '
                        f'generic representation; values seen in training: {", ".join(known)}')
     return self.vectors[attr.name][value]
 
@@ -143,7 +144,7 @@ class GalleryIndex:
       position = int(item)
       if position < len(self):
         return position
-    raise ValueError(f'{item!r} is not in the gallery: give an image path relative to '
+    raise UserError(f'{item!r} is not in the gallery: give an image path relative to '
                      f'{self.image_root or "the gallery root"} (e.g. {str(self.paths[0])!r}) or a '
                      f'row number 0..{len(self) - 1}')
 
@@ -183,7 +184,7 @@ def folder_images(folder: str) -> list[str]:
                  for d, _, names in os.walk(folder) for f in names
                  if f.lower().endswith(IMAGE_EXTENSIONS))
   if not paths:
-    raise ValueError(f'{folder}: no image files ({", ".join(IMAGE_EXTENSIONS)})')
+    raise UserError(f'{folder}: no image files ({", ".join(IMAGE_EXTENSIONS)})')
   return paths
 
 

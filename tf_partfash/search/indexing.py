@@ -15,6 +15,7 @@ import numpy as np
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, MISSING
 from tf_partfash.data.shopping100k import IMAGES_DIR
+from tf_partfash.errors import UserError
 from tf_partfash.inputs.pipeline import Examples
 from tf_partfash.inputs.prepared import PreparedData
 from tf_partfash.models.inference import predict
@@ -58,7 +59,7 @@ def training_prototypes(model: keras.Model, run: RunConfig, data: PreparedData, 
   """The prototypes (§4.6) over the run's training split, in chunks kept in `partial`."""
   rows = data.rows('train')
   if not len(rows):
-    raise ValueError(f'{data.data_dir}: the split has no training images to average')
+    raise UserError(f'{data.data_dir}: the split has no training images to average')
 
   def compute(chunk: np.ndarray) -> dict[str, np.ndarray]:
     out = predict(model, data.examples, chunk, run.model.image_size, run.train.batch_size)

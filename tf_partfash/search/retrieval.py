@@ -17,6 +17,7 @@ import numpy as np
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, signature_index,
                                     special_attribute)
 from tf_partfash.config import BACKENDS, check_distance
+from tf_partfash.errors import UserError
 
 if TYPE_CHECKING:
   from tf_partfash.search.gallery import Prototypes
@@ -104,11 +105,11 @@ def parse_changes(settings: Sequence[str]) -> dict[str, int]:
   for setting in settings:
     name, sep, value = setting.partition('=')
     if not sep or not name.strip() or not value.strip():
-      raise ValueError(f'attribute change {setting!r} is not of the form name=value, e.g. '
+      raise UserError(f'attribute change {setting!r} is not of the form name=value, e.g. '
                        'color=navy; special attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
     attr = special_attribute(name)
     if attr.name in changes:
-      raise ValueError(f'attribute {attr.name!r} is set twice ({setting!r})')
+      raise UserError(f'attribute {attr.name!r} is set twice ({setting!r})')
     changes[attr.name] = attr.index(value)
   return changes
 
@@ -215,12 +216,12 @@ class Searcher:
   def __init__(self, gallery: np.ndarray, backend: str = 'exact', distance: str = 'euclidean'):
     check_distance(distance)
     if backend not in BACKENDS:
-      raise ValueError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
+      raise UserError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
     if backend == 'compact':
-      raise ValueError('backend=compact searches a stored compact index: '
+      raise UserError('backend=compact searches a stored compact index: '
                        'trained_run.TrainedRun.searcher builds it')
     if backend == 'faiss' and distance != 'squared':
-      raise ValueError(f'backend=faiss searches distance=squared only (got {distance!r}); give '
+      raise UserError(f'backend=faiss searches distance=squared only (got {distance!r}); give '
                        'distance=squared, or use backend=exact for Eq. 4\'s sum of Euclidean '
                        'distances')
     gallery = _check_signatures('gallery', gallery)

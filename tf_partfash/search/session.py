@@ -15,6 +15,7 @@ from PIL import Image
 
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SIGNATURE_NAMES, SPECIAL_ATTRIBUTES,
                                     attribute)
+from tf_partfash.errors import UserError
 from tf_partfash.parts import is_cut_out
 from tf_partfash.search import figures, retrieval
 from tf_partfash.search.gallery import GalleryIndex
@@ -52,7 +53,7 @@ def _check_output_folders(request: SearchRequest) -> None:
     file = getattr(request, name)
     folder = os.path.dirname(os.path.abspath(file)) if file else None
     if folder and not os.path.isdir(folder):
-      raise ValueError(f'--{name}={file}: folder {folder} does not exist')
+      raise UserError(f'--{name}={file}: folder {folder} does not exist')
 
 
 def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str,
@@ -62,7 +63,7 @@ def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str,
     return _Query(gallery.take([position]), position)
   except ValueError as e:
     if not os.path.isfile(text):
-      raise ValueError(f'--query: neither a gallery ID nor an image file: {e}') from None
+      raise UserError(f'--query: neither a gallery ID nor an image file: {e}') from None
   folder, name = os.path.split(os.path.abspath(text))
   return _Query(run.embed(folder, [name], progress=False, part_extractor=part_extractor), None)
 
@@ -135,7 +136,7 @@ def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> 
   picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
   query = _find_query(run, gallery, request.query, request.part_extractor)
   if len(picked) > 1 and not run.method.signatures:
-    raise ValueError(f'--feedback with several images weighs the S + 1 signatures of the '
+    raise UserError(f'--feedback with several images weighs the S + 1 signatures of the '
                      f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '
                      'vector: pick one image (it replaces the query)')
   # Prototypes are computed on first use, which needs the model: only when a change asks.

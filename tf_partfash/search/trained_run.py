@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tf_partfash.config import PART_EXTRACTORS
+from tf_partfash.errors import UserError
 from tf_partfash.methods import Method, method
 from tf_partfash.parts.extraction import PartExtractor, extract_parts
 from tf_partfash.search.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
@@ -121,7 +122,7 @@ class TrainedRun:
     with). The regressor is the run's dataset's, taught on first use."""
     name = name or self.config.data.part_extractor
     if name not in PART_EXTRACTORS:
-      raise ValueError(f'unknown part extractor {name!r}; valid: {", ".join(PART_EXTRACTORS)}')
+      raise UserError(f'unknown part extractor {name!r}; valid: {", ".join(PART_EXTRACTORS)}')
     if name == 'jumps':
       return extract_parts
     regressor = self.data.part_regressor
@@ -209,7 +210,7 @@ class TrainedRun:
 
 def _check_name(what: str, name: str) -> None:
   if not re.fullmatch(r'[A-Za-z0-9_-]+', name):
-    raise ValueError(f'{what} name {name!r}: use letters, digits, _ and - only')
+    raise UserError(f'{what} name {name!r}: use letters, digits, _ and - only')
 
 
 def _reader(lazy: bool):

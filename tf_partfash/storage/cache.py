@@ -20,6 +20,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from tf_partfash.errors import UserError
 from tf_partfash.storage import atomic
 from tf_partfash.storage.progress import ProgressLine
 
@@ -36,7 +37,7 @@ def digest(data: bytes) -> str:
   return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-class UnreadableCache(ValueError):
+class UnreadableCache(UserError):
   """A cached file that cannot be read (cut short, damaged); the message names it."""
 
   def __init__(self, file: str, reason: str):
@@ -59,11 +60,11 @@ def check_header(file: str, stored: dict, expected_model_id: str | None) -> None
   """A file of another format version, or (given `expected_model_id`) another model's: an error."""
   version = int(stored['format_version'])
   if version != FORMAT_VERSION:
-    raise ValueError(f'{file}: index format version {version}, this tf_partfash reads version '
+    raise UserError(f'{file}: index format version {version}, this tf_partfash reads version '
                      f'{FORMAT_VERSION}; rebuild it')
   found = str(stored['model_id'])
   if expected_model_id is not None and found != expected_model_id:
-    raise ValueError(f'{file} was built by model {found}, not by the requested model '
+    raise UserError(f'{file} was built by model {found}, not by the requested model '
                      f'{expected_model_id}; rebuild it with this model')
 
 
@@ -191,7 +192,7 @@ class StoredRows:
       with zipfile.ZipFile(file) as z:
         info = z.getinfo(f'{member}.npy')
         if info.compress_type != zipfile.ZIP_STORED:
-          raise ValueError(f'{file}: {member} is compressed; rows can be read only from a stored '
+          raise UserError(f'{file}: {member} is compressed; rows can be read only from a stored '
                            'member')
       with open(file, 'rb') as f:  # past the member's local header: its name and extra field
         f.seek(info.header_offset + 26)
@@ -204,7 +205,7 @@ class StoredRows:
                      else np.lib.format.read_array_header_2_0)
       shape, fortran, dtype = read_header(f)
       if fortran or dtype.hasobject:
-        raise ValueError(f'{file}: rows can be read from a C-ordered numeric array only')
+        raise UserError(f'{file}: rows can be read from a C-ordered numeric array only')
       return cls(file, f.tell(), shape, dtype)
 
   def __len__(self) -> int:

@@ -31,6 +31,7 @@ import os
 from typing import Any
 
 from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS
 from tf_partfash.storage import atomic
 
@@ -81,19 +82,19 @@ class RunConfig:
   @classmethod
   def from_json(cls, blob: dict[str, Any], file: str) -> RunConfig:
     if blob.get('format_version') != FORMAT_VERSION:
-      raise ValueError(f'{file}: format version {blob.get("format_version")!r}, this tf_partfash '
+      raise UserError(f'{file}: format version {blob.get("format_version")!r}, this tf_partfash '
                        f'reads version {FORMAT_VERSION}')
     if blob.get('method') not in METHODS:
-      raise ValueError(f'{file}: unknown method {blob.get("method")!r}; this tf_partfash knows '
+      raise UserError(f'{file}: unknown method {blob.get("method")!r}; this tf_partfash knows '
                        + ', '.join(METHODS))
     try:
       # Settings added since format 1 (part_extractor) take their defaults: what older runs had.
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
                  DataConfig(**blob['data']))
     except (KeyError, TypeError) as e:
-      raise ValueError(f'{file}: not a tf_partfash run configuration ({e})') from None
+      raise UserError(f'{file}: not a tf_partfash run configuration ({e})') from None
     except ValueError as e:  # a setting out of range (edited by hand)
-      raise ValueError(f'{file}: {e}') from None
+      raise UserError(f'{file}: {e}') from None
 
 
 def variant_of(run: RunConfig) -> str:
@@ -124,7 +125,7 @@ def _read_json(file: str) -> dict:
     blob = e
   if not isinstance(blob, dict):  # it is written whole: changed by hand
     reason = blob if isinstance(blob, Exception) else f'a JSON {type(blob).__name__}'
-    raise ValueError(f'{file}: not a readable run configuration ({reason}); restore it, or use a '
+    raise UserError(f'{file}: not a readable run configuration ({reason}); restore it, or use a '
                      'new --workdir')
   return blob
 
@@ -145,7 +146,7 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   stored = RunConfig.from_json(_read_json(file), file).to_json()
   diff = _differences(strip(stored), strip(run.to_json()))
   if diff:
-    raise ValueError(f'{workdir} holds a run with another configuration ({file}): '
+    raise UserError(f'{workdir} holds a run with another configuration ({file}): '
                      + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
 
 

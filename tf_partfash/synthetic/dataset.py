@@ -30,6 +30,7 @@ import numpy as np
 from tf_partfash.attributes import MISSING, attribute
 from tf_partfash.cli import exit_on_user_error
 from tf_partfash.data import shopping100k
+from tf_partfash.errors import UserError
 from tf_partfash.parts.boxes import Parts, read_parts_csv, write_parts_csv
 from tf_partfash.storage import atomic, cache
 from tf_partfash.storage.progress import ProgressLine
@@ -101,11 +102,11 @@ def generate(out_dir: str, num_images: int, seed: int = 0, width: int = 381, hei
   catalogue has about `num_images / images_per_style` styles. `progress`: a line on stderr every
   `PROGRESS_EVERY_SECS`."""
   if num_images < 1 or num_images >= 10 ** 7:
-    raise ValueError(f'num_images must be in 1..9999999 (7-digit product ids), got {num_images}')
+    raise UserError(f'num_images must be in 1..9999999 (7-digit product ids), got {num_images}')
   if width < 64 or height < 64:
-    raise ValueError(f'image size {width}x{height} is too small (at least 64x64)')
+    raise UserError(f'image size {width}x{height} is too small (at least 64x64)')
   if workers < 1:
-    raise ValueError(f'workers must be >= 1, got {workers}')
+    raise UserError(f'workers must be >= 1, got {workers}')
   styles = catalogue.num_styles(num_images, images_per_style)
   marker = os.path.join(out_dir, MARKER_FILE)
   if os.path.exists(marker):
@@ -164,7 +165,7 @@ def ensure_dataset(out_dir: str, num_images: int, seed: int = 0, width: int = 38
     with open(marker, encoding='utf-8') as f:
       found = json.load(f)
     if found != wanted:
-      raise ValueError(f'{marker} describes a synthetic dataset {found}, but {wanted} was asked '
+      raise UserError(f'{marker} describes a synthetic dataset {found}, but {wanted} was asked '
                        'for; delete the directory or choose another one')
     return out_dir
   generate(out_dir, num_images, seed, width, height, workers, images_per_style)
@@ -184,7 +185,7 @@ def render_contact_sheet(data_dir: str, out_png: str, num: int = 24, columns: in
   `parts` the true part boxes are drawn too."""
   table = shopping100k.read_attributes(data_dir, check_images=False).iloc[start:start + num]
   if table.empty:
-    raise ValueError(f'{data_dir}: no images in rows {start}..{start + num - 1}')
+    raise UserError(f'{data_dir}: no images in rows {start}..{start + num - 1}')
   truth = read_parts_csv(os.path.join(data_dir, PARTS_FILE)) if parts else {}
   tiles = []
   for _, row in table.iterrows():

@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any, Mapping
 
+from tf_partfash.errors import UserError
+
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 
 
@@ -29,7 +31,7 @@ def cluster_role(environ: Mapping[str, str] = os.environ) -> tuple[bool, int]:
   naming what is wrong."""
   text = environ.get('TF_CONFIG')
   if not text:
-    raise ValueError('--strategy=multi_worker needs TF_CONFIG, e.g. TF_CONFIG=\'{"cluster": '
+    raise UserError('--strategy=multi_worker needs TF_CONFIG, e.g. TF_CONFIG=\'{"cluster": '
                      '{"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
                      '"index": 0}}\' (README: training on several machines)')
   try:
@@ -38,10 +40,10 @@ def cluster_role(environ: Mapping[str, str] = os.environ) -> tuple[bool, int]:
     task_type, task_id = task['type'], int(task['index'])
     hosts = cluster[task_type]
   except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f'TF_CONFIG={text!r} is not a cluster and task as TensorFlow documents '
+    raise UserError(f'TF_CONFIG={text!r} is not a cluster and task as TensorFlow documents '
                      f'them ({type(e).__name__}: {e})') from None
   if not 0 <= task_id < len(hosts):
-    raise ValueError(f'TF_CONFIG: task index {task_id} is not one of the {len(hosts)} '
+    raise UserError(f'TF_CONFIG: task index {task_id} is not one of the {len(hosts)} '
                      f'{task_type} address(es) {hosts}')
   return _is_chief(task_type, task_id, cluster), task_id
 
@@ -63,7 +65,7 @@ def make_strategy(name: str = 'auto'):
   A multi-worker strategy must be made before TensorFlow runs anything, so make it first.
   """
   if name not in STRATEGIES:
-    raise ValueError(f'strategy={name!r}; valid values: {", ".join(STRATEGIES)}')
+    raise UserError(f'strategy={name!r}; valid values: {", ".join(STRATEGIES)}')
   import tensorflow as tf
   if name == 'multi_worker':
     cluster_role()  # a missing or malformed TF_CONFIG says so, rather than training alone

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from tf_partfash.config import INPUT_CACHES
+from tf_partfash.errors import UserError
 from tf_partfash.inputs.pixel_cache import ensure_pixel_cache, pixel_cache_file
 from tf_partfash.inputs.prepared import PreparedData, prepare
 from tf_partfash.methods import method
@@ -74,7 +75,7 @@ def _trainer(run: RunConfig, workdir: str, data: PreparedData, strategy: tf.dist
   """The run's trainer: the network built (ImageNet weights loaded when asked) and batches set;
   with `input_cache='pixels'`, the training images' pixels cached (built on first use)."""
   if input_cache not in INPUT_CACHES:
-    raise ValueError(f'input_cache={input_cache!r}; valid values: {", ".join(INPUT_CACHES)}')
+    raise UserError(f'input_cache={input_cache!r}; valid values: {", ".join(INPUT_CACHES)}')
   train = data.examples.subset(data.rows('train'))
   pixels = None
   if input_cache == 'pixels':

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import ModelConfig, TrainConfig
+from tf_partfash.errors import UserError
 from tf_partfash.inputs.pipeline import (Examples, PipelineConfig, batch_shard, iterate_batches,
                                          make_dataset)
 from tf_partfash.methods import METHODS, Method, PROPOSED
@@ -36,7 +37,7 @@ from tf_partfash.storage.workdir import CHECKPOINTS_DIR, TENSORBOARD_DIR, worker
 from tf_partfash.training.distribution import strategy_role
 
 
-class DivergedError(ValueError):
+class DivergedError(UserError):
   """Training produced a non-finite loss or weights; the message names the step."""
 
 
@@ -104,7 +105,7 @@ class Trainer:
                      for s in (1, 2)}
     group = getattr(self.samplers[2], 'group_size', 1)
     if config.batch_size % (group * strategy.num_replicas_in_sync):
-      raise ValueError(f'batch_size {config.batch_size} does not split into whole groups of '
+      raise UserError(f'batch_size {config.batch_size} does not split into whole groups of '
                        f'{group} images over {strategy.num_replicas_in_sync} replicas')
     self.steps_per_epoch = {s: self.samplers[s].batches_per_epoch for s in (1, 2)}
     if config.steps_per_epoch:  # a short run: the first batches of each epoch's order
@@ -170,7 +171,7 @@ class Trainer:
       try:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
       except AssertionError as e:
-        raise ValueError(f'{latest} does not hold every weight of this model (written by '
+        raise UserError(f'{latest} does not hold every weight of this model (written by '
                          f'another network or an older tf_partfash): {e}; use a new --workdir'
                          ) from None
       logging.info('resuming from %s at step %d', latest, int(self.optimizer.iterations.numpy()))

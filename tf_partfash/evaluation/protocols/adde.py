@@ -21,6 +21,7 @@ import pandas as pd
 from tf_partfash.attributes import ATTRIBUTE_NAMES, SPECIAL_ATTRIBUTES, decode
 from tf_partfash.data import adde
 from tf_partfash.data.shopping100k import labels_of
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation.metrics import NDCG_K
 from tf_partfash.evaluation.queries import QuerySet, paths_digest
 from tf_partfash.evaluation.reports import (Dataset, Outcome, columns, describe_dataset, empty_note,
@@ -79,7 +80,7 @@ def _write_missing_adde_files(directory: str, paths: Sequence[str], labels: np.n
   images = adde.images_file(directory, 'test')
   if os.path.exists(images):
     if adde.read_image_list(images) != list(paths):
-      raise ValueError(f'{images} lists other test images than this split has; delete '
+      raise UserError(f'{images} lists other test images than this split has; delete '
                        f'{directory} to write the ADDE files again')
   else:
     adde.write_attr_num(os.path.join(directory, adde.ATTR_NUM_FILE))
@@ -124,7 +125,7 @@ def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
     row_of = {p: i for i, p in enumerate(table['path'])}
     for line, path in enumerate(paths, start=1):
       if path not in row_of:
-        raise ValueError(f'{images}:{line}: image {path!r} is not in the dataset')
+        raise UserError(f'{images}:{line}: image {path!r} is not in the dataset')
     rows = np.asarray([row_of[p] for p in paths], np.int64)
     directory = adde_dir
     if not _has_queries(adde_dir):
@@ -140,7 +141,7 @@ def ensure_adde_test(table: pd.DataFrame, split: pd.DataFrame, split_file: str,
   labels_file = adde.labels_file(directory, 'test')
   labels = adde.read_labels(labels_file) if os.path.exists(labels_file) else all_labels[rows]
   if len(labels) != len(rows):
-    raise ValueError(f'{labels_file} has {len(labels)} label lines for {len(rows)} test images')
+    raise UserError(f'{labels_file} has {len(labels)} label lines for {len(rows)} test images')
   queries = adde_query_set(adde.read_adde_queries(directory, len(rows)))
   return AddeTest(directory, rows, labels, queries, tuple(notes))
 

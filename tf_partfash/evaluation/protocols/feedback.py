@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tf_partfash.attributes import MISSING
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation import intervals
 from tf_partfash.evaluation.metrics import first_hits, has_labels
 from tf_partfash.evaluation.queries import QuerySet, ensure_paper_queries
@@ -48,7 +49,7 @@ def evaluate(runs: Sequence[TrainedRun], options: Options) -> Outcome:
              for r in runs if not r.method.signatures}
   supported = [r for r in runs if r.method.signatures]
   if not supported:
-    raise ValueError('no run of a method with S + 1 signatures to personalise: '
+    raise UserError('no run of a method with S + 1 signatures to personalise: '
                      + ', '.join(skipped))
   data = runs[0].data
   query_sets, query_file = ensure_paper_queries(data.split_file, data.table, data.split,
@@ -133,7 +134,7 @@ def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
   """The simulated shopper on the paper protocol's manipulated queries, whose targets are her
   hidden ones; a method with one vector per image cannot weigh signatures."""
   if not run.method.signatures:
-    raise ValueError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
+    raise UserError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
                      'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
   gallery = paper_gallery(run)
   signatures = gallery.features.signatures

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tf_partfash.errors import UserError
 from tf_partfash.evaluation import intervals
 from tf_partfash.evaluation.queries import QuerySet, ensure_paper_queries
 from tf_partfash.evaluation.reports import (Dataset, Outcome, describe_dataset, run_names,
@@ -51,7 +52,7 @@ def nested_galleries(num_images: int, sizes: Sequence[int]) -> list[np.ndarray]:
   (so each gallery holds the smaller ones), in gallery order."""
   too_big = [s for s in sizes if not 0 < s <= num_images]
   if too_big:
-    raise ValueError(f'gallery sizes {too_big}: the gallery has {num_images} images (sizes from 1 '
+    raise UserError(f'gallery sizes {too_big}: the gallery has {num_images} images (sizes from 1 '
                      f'to {num_images})')
   order = np.random.default_rng(0).permutation(num_images)
   return [np.sort(order[:s]) for s in sizes]
