@@ -215,6 +215,13 @@ def test_attribute_files_name_bad_bytes_and_paths_with_spaces(tiny_synthetic, tm
   with pytest.raises(ValueError, match=rf"{first}\.txt:2: image path 'Female/1_Coats/my coat.jpg'"
                      ' contains a space; one space separates path and value index'):
     read_attributes(str(data), check_images=False)
+  _edit_line(data, first, 2, b'Female/1_Coats/coat.jpg 2 5')  # an extra column, not a space
+  with pytest.raises(ValueError, match=rf"{first}\.txt:2: 2 values after the image path "
+                     "'Female/1_Coats/coat.jpg'; expected one value index"):
+    read_attributes(str(data), check_images=False)
+  (data / ATTRIBUTES_DIR / f'{first}.txt').write_bytes(b'\xef\xbb\xbf' + original)
+  with pytest.raises(ValueError, match=rf'{first}\.txt:1: starts with a UTF-8 byte-order mark'):
+    read_attributes(str(data), check_images=False)
 
 
 def test_cli_errors_are_one_line(tiny_synthetic, tmp_path):

@@ -120,7 +120,8 @@ def test_the_run_builds_reuses_and_refuses_its_compact_index(untrained_run, capl
   exact = Searcher(index.signatures).search(index.signatures[:3], 5)
   np.testing.assert_array_equal(searcher.search(index.signatures[:3], 5)[0], exact[0])
   other = index.take(np.arange(len(index) - 1))  # another gallery under the same name
-  with pytest.raises(ValueError, match='codes another gallery.*rebuild it'):
+  with pytest.raises(ValueError,
+                     match='codes another gallery.*rebuild it with --rebuild_compact_index'):
     again.searcher('test', other, other.signatures, 'compact', 'euclidean')
   rebuilt = TrainedRun.open(untrained_run.workdir, progress=False, rebuild_compact=True)
   rebuilt.searcher('test', other, other.signatures, 'compact', 'euclidean')

@@ -37,12 +37,12 @@ class Attribute:
       if _normalise(v) == key:
         return i
     raise UserError(f'unknown value {value!r} for attribute {self.name!r}; valid values: '
-                     + ', '.join(self.values))
+                    + ', '.join(self.values))
 
   def value(self, index: int) -> str:
     if not 0 <= index < len(self.values):
       raise UserError(f'index {index} out of range for attribute {self.name!r} '
-                       f'(0..{len(self.values) - 1})')
+                      f'(0..{len(self.values) - 1})')
     return self.values[index]
 
 
@@ -126,7 +126,7 @@ def special_attribute(name: str) -> Attribute:
   found = attribute(name)
   if not found.special:
     raise UserError(f'{found.name!r} is a general attribute and cannot be manipulated; special '
-                     'attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
+                    'attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
   return found
 
 
@@ -147,7 +147,7 @@ def encode(labels: np.ndarray) -> np.ndarray:
     if bad.any():
       i = int(np.argmax(bad))
       raise UserError(f'row {i}: label {int(col[i])} out of range for {attr.name!r} '
-                       f'(-1..{attr.num_values - 1})')
+                      f'(-1..{attr.num_values - 1})')
     rows = np.nonzero(col >= 0)[0]
     out[rows, OFFSETS[attr.name] + col[rows]] = 1
   return out
@@ -168,7 +168,7 @@ def decode(encoded: np.ndarray) -> np.ndarray:
     if (counts > 1).any():
       i = int(np.argmax(counts > 1))
       raise UserError(f'row {i}: block {attr.name!r} has {int(counts[i])} values set, at most 1 '
-                       'allowed')
+                      'allowed')
     has = counts == 1
     out[has, j] = np.argmax(block[has] != 0, axis=1)
   return out

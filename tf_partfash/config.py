@@ -165,4 +165,4 @@ class TrainConfig:
     check_settings(self)
     if self.stage1_epochs + self.stage2_epochs < 1:
       raise UserError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
-                       f'{self.stage2_epochs}: nothing to train; give at least one epoch')
+                      f'{self.stage2_epochs}: nothing to train; give at least one epoch')

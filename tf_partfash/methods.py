@@ -137,7 +137,7 @@ def method_configs(name: str, model: ModelConfig, train: TrainConfig,
   for setting, value in fixed.items():
     if setting in explicit and explicit[setting] != value:
       raise UserError(f'method {name} implies {setting}={value!r}, but {setting}='
-                       f'{explicit[setting]!r} was given')
+                      f'{explicit[setting]!r} was given')
   model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
   return (dataclasses.replace(model, **{k: v for k, v in fixed.items() if k in model_fields}),
           dataclasses.replace(train, **{k: v for k, v in fixed.items() if k not in model_fields}))

@@ -113,7 +113,7 @@ def _read_matrix(file: str, width: int, allowed: tuple[int, ...]) -> np.ndarray:
     if not tokens.issuperset(row):
       column, token = next((c, t) for c, t in enumerate(row, start=1) if t not in tokens)
       raise UserError(f'{file}:{line_no}: value {token!r} in column {column} is not one of '
-                       + ', '.join(map(str, allowed)))
+                      + ', '.join(map(str, allowed)))
   raise UserError(f'{file}: cannot parse as {width} integers per line')  # the scan found nothing
 
 
@@ -125,8 +125,8 @@ def _check_one_hot(file: str, encoded: np.ndarray) -> None:
     if (counts > 1).any():
       row = int(np.argmax(counts > 1))
       raise UserError(f'{file}:{row + 1}: attribute {attr.name!r} (columns {start + 1}..'
-                       f'{start + attr.num_values}) has {int(counts[row])} values set, at most 1 '
-                       'allowed')
+                      f'{start + attr.num_values}) has {int(counts[row])} values set, at most 1 '
+                      'allowed')
 
 
 def read_attr_num(file: str) -> tuple[int, ...]:
@@ -134,11 +134,11 @@ def read_attr_num(file: str) -> tuple[int, ...]:
   lines = _read_lines(file)
   if len(lines) != len(ATTRIBUTES):
     raise UserError(f'{file}: expected {len(ATTRIBUTES)} lines (one per attribute), '
-                     f'got {len(lines)}')
+                    f'got {len(lines)}')
   for line_no, (line, attr) in enumerate(zip(lines, ATTRIBUTES), start=1):
     if line != str(attr.num_values):
       raise UserError(f'{file}:{line_no}: attribute {attr.name!r} has {attr.num_values} values, '
-                       f'file says {line!r}')
+                      f'file says {line!r}')
   return tuple(a.num_values for a in ATTRIBUTES)
 
 
@@ -279,8 +279,8 @@ def _check_indicators(file: str, indicator: np.ndarray) -> None:
   if bad.any():
     row = int(np.argmax(bad))
     raise UserError(f'{file}:{row + 1}: +1 in attribute {ATTRIBUTES[plus_attr[row]].name!r} but '
-                     f'-1 in attribute {ATTRIBUTES[minus_attr[row]].name!r}; a query changes one '
-                     'attribute')
+                    f'-1 in attribute {ATTRIBUTES[minus_attr[row]].name!r}; a query changes one '
+                    'attribute')
 
 
 def read_adde_queries(directory: str, num_images: int | None = None) -> AddeQueries:
@@ -304,5 +304,5 @@ def read_adde_queries(directory: str, num_images: int | None = None) -> AddeQuer
     row = int(np.argmax(missing))
     column = int(np.argmax(indicator[row] == 1))
     raise UserError(f'{target_file}:{row + 1}: column {column + 1} is 0 but {indicator_file}:'
-                     f'{row + 1} asks for that value (+1)')
+                    f'{row + 1} asks for that value (+1)')
   return AddeQueries(ref=ref, indicator=indicator, target=target)

@@ -58,15 +58,21 @@ def _read_attribute_file(file: str, attr_index: int) -> tuple[list[str], np.ndar
     line_no = data.count(b'\n', 0, e.start) + 1
     offset = e.start - (data.rfind(b'\n', 0, e.start) + 1) + 1
     raise UserError(f'{file}:{line_no}: not UTF-8 text (byte 0x{data[e.start]:02x}, byte '
-                     f'{offset} of the line)') from None
+                    f'{offset} of the line)') from None
+  if text.startswith('\ufeff'):
+    raise UserError(f'{file}:1: starts with a UTF-8 byte-order mark (bytes EF BB BF); save the '
+                    'file without it, as Shopping100k is distributed')
   for line_no, line in enumerate(io.StringIO(text, newline=None), start=1):
     line = line.rstrip('\r\n')
     if not line:
       raise UserError(f'{file}:{line_no}: empty line')
     fields = line.split(' ')
+    if len(fields) > 2 and all(f.lstrip('-').isdigit() for f in fields[1:]):
+      raise UserError(f'{file}:{line_no}: {len(fields) - 1} values after the image path '
+                      f'{fields[0]!r}; expected one value index, got {line!r}')
     if len(fields) > 2 and fields[-1].lstrip('-').isdigit():
       raise UserError(f'{file}:{line_no}: image path {" ".join(fields[:-1])!r} contains a space; '
-                       'one space separates path and value index, so paths cannot contain spaces')
+                      'one space separates path and value index, so paths cannot contain spaces')
     if len(fields) != 2 or not fields[0]:
       raise UserError(f'{file}:{line_no}: expected "<path> <value index>", got {line!r}')
     try:
@@ -75,7 +81,7 @@ def _read_attribute_file(file: str, attr_index: int) -> tuple[list[str], np.ndar
       raise UserError(f'{file}:{line_no}: value index {fields[1]!r} is not an integer') from None
     if not MISSING <= value < attr.num_values:
       raise UserError(f'{file}:{line_no}: value index {value} outside the {attr.name!r} '
-                       f'vocabulary (-1 or 0..{attr.num_values - 1})')
+                      f'vocabulary (-1 or 0..{attr.num_values - 1})')
     paths.append(fields[0])
     labels.append(value)
   if not paths:
@@ -105,11 +111,11 @@ def read_attributes(data_dir: str, check_images: bool = True) -> pd.DataFrame:
     elif paths != reference_paths:
       if len(paths) != len(reference_paths):
         raise UserError(f'{file} lists {len(paths)} images but {reference_file} lists '
-                         f'{len(reference_paths)}; all attribute files must list the same images')
+                        f'{len(reference_paths)}; all attribute files must list the same images')
       line = next(i for i, (a, b) in enumerate(zip(paths, reference_paths), start=1) if a != b)
       raise UserError(f'{file}:{line}: image {paths[line - 1]!r} where {reference_file}:{line} '
-                       f'has {reference_paths[line - 1]!r}; all attribute files must list the '
-                       'same images in the same order')
+                      f'has {reference_paths[line - 1]!r}; all attribute files must list the '
+                      'same images in the same order')
     columns[name] = labels
   table = pd.DataFrame({'path': reference_paths, **columns})
   if check_images:

@@ -50,8 +50,8 @@ def subset_sizes(num_images: int, gallery_images: int | None = None,
     raise UserError(f'gallery_images={gallery} and query_images={query} must not be negative')
   if gallery + query >= num_images:
     raise UserError(f'gallery_images={gallery} + query_images={query} = {gallery + query} test '
-                     f'images, but the dataset has {num_images} images (at least one must be left '
-                     'for training)')
+                    f'images, but the dataset has {num_images} images (at least one must be left '
+                    'for training)')
   return num_images - gallery - query, gallery, query
 
 
@@ -149,7 +149,7 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
       path, subset = row
       if subset not in SUBSETS:
         raise UserError(f'{file}:{line}: unknown subset {subset!r}; valid subsets: '
-                         + ', '.join(SUBSETS))
+                        + ', '.join(SUBSETS))
       if path in lines:
         raise UserError(f'{file}:{line}: image {path!r} already listed on line {lines[path]}')
       lines[path] = line
@@ -165,7 +165,7 @@ def read_split(file: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
   for row, path in enumerate(table['path']):
     if path not in lines:
       raise UserError(f'{file}: dataset image {path!r} (row {row + 1} of the attribute files) is '
-                       'not in the split')
+                      'not in the split')
   return split.set_index('path').loc[table['path']].reset_index()
 
 
@@ -194,8 +194,8 @@ def ensure_split(location: str, table: pd.DataFrame, seed: int = 0,
   wanted = (count(expected, 'gallery'), count(expected, 'query'))
   if found != wanted:
     raise UserError(f'{file} has {found[0]} gallery and {found[1]} query images, but '
-                     f'gallery_images={gallery_images} and query_images={query_images} give '
-                     f'{wanted[0]} and {wanted[1]}{redo}')
+                    f'gallery_images={gallery_images} and query_images={query_images} give '
+                    f'{wanted[0]} and {wanted[1]}{redo}')
   return split, file
 
 
@@ -233,6 +233,6 @@ def adde_split(splits_dir: str, table: pd.DataFrame) -> pd.DataFrame:
   if (np.diff(rows) == 0).any():
     path = table['path'].iloc[rows[int(np.argmax(np.diff(rows) == 0))]]
     raise UserError(f'image {path!r} is in both {adde.images_file(splits_dir, "train")} and '
-                     f'{adde.images_file(splits_dir, "test")}')
+                    f'{adde.images_file(splits_dir, "test")}')
   return pd.DataFrame({'path': table['path'].to_numpy()[rows],
                        'subset': np.asarray(subsets, dtype=object)[order]})

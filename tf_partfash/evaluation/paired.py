@@ -17,7 +17,7 @@ def paired_results(a: dict, b: dict, k: int) -> list[dict]:
   paired bootstrap interval over the queries."""
   if a['query_file'] != b['query_file']:
     raise UserError(f'the files were scored on other queries: {a["query_file"]} and '
-                     f'{b["query_file"]}')
+                    f'{b["query_file"]}')
   by_workdir = {r['workdir']: r for r in b['runs']}
   if any(r['workdir'] in by_workdir for r in a['runs']):
     pairs = [(r, by_workdir[r['workdir']]) for r in a['runs'] if r['workdir'] in by_workdir]
@@ -25,7 +25,7 @@ def paired_results(a: dict, b: dict, k: int) -> list[dict]:
     pairs = list(zip(a['runs'], b['runs']))
   else:
     raise UserError(f'no workdir in common and {len(a["runs"])} runs against '
-                     f'{len(b["runs"])}: nothing to pair')
+                    f'{len(b["runs"])}: nothing to pair')
   out = []
   for run_a, run_b in pairs:
     for setting, scores_a in run_a['settings'].items():

@@ -54,7 +54,7 @@ def hit_columns(hit_attributes: str) -> tuple[str, ...]:
   """The label columns a hit is judged on."""
   if hit_attributes not in HIT_RULES:
     raise UserError(f'hit_attributes={hit_attributes!r}; valid values: '
-                     + ', '.join(HIT_ATTRIBUTES))
+                    + ', '.join(HIT_ATTRIBUTES))
   return SPECIAL_ATTRIBUTES if hit_attributes == 'special' else ATTRIBUTE_NAMES
 
 
@@ -211,15 +211,15 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
   redo = f'; delete {file} to draw the queries again'
   if blob.get('format_version') != FORMAT_VERSION or blob.get('protocol') != 'paper':
     raise UserError(f'{file}: format {blob.get("format_version")!r} / protocol '
-                     f'{blob.get("protocol")!r}, expected {FORMAT_VERSION} / paper{redo}')
+                    f'{blob.get("protocol")!r}, expected {FORMAT_VERSION} / paper{redo}')
   if blob.get('hit_attributes') != hit_attributes:
     raise UserError(f'{file}: drawn for hit_attributes={blob.get("hit_attributes")!r}, not '
-                     f'{hit_attributes!r}{redo}')
+                    f'{hit_attributes!r}{redo}')
   paths = table['path'].to_numpy()
   gallery = (split['subset'] == 'gallery').to_numpy()
   if blob['gallery']['digest'] != paths_digest(paths[gallery]):
     raise UserError(f'{file}: drawn for another gallery ({blob["gallery"]["images"]} images; '
-                     f'the split has {int(gallery.sum())}){redo}')
+                    f'the split has {int(gallery.sum())}){redo}')
   row_of = {p: i for i, p in enumerate(paths)}
   is_query = (split['subset'] == 'query').to_numpy()
   columns = hit_columns(hit_attributes)
@@ -231,13 +231,13 @@ def load_paper_queries(file: str, table: pd.DataFrame, split: pd.DataFrame,
       row = row_of.get(entry['path'])
       if row is None or not is_query[row]:
         raise UserError(f'{file}: {name} query {i}: {entry["path"]!r} is not a query image of '
-                         f'the split{redo}')
+                        f'the split{redo}')
       wanted = labels[row].copy()
       for attr, value in entry['changes'].items():
         wanted[columns.index(attribute(attr).name)] = value
       if wanted.tolist() != entry['target']:
         raise UserError(f'{file}: {name} query {i} ({entry["path"]}): target {entry["target"]} '
-                         f'but the labels with its changes give {wanted.tolist()}{redo}')
+                        f'but the labels with its changes give {wanted.tolist()}{redo}')
       rows.append(row)
       changes.append({attribute(a).name: int(v) for a, v in entry['changes'].items()})
       targets.append(wanted)

@@ -136,7 +136,7 @@ def positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarray
   found = lookup[rows]
   if (found < 0).any():
     raise UserError(f'{file} has no features for dataset row {int(rows[np.argmax(found < 0)])}; '
-                     'delete it to compute the index again')
+                    'delete it to compute the index again')
   return found
 
 
@@ -184,8 +184,8 @@ def open_runs(workdirs: Sequence[str], workers: int = 1, skip_corrupt: bool = Fa
   for run in runs[1:]:
     if shared(run) != shared(runs[0]):
       raise UserError(f'{run.workdir} was trained on other data ({shared(run)}) than '
-                       f'{runs[0].workdir} ({shared(runs[0])}); runs compared side by side share '
-                       'their data')
+                      f'{runs[0].workdir} ({shared(runs[0])}); runs compared side by side share '
+                      'their data')
   first: dict[str, TrainedRun] = {}
   opened = []
   for run in runs:

@@ -56,7 +56,7 @@ def ensure_pixel_cache(files: Sequence[str], image_size: int, file: str) -> np.m
         pixels = np.load(file, mmap_mode='r')
   if pixels.shape != shape or pixels.dtype != np.uint8:
     raise UserError(f'{file} holds {pixels.dtype} pixels of shape {pixels.shape}, not uint8 '
-                     f'{shape}: not this cache; delete it, and it is rebuilt')
+                    f'{shape}: not this cache; delete it, and it is rebuilt')
   return pixels
 
 

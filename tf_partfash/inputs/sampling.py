@@ -84,11 +84,11 @@ class BalancedBatchSampler:
     needed = 2 * len(SIGNATURE_NAMES) * pairs_per_signature
     if batch_size <= needed:  # at least one place for the random fill that makes up an epoch
       raise UserError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
-                       f'each of the {len(SIGNATURE_NAMES)} signatures and the random fill: it must '
-                       f'be > {needed}')
+                      f'each of the {len(SIGNATURE_NAMES)} signatures and the random fill: it must '
+                      f'be > {needed}')
     if labels.shape[0] < batch_size:
       raise UserError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
-                       f'{batch_size}')
+                      f'{batch_size}')
     if seed < 0:
       raise ValueError(f'seed must be >= 0, got {seed}')
     self.batch_size = batch_size
@@ -108,8 +108,8 @@ class BalancedBatchSampler:
                 + '; -1 counts as a value)' if name == 'general'
                 else 'too few images share a label (-1 excluded)')
         raise UserError(f'signature {name!r}: {rule}: the dataset has {int(capacity.sum())} '
-                         f'disjoint positive pair(s), pairs_per_signature is '
-                         f'{pairs_per_signature}; the triplet loss of this signature needs pairs')
+                        f'disjoint positive pair(s), pairs_per_signature is '
+                        f'{pairs_per_signature}; the triplet loss of this signature needs pairs')
       self._groups.append(groups)
       self._capacity.append(capacity)
 
@@ -182,7 +182,7 @@ class ManipulationTripletSampler:
     labels = _check_labels(labels)
     if batch_size % self.group_size or batch_size < self.group_size:
       raise UserError(f'batch_size {batch_size}: AMNet trains on triplets, so the batch size must '
-                       'be a multiple of 3')
+                      'be a multiple of 3')
     self.batch_size, self._seed = batch_size, seed
     special = labels[:, [ATTRIBUTE_NAMES.index(n) for n in SPECIAL_ATTRIBUTES]]
     keys, self._key_of = np.unique(special, axis=0, return_inverse=True)
@@ -209,7 +209,7 @@ class ManipulationTripletSampler:
     self._references = np.flatnonzero([bool(self._partners[u]) for u in self._key_of])
     if not len(self._references):
       raise UserError(f'no two images differ in 1 to {max_changes} special attributes only: AMNet '
-                       'has no training triplets on this data')
+                      'has no training triplets on this data')
     if len(keys) < 2:
       raise UserError('every image has the same special labels: no negative for a triplet')
     self.num_images = len(self._key_of)

@@ -152,8 +152,8 @@ def build_alexnet(image_size: int = 227, norm: str = 'lrn', name: str = 'alexnet
     raise UserError(f'norm={norm!r}; valid values: {", ".join(NORMS)}')
   if image_size < MIN_IMAGE_SIZE:
     raise UserError(f'image_size={image_size} gives a {conv5_size(image_size)}x'
-                     f'{conv5_size(image_size)} conv5 map; at least {MIN_CONV5_SIZE}x'
-                     f'{MIN_CONV5_SIZE} is needed, i.e. image_size >= {MIN_IMAGE_SIZE}')
+                    f'{conv5_size(image_size)} conv5 map; at least {MIN_CONV5_SIZE}x'
+                    f'{MIN_CONV5_SIZE} is needed, i.e. image_size >= {MIN_IMAGE_SIZE}')
   act = 'relu' if norm == 'lrn' else None
 
   def after_conv(x: keras.KerasTensor, index: int, lrn: bool) -> keras.KerasTensor:
@@ -192,8 +192,8 @@ def _read_npy_dict(path: str) -> dict[str, Any]:
     data = data.item()
   if not isinstance(data, dict):
     raise UserError(f'{path}: expected a pickled dict layer -> [W, b] (bvlc_alexnet.npy), '
-                     f'got {type(data).__name__}'
-                     + (f' of shape {data.shape}' if isinstance(data, np.ndarray) else ''))
+                    f'got {type(data).__name__}'
+                    + (f' of shape {data.shape}' if isinstance(data, np.ndarray) else ''))
   return data
 
 
@@ -204,7 +204,7 @@ def _weights_and_bias(path: str, layer: str, entry: Any) -> tuple[np.ndarray, np
     w, b = entry
   else:
     raise UserError(f'{path}: layer {layer!r} must be [W, b] or '
-                     f"{{'weights': W, 'biases': b}}, got {type(entry).__name__}")
+                    f"{{'weights': W, 'biases': b}}, got {type(entry).__name__}")
   return np.asarray(w, np.float32), np.asarray(b, np.float32)
 
 
@@ -227,7 +227,7 @@ def load_alexnet_weights(model: keras.Model, path: str) -> None:
     for what, value, var in (('W', w, layer.kernel), ('b', b, layer.bias)):
       if tuple(value.shape) != tuple(var.shape):
         raise UserError(f'{path}: layer {layer_name!r} {what} has shape {tuple(value.shape)}, '
-                         f'the model expects {tuple(var.shape)}')
+                        f'the model expects {tuple(var.shape)}')
       updates.append((var, value))
   # Assign only after every layer checked out, so a bad file leaves the model untouched.
   for var, value in updates:

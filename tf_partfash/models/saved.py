@@ -32,5 +32,5 @@ def load_model(workdir: str, run: RunConfig) -> keras.Model:
     model.load_weights(file)
   except ValueError as e:
     raise UserError(f'{file} does not fit the model described by {RUN_FILE} '
-                     f'(method {run.method}): {e}') from e
+                    f'(method {run.method}): {e}') from e
   return model

@@ -189,7 +189,7 @@ def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers
   regressor = PartRegressor.load(file)
   if regressor.trained_on != wanted:
     raise UserError(f'{file} was taught on other images ({regressor.images}, digest '
-                     f'{regressor.trained_on}, not {wanted}); delete it to teach a new one')
+                    f'{regressor.trained_on}, not {wanted}); delete it to teach a new one')
   return regressor
 
 

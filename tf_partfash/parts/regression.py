@@ -166,8 +166,8 @@ class PartRegressor:
     version, teacher = int(stored['format_version']), int(stored['teacher'])
     if (version, teacher) != (FORMAT_VERSION, ALGORITHM_VERSION):
       raise UserError(f'{file}: part regressor format {version} taught by extraction version '
-                       f'{teacher}; this tf_partfash needs format {FORMAT_VERSION} and version '
-                       f'{ALGORITHM_VERSION}: delete it to train a new one')
+                      f'{teacher}; this tf_partfash needs format {FORMAT_VERSION} and version '
+                      f'{ALGORITHM_VERSION}: delete it to train a new one')
     return cls(**{n: stored[n].item() if n in ('trained_on', 'images') else stored[n]
                   for n in names})
 
@@ -186,7 +186,7 @@ def fit(x: np.ndarray, case: np.ndarray, landmarks: np.ndarray, trained_on: str,
   n = len(x)
   if n < 2 or len(set(case.tolist())) < 2:
     raise UserError(f'a part regressor needs images of at least two cases; got {n} images of '
-                     f'cases {sorted({CASES[c] for c in case})}')
+                    f'cases {sorted({CASES[c] for c in case})}')
   mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
   z = (x - mean) / scale
   known = ~np.isnan(landmarks)

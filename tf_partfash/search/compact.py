@@ -67,7 +67,7 @@ class CompactIndex:
     n, v, d = vectors.shape
     if (v * d) % DIMS_PER_CODE:
       raise UserError(f'a compact index codes {DIMS_PER_CODE} dimensions at a time; the gallery '
-                       f'has {v} x {d} = {v * d}')
+                      f'has {v} x {d} = {v * d}')
     started = time.monotonic()
     index = faiss.IndexPQFastScan(v * d, v * d // DIMS_PER_CODE, 4, faiss.METRIC_INNER_PRODUCT)
     sample = np.sort(np.random.default_rng(0).permutation(n)[:TRAINING_ROWS])
@@ -101,11 +101,13 @@ class CompactIndex:
     cache.check_header(file, stored, expected_model_id)
     if int(stored.get('compact_version', -1)) != FORMAT_VERSION:
       raise UserError(f'{file}: compact index version {int(stored.get("compact_version", -1))}, '
-                       f'this tf_partfash reads version {FORMAT_VERSION}; rebuild it')
+                      f'this tf_partfash reads version {FORMAT_VERSION}; rebuild it with '
+                      '--rebuild_compact_index')
     if str(stored['identity']) != expected_identity:
       shape = tuple(stored['shape'].tolist())
       raise UserError(f'{file} codes another gallery ({shape} vectors, identity '
-                       f'{stored["identity"]}), not this one ({expected_identity}); rebuild it')
+                      f'{stored["identity"]}), not this one ({expected_identity}); rebuild it '
+                      'with --rebuild_compact_index')
     return cls(faiss.deserialize_index(stored['codes']), str(stored['model_id']),
                str(stored['identity']), tuple(int(x) for x in stored['shape']))
 

@@ -244,8 +244,8 @@ class AmnetEncoder:
         row = SPECIAL_OFFSETS[SPECIAL_ATTRIBUTES.index(attribute(name).name)] + value
         if not self.counts[row]:
           raise UserError(f'no training image has {attribute(name).name}='
-                           f'{attribute(name).value(value)!r}: its AMNet memory row was never '
-                           'initialised')
+                          f'{attribute(name).value(value)!r}: its AMNet memory row was never '
+                          'initialised')
         indicator[i, row] = 1.0
     manipulated = np.asarray(self.model.manipulate(out[changed, 0], indicator))
     norms = np.linalg.norm(manipulated, axis=1, keepdims=True)

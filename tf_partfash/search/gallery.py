@@ -35,11 +35,11 @@ class Prototypes:
     attr = attribute(name)
     if not 0 <= value < attr.num_values:
       raise UserError(f'value index {value} out of range for {attr.name!r} '
-                       f'(0..{attr.num_values - 1})')
+                      f'(0..{attr.num_values - 1})')
     if self.counts[attr.name][value] == 0:
       known = [attr.values[k] for k in np.nonzero(self.counts[attr.name])[0]]
       raise UserError(f'no training image has {attr.name}={attr.values[value]!r}, so it has no '
-                       f'generic representation; values seen in training: {", ".join(known)}')
+                      f'generic representation; values seen in training: {", ".join(known)}')
     return self.vectors[attr.name][value]
 
   def save(self, path: str) -> None:
@@ -145,8 +145,8 @@ class GalleryIndex:
       if position < len(self):
         return position
     raise UserError(f'{item!r} is not in the gallery: give an image path relative to '
-                     f'{self.image_root or "the gallery root"} (e.g. {str(self.paths[0])!r}) or a '
-                     f'row number 0..{len(self) - 1}')
+                    f'{self.image_root or "the gallery root"} (e.g. {str(self.paths[0])!r}) or a '
+                    f'row number 0..{len(self) - 1}')
 
   def save(self, path: str) -> None:
     cache.save_npz(path, {

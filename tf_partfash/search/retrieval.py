@@ -106,7 +106,7 @@ def parse_changes(settings: Sequence[str]) -> dict[str, int]:
     name, sep, value = setting.partition('=')
     if not sep or not name.strip() or not value.strip():
       raise UserError(f'attribute change {setting!r} is not of the form name=value, e.g. '
-                       'color=navy; special attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
+                      'color=navy; special attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
     attr = special_attribute(name)
     if attr.name in changes:
       raise UserError(f'attribute {attr.name!r} is set twice ({setting!r})')
@@ -219,11 +219,11 @@ class Searcher:
       raise UserError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
     if backend == 'compact':
       raise UserError('backend=compact searches a stored compact index: '
-                       'trained_run.TrainedRun.searcher builds it')
+                      'trained_run.TrainedRun.searcher builds it')
     if backend == 'faiss' and distance != 'squared':
       raise UserError(f'backend=faiss searches distance=squared only (got {distance!r}); give '
-                       'distance=squared, or use backend=exact for Eq. 4\'s sum of Euclidean '
-                       'distances')
+                      'distance=squared, or use backend=exact for Eq. 4\'s sum of Euclidean '
+                      'distances')
     gallery = _check_signatures('gallery', gallery)
     self.backend, self.distance = backend, distance
     self.shape = gallery.shape

@@ -137,8 +137,8 @@ def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> 
   query = _find_query(run, gallery, request.query, request.part_extractor)
   if len(picked) > 1 and not run.method.signatures:
     raise UserError(f'--feedback with several images weighs the S + 1 signatures of the '
-                     f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '
-                     'vector: pick one image (it replaces the query)')
+                    f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '
+                    'vector: pick one image (it replaces the query)')
   # Prototypes are computed on first use, which needs the model: only when a change asks.
   encoder = run.encoder(with_prototypes=bool(changes))
   q = query.features

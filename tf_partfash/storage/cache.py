@@ -61,11 +61,11 @@ def check_header(file: str, stored: dict, expected_model_id: str | None) -> None
   version = int(stored['format_version'])
   if version != FORMAT_VERSION:
     raise UserError(f'{file}: index format version {version}, this tf_partfash reads version '
-                     f'{FORMAT_VERSION}; rebuild it')
+                    f'{FORMAT_VERSION}; rebuild it')
   found = str(stored['model_id'])
   if expected_model_id is not None and found != expected_model_id:
     raise UserError(f'{file} was built by model {found}, not by the requested model '
-                     f'{expected_model_id}; rebuild it with this model')
+                    f'{expected_model_id}; rebuild it with this model')
 
 
 def save_npz(file: str, arrays: dict[str, np.ndarray]) -> None:
@@ -193,7 +193,7 @@ class StoredRows:
         info = z.getinfo(f'{member}.npy')
         if info.compress_type != zipfile.ZIP_STORED:
           raise UserError(f'{file}: {member} is compressed; rows can be read only from a stored '
-                           'member')
+                          'member')
       with open(file, 'rb') as f:  # past the member's local header: its name and extra field
         f.seek(info.header_offset + 26)
         name_length, extra_length = np.frombuffer(f.read(4), '<u2')

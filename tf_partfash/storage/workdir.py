@@ -83,10 +83,10 @@ class RunConfig:
   def from_json(cls, blob: dict[str, Any], file: str) -> RunConfig:
     if blob.get('format_version') != FORMAT_VERSION:
       raise UserError(f'{file}: format version {blob.get("format_version")!r}, this tf_partfash '
-                       f'reads version {FORMAT_VERSION}')
+                      f'reads version {FORMAT_VERSION}')
     if blob.get('method') not in METHODS:
       raise UserError(f'{file}: unknown method {blob.get("method")!r}; this tf_partfash knows '
-                       + ', '.join(METHODS))
+                      + ', '.join(METHODS))
     try:
       # Settings added since format 1 (part_extractor) take their defaults: what older runs had.
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
@@ -126,7 +126,7 @@ def _read_json(file: str) -> dict:
   if not isinstance(blob, dict):  # it is written whole: changed by hand
     reason = blob if isinstance(blob, Exception) else f'a JSON {type(blob).__name__}'
     raise UserError(f'{file}: not a readable run configuration ({reason}); restore it, or use a '
-                     'new --workdir')
+                    'new --workdir')
   return blob
 
 
@@ -147,7 +147,7 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   diff = _differences(strip(stored), strip(run.to_json()))
   if diff:
     raise UserError(f'{workdir} holds a run with another configuration ({file}): '
-                     + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
+                    + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
 
 
 def save_run_config(workdir: str, run: RunConfig) -> None:

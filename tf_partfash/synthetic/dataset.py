@@ -166,7 +166,7 @@ def ensure_dataset(out_dir: str, num_images: int, seed: int = 0, width: int = 38
       found = json.load(f)
     if found != wanted:
       raise UserError(f'{marker} describes a synthetic dataset {found}, but {wanted} was asked '
-                       'for; delete the directory or choose another one')
+                      'for; delete the directory or choose another one')
     return out_dir
   generate(out_dir, num_images, seed, width, height, workers, images_per_style)
   return out_dir

@@ -32,8 +32,8 @@ def cluster_role(environ: Mapping[str, str] = os.environ) -> tuple[bool, int]:
   text = environ.get('TF_CONFIG')
   if not text:
     raise UserError('--strategy=multi_worker needs TF_CONFIG, e.g. TF_CONFIG=\'{"cluster": '
-                     '{"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
-                     '"index": 0}}\' (README: training on several machines)')
+                    '{"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                    '"index": 0}}\' (README: training on several machines)')
   try:
     config = json.loads(text)
     cluster, task = config['cluster'], config['task']
@@ -41,10 +41,10 @@ def cluster_role(environ: Mapping[str, str] = os.environ) -> tuple[bool, int]:
     hosts = cluster[task_type]
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f'TF_CONFIG={text!r} is not a cluster and task as TensorFlow documents '
-                     f'them ({type(e).__name__}: {e})') from None
+                    f'them ({type(e).__name__}: {e})') from None
   if not 0 <= task_id < len(hosts):
     raise UserError(f'TF_CONFIG: task index {task_id} is not one of the {len(hosts)} '
-                     f'{task_type} address(es) {hosts}')
+                    f'{task_type} address(es) {hosts}')
   return _is_chief(task_type, task_id, cluster), task_id
 
 

@@ -106,7 +106,7 @@ class Trainer:
     group = getattr(self.samplers[2], 'group_size', 1)
     if config.batch_size % (group * strategy.num_replicas_in_sync):
       raise UserError(f'batch_size {config.batch_size} does not split into whole groups of '
-                       f'{group} images over {strategy.num_replicas_in_sync} replicas')
+                      f'{group} images over {strategy.num_replicas_in_sync} replicas')
     self.steps_per_epoch = {s: self.samplers[s].batches_per_epoch for s in (1, 2)}
     if config.steps_per_epoch:  # a short run: the first batches of each epoch's order
       self.steps_per_epoch = {s: min(n, config.steps_per_epoch)
@@ -172,8 +172,8 @@ class Trainer:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
       except AssertionError as e:
         raise UserError(f'{latest} does not hold every weight of this model (written by '
-                         f'another network or an older tf_partfash): {e}; use a new --workdir'
-                         ) from None
+                        f'another network or an older tf_partfash): {e}; use a new --workdir'
+                        ) from None
       logging.info('resuming from %s at step %d', latest, int(self.optimizer.iterations.numpy()))
     step = int(self.optimizer.iterations.numpy())
     self._saved_step = step if latest else None

@@ -81,7 +81,7 @@ def _write_missing_adde_files(directory: str, paths: Sequence[str], labels: np.n
   if os.path.exists(images):
     if adde.read_image_list(images) != list(paths):
       raise UserError(f'{images} lists other test images than this split has; delete '
-                       f'{directory} to write the ADDE files again')
+                      f'{directory} to write the ADDE files again')
   else:
     adde.write_attr_num(os.path.join(directory, adde.ATTR_NUM_FILE))
     adde.write_labels(adde.labels_file(directory, 'test'), labels)

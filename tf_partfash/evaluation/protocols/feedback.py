@@ -50,7 +50,7 @@ def evaluate(runs: Sequence[TrainedRun], options: Options) -> Outcome:
   supported = [r for r in runs if r.method.signatures]
   if not supported:
     raise UserError('no run of a method with S + 1 signatures to personalise: '
-                     + ', '.join(skipped))
+                    + ', '.join(skipped))
   data = runs[0].data
   query_sets, query_file = ensure_paper_queries(data.split_file, data.table, data.split,
                                                 options.query_seed, 'special')
@@ -135,7 +135,7 @@ def evaluate_feedback(run: TrainedRun, queries: Mapping[str, QuerySet],
   hidden ones; a method with one vector per image cannot weigh signatures."""
   if not run.method.signatures:
     raise UserError(f'{run.workdir}: a {run.config.method} model has one feature vector per '
-                     'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
+                    'image; the feedback protocol weighs the S + 1 signatures (Eq. 5-6)')
   gallery = paper_gallery(run)
   signatures = gallery.features.signatures
   searcher = run.searcher('paper_gallery', gallery.features, signatures, backend, distance)

@@ -53,7 +53,7 @@ def nested_galleries(num_images: int, sizes: Sequence[int]) -> list[np.ndarray]:
   too_big = [s for s in sizes if not 0 < s <= num_images]
   if too_big:
     raise UserError(f'gallery sizes {too_big}: the gallery has {num_images} images (sizes from 1 '
-                     f'to {num_images})')
+                    f'to {num_images})')
   order = np.random.default_rng(0).permutation(num_images)
   return [np.sort(order[:s]) for s in sizes]
 
