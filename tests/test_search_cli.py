@@ -197,3 +197,19 @@ def test_an_image_too_small_to_search_is_one_line_naming_it(tiny_run, tmp_path):
   Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / 'dot.png')
   with pytest.raises(UserError, match=r'dot.png: 1x1 pixels; an image needs at least 32x32'):
     search(SearchRequest(workdir, str(tmp_path / 'dot.png')))
+
+
+def test_a_gallery_image_given_by_its_own_path_is_that_gallery_image(tiny_run):
+  workdir, gallery, _ = tiny_run
+  by_path = search(SearchRequest(workdir, os.path.abspath(gallery.file(2)), top_k=3))
+  by_id = search(SearchRequest(workdir, str(gallery.paths[2]), top_k=3))
+  assert by_path['query_row'] == 2 and 2 not in [r['row'] for r in by_path['results']]
+  assert by_path['results'] == by_id['results']
+
+
+def test_an_output_picture_of_an_unknown_format_fails_before_the_search(tiny_run, tmp_path):
+  from tf_partfash.errors import UserError
+  workdir, _, _ = tiny_run
+  with pytest.raises(UserError, match=r'--output_image=.*fig.gif: a picture is written as '
+                                      r'\.png, \.jpg, \.jpeg'):
+    search(SearchRequest(str(tmp_path / 'no_run'), '0', output_image=str(tmp_path / 'fig.gif')))

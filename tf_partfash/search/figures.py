@@ -18,6 +18,7 @@ TILE_WIDTH, IMAGE_HEIGHT = 150, 200
 CAPTION_LINES, LINE_HEIGHT = 2, 15
 TITLE_HEIGHT, MARGIN, FRAME = 22, 8, 5
 FRAMES = {'green': (40, 170, 60), 'blue': (40, 90, 220)}
+FORMATS = ('.png', '.jpg', '.jpeg')  # what `save_figure` writes, by the file's extension
 
 
 @dataclasses.dataclass(frozen=True)

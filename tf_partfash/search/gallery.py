@@ -136,7 +136,10 @@ class GalleryIndex:
     return os.path.join(self.image_root, str(self.paths[position]))
 
   def find(self, item: str) -> int:
-    """Position of a gallery item given by its path (relative to `image_root`) or position."""
+    """Position of a gallery item given by its path (relative to `image_root`, or the image
+    file's own path) or position."""
+    if self.image_root and os.path.isabs(item):  # the file itself, where the gallery has it
+      item = os.path.relpath(os.path.realpath(item), os.path.realpath(self.image_root))
     hits = np.nonzero(self.paths == item)[0]
     if len(hits):
       return int(hits[0])

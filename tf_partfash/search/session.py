@@ -47,13 +47,20 @@ class _Query:
   position: int | None     # in the gallery, or None for an image from outside it
 
 
-def _check_output_folders(request: SearchRequest) -> None:
-  """Outputs in a folder that does not exist fail before the search."""
+def _check_outputs(request: SearchRequest) -> None:
+  """Outputs that cannot be written fail before the search: a folder that does not exist or is
+  not writable, a picture of a format not drawn."""
   for name in ('output_json', 'output_image'):
     file = getattr(request, name)
     folder = os.path.dirname(os.path.abspath(file)) if file else None
     if folder and not os.path.isdir(folder):
       raise UserError(f'--{name}={file}: folder {folder} does not exist')
+    if folder and not os.access(folder, os.W_OK):
+      raise UserError(f'--{name}={file}: folder {folder} is not writable')
+  image = request.output_image
+  if image and os.path.splitext(image)[1].lower() not in figures.FORMATS:
+    raise UserError(f'--output_image={image}: a picture is written as '
+                    + ', '.join(figures.FORMATS) + ' (by its extension)')
 
 
 def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str,
@@ -115,7 +122,7 @@ class SearchOutcome:
 def search(request: SearchRequest) -> dict[str, Any]:
   """Runs the search, prints its tables, writes the outputs asked for; returns the JSON report."""
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
-  _check_output_folders(request)
+  _check_outputs(request)
   run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
   outcome = answer(run, request, changes)
   print(outcome.text)
