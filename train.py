@@ -81,12 +81,14 @@ def _train() -> None:
     raise UserError(f'--workdir={FLAGS.workdir} is a file, not a directory')
   os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
   from tf_partfash.storage import atomic
-  from tf_partfash.storage.workdir import FLAGS_FILE, LOCK_FILE, RunConfig, check_run_config
+  from tf_partfash.storage.workdir import (FLAGS_FILE, LOCK_FILE, RunConfig,
+                                           check_imagenet_weights, check_run_config)
 
   run = RunConfig(FLAGS.model, *_configs(), cli.config_from_flags(DataConfig))
   # Another run's workdir, or one in use, fails at once, before TensorFlow is imported (slow);
   # train_run checks both again and holds the lock for the whole training.
   check_run_config(FLAGS.workdir, run)
+  check_imagenet_weights(FLAGS.workdir, run)
   if FLAGS.strategy != 'multi_worker' or cluster_role()[0]:  # the chief alone holds the lock
     with atomic.exclusive(os.path.join(FLAGS.workdir, LOCK_FILE),
                           f'{FLAGS.workdir} is in use by another training', wait=False):

@@ -68,8 +68,9 @@ print(len(table), 'images; 12 attribute files valid; split', file,
 stage parts "$PYTHON" -m tf_partfash.parts --data_dir="$DATA" --output="$DATA/parts_v1.csv" \
   --workers="$WORKERS"
 half=$(( (STEPS + 1) / 2 ))
+# No ImageNet weights here: the LRN backbone from scratch, on purpose (a rehearsal of the chain).
 stage train "$PYTHON" train.py --flagfile=flags/shopping100k.flags --data_dir="$DATA" \
-  --workdir="$RUN" --stage1_epochs=1 --stage2_epochs=1 --steps_per_epoch="$half" \
+  --alexnet_weights=none --workdir="$RUN" --stage1_epochs=1 --stage2_epochs=1 --steps_per_epoch="$half" \
   --workers="$WORKERS"
 stage evaluate "$PYTHON" evaluate.py --workdir="$RUN" --workers="$WORKERS"
 query=$("$PYTHON" -c "

@@ -228,8 +228,8 @@ def test_cli_errors_are_one_line(tiny_synthetic, tmp_path):
   data = _data_copy(tiny_synthetic, tmp_path)
   _edit_line(data, ATTRIBUTE_NAMES[0], 2, b'Female/1_Coats/x.jpg seven')
   bad_line = f"{ATTRIBUTE_NAMES[0]}.txt:2: value index 'seven' is not an integer"
-  line = _one_line_error(_cli('train.py', f'--data_dir={data}', f'--workdir={tmp_path / "r"}'),
-                         'train.py: error: ')
+  line = _one_line_error(_cli('train.py', f'--data_dir={data}', '--alexnet_weights=none',
+                              f'--workdir={tmp_path / "r"}'), 'train.py: error: ')
   assert line.endswith(bad_line)
   line = _one_line_error(_cli('-m', 'tf_partfash.parts', f'--data_dir={data}',
                               f'--output={tmp_path / "parts.csv"}'),
@@ -295,3 +295,22 @@ def test_only_user_errors_become_one_line_messages():
     exit_on_user_error('prog', raises(FileNotFoundError('missing.txt')))
   with pytest.raises(ValueError, match='zero-size array'):
     exit_on_user_error('prog', raises(ValueError('zero-size array to reduction operation')))
+
+
+def test_the_paper_configuration_without_imagenet_weights_is_refused_before_any_data(tmp_path):
+  # flags/shopping100k.flags (the LRN backbone of §6) without --alexnet_weights: one line naming
+  # the flag and how to train from scratch on purpose, before the (absent) data is read.
+  missing_data = tmp_path / 'no_such_dataset'
+  result = _cli('train.py', '--flagfile=flags/shopping100k.flags', f'--data_dir={missing_data}',
+                f'--workdir={tmp_path / "run"}')
+  line = _one_line_error(result, 'train.py: error: --alexnet_weights is not given: the LRN '
+                                 "backbone of the paper's configuration")
+  assert line.endswith('or --alexnet_weights=none to train it from scratch on purpose')
+  assert not (tmp_path / 'run' / 'run.json').exists()
+  # With =none it goes on, to the data (absent here), and records the choice.
+  result = _cli('train.py', '--flagfile=flags/shopping100k.flags', f'--data_dir={missing_data}',
+                '--alexnet_weights=none', f'--workdir={tmp_path / "run"}')
+  assert 'no_such_dataset' in _one_line_error(result, 'train.py: error: ')
+  from tf_partfash.config import DataConfig
+  assert DataConfig(alexnet_weights='none').imagenet_weights is None
+  assert DataConfig(alexnet_weights='w.npy').imagenet_weights == 'w.npy'

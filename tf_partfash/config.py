@@ -83,6 +83,8 @@ def check_settings(config: Any) -> None:
 
 
 _POSITIVE, _NON_NEGATIVE, _FRACTION = Interval(0, low_open=True), Interval(0), Interval(0, 1)
+# `--alexnet_weights=none`: no ImageNet weights, on purpose.
+FROM_SCRATCH = 'none'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,10 +107,17 @@ class DataConfig:
   synthetic_images: int = setting(5500, 'Size of the built-in synthetic dataset.', _NON_NEGATIVE)
   synthetic_seed: int = setting(0, 'Seed of the built-in synthetic dataset.', _NON_NEGATIVE)
   alexnet_weights: str | None = setting(
-      None, 'bvlc_alexnet.npy with ImageNet conv1-conv5 weights (§6).')
+      None, "bvlc_alexnet.npy with ImageNet conv1-conv5 weights (§6); 'none' trains the paper's "
+      'LRN backbone from scratch on purpose (a new run of it is refused without one or the '
+      'other).')
 
   def __post_init__(self):
     check_settings(self)
+
+  @property
+  def imagenet_weights(self) -> str | None:
+    """The ImageNet weight file to start conv1-conv5 from; None from scratch."""
+    return None if self.alexnet_weights in (None, FROM_SCRATCH) else self.alexnet_weights
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ import json
 import os
 from typing import Any
 
-from tf_partfash.config import DataConfig, ModelConfig, TrainConfig
+from tf_partfash.config import FROM_SCRATCH, DataConfig, ModelConfig, TrainConfig
 from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS
 from tf_partfash.storage import atomic
@@ -148,6 +148,19 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
   if diff:
     raise UserError(f'{workdir} holds a run with another configuration ({file}): '
                     + '; '.join(diff) + '. Use a new --workdir, or the stored settings.')
+
+
+def check_imagenet_weights(workdir: str, run: RunConfig) -> None:
+  """A new run of the paper's LRN backbone (§6: conv1-conv5 from ImageNet) that names no weight
+  file is an error saying how to give one, or how to train from scratch on purpose: days of GPU
+  time that cannot reproduce the paper are not spent by a forgotten flag. A run already started
+  resumes as it began."""
+  if (run.model.backbone_norm == 'lrn' and run.data.alexnet_weights is None
+      and not os.path.exists(os.path.join(workdir, RUN_FILE))):
+    raise UserError('--alexnet_weights is not given: the LRN backbone of the paper\'s '
+                    'configuration starts conv1-conv5 from ImageNet weights (§6); give '
+                    f'--alexnet_weights=bvlc_alexnet.npy, or --alexnet_weights={FROM_SCRATCH} to '
+                    'train it from scratch on purpose')
 
 
 def save_run_config(workdir: str, run: RunConfig) -> None:

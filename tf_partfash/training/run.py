@@ -22,7 +22,8 @@ from tf_partfash.methods import method
 from tf_partfash.models.alexnet import load_alexnet_weights
 from tf_partfash.models.saved import build_model, export_model
 from tf_partfash.storage import atomic
-from tf_partfash.storage.workdir import LOCK_FILE, RunConfig, check_run_config, save_run_config
+from tf_partfash.storage.workdir import (LOCK_FILE, RunConfig, check_imagenet_weights,
+                                         check_run_config, save_run_config)
 from tf_partfash.training.distribution import make_strategy, strategy_role
 from tf_partfash.training.trainer import Trainer
 
@@ -35,7 +36,8 @@ def train_run(run: RunConfig, workdir: str, data: PreparedData | None = None, wo
   """Trains (or resumes) the run in `workdir` and exports the model; returns it with its data.
 
   `run.data.alexnet_weights`, when set, initialises conv1-conv5 from ImageNet weights (§6); a
-  resumed run takes every weight from its checkpoint instead. One training at a time runs in a
+  resumed run takes every weight from its checkpoint instead. A new run of the paper's LRN
+  backbone must say which weights it starts from (`check_imagenet_weights`). One training at a time runs in a
   workdir (`train.lock`, held to the export): a second is refused and the first is left alone.
   run.json is written, and `started` called (train.py writes flags.txt), only once the run has
   started: its configuration fits the workdir, the data is ready, the network is built with its
@@ -52,6 +54,7 @@ def train_run(run: RunConfig, workdir: str, data: PreparedData | None = None, wo
           if chief else contextlib.nullcontext())
   with lock:
     check_run_config(workdir, run)  # before the slow steps: a wrong workdir fails at once
+    check_imagenet_weights(workdir, run)
     if data is None:
       data = prepare(run.data, workdir, workers, skip_corrupt)
     trainer = _trainer(run, workdir, data, strategy, input_cache)
@@ -86,8 +89,8 @@ def _trainer(run: RunConfig, workdir: str, data: PreparedData, strategy: tf.dist
 
   def initial_model():
     model = build_model(run)
-    if run.data.alexnet_weights:
-      load_alexnet_weights(model.backbone, run.data.alexnet_weights)
+    if run.data.imagenet_weights:
+      load_alexnet_weights(model.backbone, run.data.imagenet_weights)
     return model
 
   return Trainer(initial_model, run.model, run.train, train, workdir, strategy,
