@@ -72,8 +72,8 @@ def test_the_workers_slices_of_a_batch_are_the_batch_with_its_flips(tiny_synthet
 def test_train_py_without_tf_config_is_one_line_error(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != 'TF_CONFIG'}
   result = subprocess.run([sys.executable, 'train.py', f'--workdir={tmp_path}',
-                           '--strategy=multi_worker'], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+                           '--alexnet_weights=none', '--strategy=multi_worker'], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
   assert result.returncode == 1, result.stderr[-2000:]
   assert result.stderr.strip().splitlines()[-1].startswith(
       'train.py: error: --strategy=multi_worker needs TF_CONFIG'), result.stderr[-2000:]
