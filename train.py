@@ -17,6 +17,7 @@ from tf_partfash import cli
 from tf_partfash.config import DataConfig, INPUT_CACHES, ModelConfig, TrainConfig
 from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS, PROPOSED, method_configs
+from tf_partfash.storage.workdir import RunConfig
 from tf_partfash.training.distribution import STRATEGIES, cluster_role
 
 cli.define_config_flags(ModelConfig)
@@ -55,6 +56,11 @@ def _configs() -> tuple[ModelConfig, TrainConfig]:
     raise UserError(f'--model={FLAGS.model}: {e}') from None
 
 
+def _run_config() -> RunConfig:
+  """What this command trains: run.json's content."""
+  return RunConfig(FLAGS.model, *_configs(), cli.config_from_flags(DataConfig))
+
+
 # Contradictions of --model are flag errors: nothing starts.
 @flags.multi_flags_validator(
     ['model'] + [f.name for c in (ModelConfig, TrainConfig) for f in dataclasses.fields(c)],
@@ -81,10 +87,10 @@ def _train() -> None:
     raise UserError(f'--workdir={FLAGS.workdir} is a file, not a directory')
   os.makedirs(FLAGS.workdir, exist_ok=True)  # an unwritable workdir fails before the slow imports
   from tf_partfash.storage import atomic
-  from tf_partfash.storage.workdir import (FLAGS_FILE, LOCK_FILE, RunConfig,
-                                           check_imagenet_weights, check_run_config)
+  from tf_partfash.storage.workdir import (FLAGS_FILE, LOCK_FILE, check_imagenet_weights,
+                                           check_run_config)
 
-  run = RunConfig(FLAGS.model, *_configs(), cli.config_from_flags(DataConfig))
+  run = _run_config()
   # Another run's workdir, or one in use, fails at once, before TensorFlow is imported (slow);
   # train_run checks both again and holds the lock for the whole training.
   check_run_config(FLAGS.workdir, run)

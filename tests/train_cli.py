@@ -10,12 +10,8 @@ _RECORD = r'''
 import json, sys
 from absl import flags
 import train
-from tf_partfash import cli
-from tf_partfash.config import DataConfig
-from tf_partfash.storage.workdir import RunConfig
 flags.FLAGS(sys.argv[1:])
-run = RunConfig(flags.FLAGS.model, *train._configs(), cli.config_from_flags(DataConfig))
-print(json.dumps(run.to_json()))
+print(json.dumps(train._run_config().to_json()))
 '''
 
 
