@@ -101,8 +101,7 @@ class Trainer:
     self.loss = method.loss_fn()
     self.train, self.workdir, self.strategy = train, workdir, strategy
     self.chief, task = strategy_role(strategy)
-    self.samplers = {s: method.sampler(s, train.labels, config.batch_size, config.seed)
-                     for s in (1, 2)}
+    self.samplers = {s: method.sampler(s, train.labels, config) for s in (1, 2)}
     group = getattr(self.samplers[2], 'group_size', 1)
     if config.batch_size % (group * strategy.num_replicas_in_sync):
       raise UserError(f'batch_size {config.batch_size} does not split into whole groups of '
@@ -122,7 +121,12 @@ class Trainer:
       self.optimizer.build(model.trainable_variables)
     # Every weight by position, non-trainable ones (BatchNorm statistics, AMNet's memory counts)
     # included: Keras 3 layers kept in dicts are not checkpoint dependencies of their model.
-    self.checkpoint = tf.train.Checkpoint(weights=list(model.weights), optimizer=self.optimizer)
+    # The variables that are not weights are Dropout's random generators: checkpointed too, so a
+    # resumed run draws the masks the uninterrupted run draws.
+    weights = {id(w) for w in model.weights}
+    self.random_states = [v for v in model.variables if id(v) not in weights]
+    self.checkpoint = tf.train.Checkpoint(weights=list(model.weights), optimizer=self.optimizer,
+                                          random_states=self.random_states)
     self.checkpoints = os.path.join(workdir, CHECKPOINTS_DIR)
     self._write_dir = (self.checkpoints if self.chief
                        else os.path.join(workdir, worker_temp_dir(task)))
@@ -169,7 +173,7 @@ class Trainer:
     latest = self.latest_checkpoint()
     if latest:
       try:
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self._restore(latest)
       except AssertionError as e:
         raise UserError(f'{latest} does not hold every weight of this model (written by '
                         f'another network or an older tf_partfash): {e}; use a new --workdir'
@@ -225,6 +229,18 @@ class Trainer:
                      sums['loss/total'] / max(len(order) // self.config.batch_size, 1),
                      ' '.join(f'{n} {a:.2f}' for n, a in accuracy.items()))
     progress.close()
+
+  def _restore(self, checkpoint: str) -> None:
+    saved = {name.split('/')[0] for name, _ in tf.train.list_variables(checkpoint)}
+    if self.random_states and 'random_states' not in saved:
+      # Written before the generators were checkpointed: the weights resume exactly, the
+      # dropout masks from here on are new draws.
+      logging.warning('%s holds no random generator state (an older tf_partfash): dropout '
+                      'masks after the resumption differ from an uninterrupted run', checkpoint)
+      tf.train.Checkpoint(weights=list(self.model.weights), optimizer=self.optimizer
+                          ).restore(checkpoint).assert_existing_objects_matched()
+      return
+    self.checkpoint.restore(checkpoint).assert_existing_objects_matched()
 
   def _distributed_dataset(self, order: np.ndarray, config: PipelineConfig, epoch: int,
                            start: int) -> tf.distribute.DistributedDataset:
