@@ -1,4 +1,6 @@
 """The two-path part network: shapes, parameter count, part gating, save/load."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -121,3 +123,31 @@ def test_signature_v_comes_from_the_branch_of_its_attribute():
   np.testing.assert_allclose(signatures[0], 1.0)  # v = 0: the general path
   for k, name in enumerate(SIGNATURE_NAMES[1:], start=1):
     np.testing.assert_allclose(signatures[signature_index(name)], k + 1.0, err_msg=name)
+
+
+def test_under_head_picks_extraction_offers_upper_body_parts_and_the_heads_case_picks():
+  from tf_partfash.parts import extract_parts
+  # A hand-drawn T-shirt (navy on white): jump detection on the image alone reads its short,
+  # wide silhouette as lower body and offers no part; read as an upper-body garment it offers
+  # collar, torso, chest and fastening (its stubby sleeves are not found).
+  shirt = np.full((300, 200, 3), 255, np.uint8)
+  shirt[80:280, 60:140] = (30, 40, 120)
+  shirt[80:130, 30:170] = (30, 40, 120)
+  alone, offered = extract_parts(shirt, None), extract_parts(shirt, False)
+  assert alone.case == 'lower' and not alone.as_arrays()[1].any()
+  np.testing.assert_array_equal(offered.as_arrays()[1], [1, 1, 1, 0, 0, 1])
+  lower, sleeve, sleeveless = tf.constant([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0]])[:, None]
+  config = partnet.ModelConfig(image_size=147, hidden_size=8, signature_size=8)
+  for gate, parts in (('head', alone), ('head_picks', offered)):
+    model = partnet.build_partnet(dataclasses.replace(config, gate=gate))
+    present = tf.constant(parts.as_arrays()[1][None])
+    gates = {case: model.gates(present, logits, training=False).numpy()[0].tolist()
+             for case, logits in (('lower', lower), ('sleeve', sleeve),
+                                  ('sleeveless', sleeveless))}
+    if gate == 'head':  # the head can only veto: nothing was offered, nothing is used
+      assert gates == {'lower': [0] * 6, 'sleeve': [0] * 6, 'sleeveless': [0] * 6}
+    else:  # the head's case picks among what was offered; a sleeve not found is the whole map
+      assert gates == {'lower': [0] * 6, 'sleeve': [1, 1, 1, 0, 0, 1],
+                       'sleeveless': [1, 1, 1, 0, 0, 1]}
+  assert config.test_case_from == 'image'
+  assert dataclasses.replace(config, gate='head_picks').test_case_from == 'upper_body'

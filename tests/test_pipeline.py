@@ -135,7 +135,7 @@ def test_test_images_take_their_parts_from_the_image_alone(tiny_synthetic, tmp_p
   shutil.copytree(tiny_synthetic, data_dir, ignore=shutil.ignore_patterns('parts_v*'))
   data = prepare(DataConfig(data_dir=data_dir), str(tmp_path))
   labelled = compute_parts(data_dir, data.table, progress=False)
-  from_image = compute_parts(data_dir, data.table, progress=False, use_labels=False)
+  from_image = compute_parts(data_dir, data.table, progress=False, case_from='image')
   test = set(data.rows('gallery', 'query').tolist())
   differ = 0
   for row, path in enumerate(data.table['path']):

@@ -1,4 +1,5 @@
-"""Tests of the balanced batch sampler: every batch carries positive pairs for every signature."""
+"""Tests of the batch samplers: the paper's random batches (an epoch one pass), and balanced ones
+(every batch carries positive pairs for every signature)."""
 from __future__ import annotations
 
 import collections
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES, GENERAL_ATTRIBUTES, SPECIAL_ATTRIBUTES
-from tf_partfash.inputs.sampling import (BalancedBatchSampler, SIGNATURE_NAMES as SIGNATURES,
-                                         general_groups)
+from tf_partfash.inputs.sampling import (BalancedBatchSampler, RandomBatchSampler,
+                                         SIGNATURE_NAMES as SIGNATURES, general_groups)
 from tf_partfash.training import losses
 
 COLUMN = {n: j for j, n in enumerate(ATTRIBUTE_NAMES)}
@@ -145,3 +146,40 @@ def test_general_groups_match_the_loss_grouping():
   assert len(set(groups.tolist())) == 4
   ids = losses.general_group_ids(labels[:, GENERAL]).numpy()
   np.testing.assert_array_equal(ids, [0, 1, 0, 3, 4, 3])
+
+
+def test_an_epoch_of_either_sampler_has_the_batch_count_its_definition_gives():
+  labels = skewed_labels()  # N = 48
+  # Random: one pass, ceil(48 / 20) = 3 batches; 60 places, so the first 12 of the permutation
+  # come again to complete the last batch.
+  random = RandomBatchSampler(labels, batch_size=20, seed=1)
+  batches = random.epoch(0)
+  assert random.batches_per_epoch == 3 and batches.shape == (3, 20)
+  assert sorted(batches.reshape(-1)[:48]) == list(range(48))  # every image once ...
+  np.testing.assert_array_equal(batches.reshape(-1)[48:], batches.reshape(-1)[:12])  # ... then wraps
+  assert all(len(set(b)) == 20 for b in batches)  # no image twice in a batch
+  np.testing.assert_array_equal(batches, RandomBatchSampler(labels, 20, seed=1).epoch(0))
+  assert not np.array_equal(batches, random.epoch(1))
+  # Balanced at 28 with 2 pairs per signature on 100 images (the 48 repeated, so every signature
+  # has pairs): 28 - 2 * 6 * 2 = 4 places of random fill per batch, so ceil(100 / 4) = 25
+  # batches show every image in the fill (7 passes' worth of places).
+  many = np.resize(labels, (100, labels.shape[1]))
+  balanced = BalancedBatchSampler(many, batch_size=28, seed=0, pairs_per_signature=2)
+  assert balanced.batches_per_epoch == 25 and balanced.epoch(0).shape == (25, 28)
+  # The default at 64 (2 pairs, 40 of fill): ceil(100 / 40) = 3 batches, about 1.9 passes,
+  # against ceil(100 / 64) = 2 random ones.
+  assert BalancedBatchSampler(many, batch_size=64, seed=0).batches_per_epoch == 3
+  assert RandomBatchSampler(many, batch_size=64, seed=0).batches_per_epoch == 2
+
+
+def test_the_sampler_setting_picks_the_batches_of_each_stage():
+  from tf_partfash.config import TrainConfig
+  from tf_partfash.inputs.sampling import ManipulationTripletSampler
+  from tf_partfash.methods import method
+  labels = skewed_labels()
+  for name, kind in (('random', RandomBatchSampler), ('balanced', BalancedBatchSampler)):
+    config = TrainConfig(sampler=name, batch_size=30)
+    assert type(method('partnet').sampler(2, labels, config)) is kind
+    assert type(method('amnet').sampler(1, labels, config)) is kind
+    # AMNet's stage 2 trains on its own triplets whatever the setting.
+    assert type(method('amnet').sampler(2, labels, config)) is ManipulationTripletSampler

@@ -28,6 +28,10 @@ PART_EXTRACTORS: tuple[str, ...] = ('jumps', 'regression')
 # Where training reads its images: the files, or their decoded pixels cached once
 # (`inputs.pixel_cache`; the same batches, faster).
 INPUT_CACHES: tuple[str, ...] = ('none', 'pixels')
+# Mini-batches (`inputs.sampling`): the paper's random ones, or seeded with positive pairs.
+SAMPLERS: tuple[str, ...] = ('random', 'balanced')
+# Which parts a test image uses (`models.partnet`, `ModelConfig.gate`).
+GATES: tuple[str, ...] = ('head', 'head_picks', 'extraction')
 
 
 def check_distance(distance: str) -> None:
@@ -134,11 +138,21 @@ class ModelConfig:
   dropout: float = setting(0.5, 'Dropout after fc6 and before the classifiers.', _FRACTION)
   use_parts: bool = setting(True, 'Pool special branches from their parts (False: the w/o parts '
                             'ablation, every branch sees the whole map).')
-  gate: str = setting('head', "Inference gating of parts: 'head' (Extract Parts? output) or "
-                      "'extraction'.", ('head', 'extraction'))
+  gate: str = setting(
+      'head', "Which parts a test image uses (§4.3). 'head_picks' (the paper's reading): "
+      'extraction offers the upper-body parts of every image and the "Extract Parts?" head\'s '
+      "case picks them; 'head': extraction on the image alone, which may read it as lower body, "
+      "and the head's case may only leave parts out; 'extraction': extraction alone.", GATES)
 
   def __post_init__(self):
     check_settings(self)
+
+  @property
+  def test_case_from(self) -> str:
+    """What settles a test image's case when its parts are extracted
+    (`parts.dataset.CASE_SOURCES`): under 'head_picks' nothing, every image offers its upper-body
+    parts and the head picks; otherwise the image alone."""
+    return 'upper_body' if self.gate == 'head_picks' else 'image'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +172,13 @@ class TrainConfig:
   warmup_steps: int = setting(0, 'Linear warm-up steps at the start of each stage.',
                               _NON_NEGATIVE)
   batch_size: int = setting(64, 'Global batch size (split over replicas).', _POSITIVE)
+  sampler: str = setting(
+      'balanced', "Mini-batches of both stages (AMNet's stage 2 always takes its triplets). "
+      "'random' (paper §6): a permutation of the training images, an epoch one pass, "
+      "ceil(N / batch_size) batches; 'balanced': every batch seeded with positive pairs for each "
+      'signature (max(1, batch_size // 32) pairs each) and filled at random, an epoch the '
+      'ceil(N / (batch_size - 12 * pairs)) batches whose fill shows every image once (about 1.6 '
+      'passes at 64).', SAMPLERS)
   margin: float = setting(0.2, 'Triplet margin m of Eq. 3.', _NON_NEGATIVE)
   triplet_weight: float = setting(1.0, 'Weight of L_triplet in stage 2.', _NON_NEGATIVE)
   distance: str = setting('euclidean', "d of Eq. 3: 'euclidean' or 'squared'.", DISTANCES)

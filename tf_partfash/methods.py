@@ -23,7 +23,10 @@ from typing import Any, Callable, Mapping
 from tf_partfash.config import ModelConfig, TrainConfig
 from tf_partfash.errors import UserError
 
-_BALANCED = 'tf_partfash.inputs.sampling:BalancedBatchSampler'
+# A stage's sampler: the one `TrainConfig.sampler` names, or a method's own.
+BATCHES = 'batches'
+_SAMPLERS = {'random': 'tf_partfash.inputs.sampling:RandomBatchSampler',
+             'balanced': 'tf_partfash.inputs.sampling:BalancedBatchSampler'}
 _TRIPLETS = 'tf_partfash.inputs.sampling:ManipulationTripletSampler'
 
 
@@ -38,8 +41,8 @@ class Method:
   """One method of the comparison. The `module:attribute` fields are resolved on use:
 
   network(ModelConfig) -> keras.Model, built; objective(model, outputs, batch, stage, config,
-  seed) -> (loss, logs) (`objectives`); samplers[stage - 1](labels, batch_size, seed) makes the
-  batches of each stage; begin_stage2(model, train examples, image size, batch size) runs once
+  seed) -> (loss, logs) (`objectives`); samplers[stage - 1] makes the batches of each stage
+  (`BATCHES`: the sampler `TrainConfig.sampler` names); begin_stage2(model, train examples, image size, batch size) runs once
   when stage 2 starts; encoder (`encoders`) turns images and attribute changes into the vectors
   search compares.
   """
@@ -50,7 +53,7 @@ class Method:
   objective: str
   encoder: str
   implies: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # settings it fixes
-  samplers: tuple[str, str] = (_BALANCED, _BALANCED)
+  samplers: tuple[str, str] = (BATCHES, BATCHES)
   begin_stage2: str | None = None
   signatures: bool = True         # images are the S + 1 signatures, so Eq. 5-6 weigh them
   # Published top-20 accuracy: Fig. 6 in % per setting (§7.1-7.2), Table 2 as a fraction per
@@ -65,8 +68,11 @@ class Method:
     """The objective, resolved (once per training: not inside a traced step)."""
     return resolve(self.objective)
 
-  def sampler(self, stage: int, labels, batch_size: int, seed: int):
-    return resolve(self.samplers[stage - 1])(labels, batch_size, seed)
+  def sampler(self, stage: int, labels, config: TrainConfig):
+    """The batches of `stage`: `config.sampler`'s, unless the method brings its own."""
+    name = self.samplers[stage - 1]
+    name = _SAMPLERS[config.sampler] if name == BATCHES else name
+    return resolve(name)(labels, config.batch_size, config.seed)
 
   def stage2_start(self) -> Callable | None:
     return resolve(self.begin_stage2) if self.begin_stage2 else None
@@ -110,7 +116,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method('amnet', 'AMNet', 'AMNet (Zhao et al., CVPR 2017), the main baseline',
            'tf_partfash.models.amnet:build_amnet', 'tf_partfash.training.objectives:amnet_loss',
            'tf_partfash.search.encoders:AmnetEncoder', {'use_parts': False},
-           samplers=(_BALANCED, _TRIPLETS),
+           samplers=(BATCHES, _TRIPLETS),
            begin_stage2='tf_partfash.training.objectives:initialise_amnet_memory', signatures=False,
            paper_top20={'manipulate1': 45.8}, paper_table2=_table2(0.51, 0.39, 0.38, 0.37, 0.64)),
     Method('partnet', 'Proposed', 'the proposed part-based network', _PARTNET, _PARTNET_LOSS,

@@ -3,9 +3,10 @@
 Train, evaluate and search all go through `prepare`, so they see the same split and the same parts.
 Training images' parts follow the labels where they settle "Extract Parts?" (§4.3,
 `parts_v<N>.csv`); gallery and query images' come from the image alone (§4.2,
-`parts_v<N>_from_image.csv`), so nothing indexed or searched depends on a label. With the
-regression extractor of §7.5 the parts caches are named after the regressor
-(`parts_v<N>_regression_<digest>[_from_image].csv`), itself taught on first use on a fixed sample
+`parts_v<N>_from_image.csv`), or are every image's upper-body parts for the network's head to pick
+(`gate='head_picks'`, `parts_v<N>_upper_body.csv`), so nothing indexed or searched depends on a
+label. With the regression extractor of §7.5 the parts caches are named after the regressor
+(`parts_v<N>_regression_<digest>[_from_image|_upper_body].csv`), itself taught on first use on a fixed sample
 of the training images and kept as `part_regressor_v<M>_<digest>.npz`. Cached files (split, parts,
 regressor) live in the data directory when it is writable, else in `cache_dir`.
 """
@@ -68,15 +69,16 @@ def ensure_regressor(data_dir: str, table: pd.DataFrame, split: pd.DataFrame, st
   return ensure_part_regressor(data_dir, sample, regressor_file(state_dir, sample), workers)
 
 
-def prepare(data: DataConfig, cache_dir: str, workers: int = 1,
-            skip_corrupt: bool = False) -> PreparedData:
+def prepare(data: DataConfig, cache_dir: str, workers: int = 1, skip_corrupt: bool = False,
+            test_case_from: str = 'image') -> PreparedData:
   """Reads (or, when `data.data_dir` is None, generates the built-in synthetic) dataset of a run.
 
   Train, evaluate and search all call this with the run's recorded `DataConfig`, so they see the
   same dataset, split and parts. The split's gallery and query sizes are `data.gallery_images`
   and `data.query_images` (None: the paper's proportions, `splits.subset_sizes`). With
   `skip_corrupt`, images that cannot be decoded are left out before part extraction, each logged,
-  and listed in `PreparedData.skipped`.
+  and listed in `PreparedData.skipped`. `test_case_from` is how the gallery and query images'
+  parts are extracted (`ModelConfig.test_case_from`).
   """
   data_dir = data.data_dir
   if data_dir is None:
@@ -95,8 +97,8 @@ def prepare(data: DataConfig, cache_dir: str, workers: int = 1,
     skipped = table['path'][~keep].tolist()
     table, split = table[keep].reset_index(drop=True), split[keep].reset_index(drop=True)
   # Training images: the category label settles "Extract Parts?" where it can (§4.3). Test images
-  # (gallery and query): the image alone decides, as for a shopper's photo (§4.2), so indexing
-  # and search read no label. Caches are named by the algorithm's version, so a cache of an
+  # (gallery and query) read no label, as a shopper's photo has none (§4.2): the image alone
+  # decides, or every image offers its upper-body parts for the head to pick. Caches are named by the algorithm's version, so a cache of an
   # older extraction (or another regressor's) is not reused.
   regressor, extractor = None, ''
   if data.part_extractor == 'regression':
@@ -106,9 +108,10 @@ def prepare(data: DataConfig, cache_dir: str, workers: int = 1,
       state, f'parts_v{ALGORITHM_VERSION}{extractor}{suffix}.csv')
   labelled = ensure_parts(data_dir, table, parts_file(''), workers, regressor=regressor)
   test = (split['subset'] != 'train').to_numpy()
-  from_image = ensure_parts(data_dir, table[test], parts_file('_from_image'), workers,
-                            use_labels=False, regressor=regressor)
-  examples = pipeline.make_examples(data_dir, table, {**labelled, **from_image})
+  suffix = {'image': '_from_image', 'upper_body': '_upper_body'}[test_case_from]
+  unlabelled = ensure_parts(data_dir, table[test], parts_file(suffix), workers,
+                            case_from=test_case_from, regressor=regressor)
+  examples = pipeline.make_examples(data_dir, table, {**labelled, **unlabelled})
   label_case = np.array([CASES.index(labelled[p].case) for p in table['path']], np.int32)
   counts = split['subset'].value_counts().to_dict()
   logging.info('dataset %s: %d images (%s)%s', data_dir, len(table),

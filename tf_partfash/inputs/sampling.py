@@ -1,4 +1,5 @@
-"""Balanced mini-batches for in-batch triplet mining (paper §4.5, §6).
+"""Mini-batches: the paper's random ones (§6), and balanced ones for in-batch triplet mining
+(§4.5), chosen by `TrainConfig.sampler`; AMNet's triplets for its stage 2.
 
 The triplets of Eq. 3 are mined inside each mini-batch (§6, `losses.sample_triplets`), so a batch
 only trains a signature if two of its images share that signature's label. Uniform random batches of
@@ -155,6 +156,37 @@ class BalancedBatchSampler:
       # Shuffled so that the pairs do not always sit at the front of the batch.
       batches[b] = rng.permutation(np.fromiter(chosen, np.int64, self.batch_size))
     return batches
+
+
+class RandomBatchSampler:
+  """The paper's mini-batches (§6): a random permutation of the training images cut into batches.
+
+  An epoch is one pass: `ceil(N / batch_size)` batches, the last one completed with the first
+  images of the permutation (distinct from its own, as N >= batch_size). Triplets are then chosen
+  at random among a batch's images (`losses.sample_triplets`); a signature whose label no two
+  images of a batch share trains no triplet in that batch. A pure function of `(seed, epoch)`.
+  """
+
+  def __init__(self, labels: np.ndarray, batch_size: int, seed: int):
+    labels = _check_labels(labels)
+    if labels.shape[0] < batch_size:
+      raise UserError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
+                      f'{batch_size}')
+    if seed < 0:
+      raise ValueError(f'seed must be >= 0, got {seed}')
+    self.batch_size, self.num_images, self._seed = batch_size, labels.shape[0], seed
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return math.ceil(self.num_images / self.batch_size)
+
+  def epoch(self, epoch: int) -> np.ndarray:
+    """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
+    if epoch < 0:
+      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    order = np.random.default_rng([self._seed, epoch]).permutation(self.num_images)
+    padded = np.resize(order, self.batches_per_epoch * self.batch_size)  # wraps to the start
+    return padded.reshape(self.batches_per_epoch, self.batch_size).astype(np.int64)
 
 
 class ManipulationTripletSampler:

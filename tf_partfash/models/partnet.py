@@ -9,9 +9,11 @@ image -> AlexNet conv1..conv5 ─┬─ pool5 -> fc6 -> fc7 = general signature 
 The crop takes the conv5 map to its own size, so a crop with the whole-image box is exactly conv5
 and the fallback of §4.3 ("the network does not use ROI pooling and passes the whole feature map
 of the conv-5th layer after the pooling layer") is the same branch with the box (0, 0, 1, 1).
-A part is used when part extraction found it and the case allows it: during training the case
-comes from part extraction; at inference from the network's own "Extract Parts?" head (or from
-extraction, with `gate='extraction'`). Sleeve length pools both sleeves (element-wise max, which
+A part is used when part extraction offered it and the case allows it: during training the case
+comes from part extraction (settled by the labels where they can); at inference from the
+network's own "Extract Parts?" head, which picks among the upper-body parts extraction offers for
+every image (`gate='head_picks'`, §4.3), or may only leave out parts of an extraction that read
+the image alone (`gate='head'`); with `gate='extraction'` extraction alone decides. Sleeve length pools both sleeves (element-wise max, which
 is unchanged by a horizontal flip); colour and pattern share the chest crop (§6).
 """
 from __future__ import annotations
@@ -93,7 +95,8 @@ class PartNet(keras.Model):
     return fc7(fc6(self.flatten(pooled), training=training), training=training)
 
   def gates(self, present: tf.Tensor, case_logits: tf.Tensor, training: bool) -> tf.Tensor:
-    """(B, 6) 1.0 where a part's box is used: found by extraction and allowed by the case."""
+    """(B, 6) 1.0 where a part's box is used: offered by extraction and allowed by the case (the
+    head's at inference; what extraction offers is `ModelConfig.test_case_from`'s)."""
     gates = tf.cast(present, tf.float32)
     if not self.config.use_parts:
       return tf.zeros_like(gates)

@@ -114,8 +114,18 @@ def _extract_in_worker(job: tuple[str, bool | None]) -> Parts:
   return _extract_file(job, _worker_regressor)
 
 
-def _jobs(data_dir: str, table: pd.DataFrame, use_labels: bool) -> list[tuple[str, bool | None]]:
-  return [(image_file(data_dir, p), lower_body_of(c) if use_labels else None)
+# What settles an image's case ("Extract Parts?", §4.3) when its parts are extracted: its category
+# label where the label settles it (training images), the image alone (test images under
+# `gate='head'`), or nothing: every image is read as an upper-body garment, so its torso and
+# sleeve boxes are offered to the network's head (`gate='head_picks'`).
+CASE_SOURCES = ('labels', 'image', 'upper_body')
+
+
+def _jobs(data_dir: str, table: pd.DataFrame, case_from: str) -> list[tuple[str, bool | None]]:
+  if case_from not in CASE_SOURCES:
+    raise ValueError(f'case_from={case_from!r}; valid: {", ".join(CASE_SOURCES)}')
+  lower_body = {'labels': lower_body_of, 'image': lambda c: None, 'upper_body': lambda c: False}
+  return [(image_file(data_dir, p), lower_body[case_from](c))
           for p, c in zip(table['path'], table['category'])]
 
 
@@ -130,10 +140,10 @@ def _imap(function, jobs: list, workers: int, regressor: PartRegressor | None = 
     yield from pool.imap(function, jobs, chunksize=16)
 
 
-def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int, use_labels: bool,
+def _iter_parts(data_dir: str, table: pd.DataFrame, workers: int, case_from: str,
                 regressor: PartRegressor | None) -> Iterable[tuple[str, Parts]]:
   """`(path, Parts)` for every row of `table`, in order, over `workers` processes."""
-  jobs = _jobs(data_dir, table, use_labels)
+  jobs = _jobs(data_dir, table, case_from)
   yield from zip(table['path'].tolist(), _imap(_extract_in_worker, jobs, workers, regressor))
 
 
@@ -161,7 +171,7 @@ def teach_part_regressor(data_dir: str, table: pd.DataFrame, workers: int = 1,
   training images."""
   line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
   taught = []
-  for done, record in enumerate(_imap(_teach_file, _jobs(data_dir, table, True), workers),
+  for done, record in enumerate(_imap(_teach_file, _jobs(data_dir, table, 'labels'), workers),
                                 start=1):
     taught.append(record)
     if line:
@@ -194,23 +204,24 @@ def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers
 
 
 def compute_parts(data_dir: str, table: pd.DataFrame, workers: int = 1,
-                  progress: bool = True, use_labels: bool = True,
+                  progress: bool = True, case_from: str = 'labels',
                   regressor: PartRegressor | None = None) -> dict[str, Parts]:
   """`{path: Parts}` for every image of a `read_attributes` table, in table order.
 
-  With `use_labels` (training, §4.3) the category label settles the case where it can
-  (`lower_body_of`), and images it settles as lower body are not even decoded; without (test
-  images, §4.2) the image alone decides. Jump detection extracts them, or `regressor` when given.
+  `case_from` (`CASE_SOURCES`): 'labels' (training, §4.3), the category label settles the case
+  where it can (`lower_body_of`), and images it settles as lower body are not even decoded;
+  'image' (test images, §4.2), the image alone decides; 'upper_body', every image's upper-body
+  parts. Jump detection extracts them, or `regressor` when given.
   An unreadable image is an error naming it. `progress` prints a progress line on stderr every
   few seconds.
   """
-  return dict(_computed(data_dir, table, workers, progress, use_labels, regressor))
+  return dict(_computed(data_dir, table, workers, progress, case_from, regressor))
 
 
 def _computed(data_dir: str, table: pd.DataFrame, workers: int, progress: bool,
-              use_labels: bool, regressor: PartRegressor | None) -> Iterable[tuple[str, Parts]]:
+              case_from: str, regressor: PartRegressor | None) -> Iterable[tuple[str, Parts]]:
   line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
-  for done, record in enumerate(_iter_parts(data_dir, table, workers, use_labels, regressor),
+  for done, record in enumerate(_iter_parts(data_dir, table, workers, case_from, regressor),
                                 start=1):
     if line:
       line.update(done, 'parts')
@@ -220,10 +231,10 @@ def _computed(data_dir: str, table: pd.DataFrame, workers: int, progress: bool,
 
 
 def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: int = 1,
-                 progress: bool = True, use_labels: bool = True,
+                 progress: bool = True, case_from: str = 'labels',
                  regressor: PartRegressor | None = None) -> dict[str, Parts]:
   """`{path: Parts}` for every image of `table`, from the CSV cache at `cache_path` where it can
-  (`compute_parts`: a cache holds one `use_labels` setting and one extractor).
+  (`compute_parts`: a cache holds one `case_from` and one extractor).
 
   Images missing from the cache are computed and the cache replaced whole every
   `SAVE_EVERY_SECS`, at the end and when interrupted, so a new run resumes where one stopped (a
@@ -239,7 +250,7 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: i
       cached = read_parts_csv(cache_path) if os.path.exists(cache_path) else {}
       todo = missing(cached)
       if todo.any():
-        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress, use_labels,
+        _compute_into(cached, data_dir, table[todo], cache_path, workers, progress, case_from,
                       regressor)
         # What the file holds (boxes rounded to 5 decimals), not the values just computed: the
         # run that computes the cache then trains on exactly the boxes every later run reads.
@@ -248,11 +259,11 @@ def ensure_parts(data_dir: str, table: pd.DataFrame, cache_path: str, workers: i
 
 
 def _compute_into(cached: dict[str, Parts], data_dir: str, table: pd.DataFrame, cache_path: str,
-                  workers: int, progress: bool, use_labels: bool,
+                  workers: int, progress: bool, case_from: str,
                   regressor: PartRegressor | None) -> None:
   last_save = time.monotonic()
   try:
-    for path, parts in _computed(data_dir, table, workers, progress, use_labels, regressor):
+    for path, parts in _computed(data_dir, table, workers, progress, case_from, regressor):
       cached[path] = parts
       if time.monotonic() - last_save >= SAVE_EVERY_SECS:
         write_parts_csv(cache_path, cached.items())

@@ -74,17 +74,18 @@ def embed_images(model: keras.Model, run: RunConfig, image_root: str, paths: Seq
                  model_id: str, extract: PartExtractor = extract_parts,
                  progress: bool = True) -> GalleryIndex:
   """Features of images outside the dataset (§4.6 queries, user galleries): part extraction by
-  `extract` (the image decides the case, as no label does), then a forward pass. Labels are
-  unknown."""
+  `extract` (as the run extracts its test images, `ModelConfig.test_case_from`: no label settles
+  the case), then a forward pass. Labels are unknown."""
   files = [os.path.join(image_root, p) for p in paths]
   cut_outs = sum(map(is_cut_out, files))
   if cut_outs:
     logging.info('%d of %d images have transparent backgrounds: composited on white, as a shop '
                  "photo's background", cut_outs, len(files))
   line = ProgressLine(len(files), cache.PROGRESS_EVERY_SECS, unit='image') if progress else None
+  lower_body = False if run.model.test_case_from == 'upper_body' else None
   parts = []
   for done, file in enumerate(files, start=1):
-    parts.append(extract(read_image(file, WORK_HEIGHT), None))
+    parts.append(extract(read_image(file, WORK_HEIGHT), lower_body))
     if line:
       line.update(done, 'parts')
   arrays = [p.as_arrays() for p in parts]

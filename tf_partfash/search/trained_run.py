@@ -75,7 +75,8 @@ class TrainedRun:
   def data(self) -> PreparedData:
     if self._data is None:
       from tf_partfash.inputs.prepared import prepare  # the input pipeline imports TensorFlow
-      self._data = prepare(self.config.data, self.workdir, self._workers, self._skip_corrupt)
+      self._data = prepare(self.config.data, self.workdir, self._workers, self._skip_corrupt,
+                           self.config.model.test_case_from)
     return self._data
 
   def index(self, name: str = 'test', rows: np.ndarray | None = None,

@@ -56,7 +56,7 @@ def train_run(run: RunConfig, workdir: str, data: PreparedData | None = None, wo
     check_run_config(workdir, run)  # before the slow steps: a wrong workdir fails at once
     check_imagenet_weights(workdir, run)
     if data is None:
-      data = prepare(run.data, workdir, workers, skip_corrupt)
+      data = prepare(run.data, workdir, workers, skip_corrupt, run.model.test_case_from)
     trainer = _trainer(run, workdir, data, strategy, input_cache)
     if not chief:
       trainer.run()
