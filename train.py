@@ -18,6 +18,7 @@ from tf_partfash.config import DataConfig, INPUT_CACHES, ModelConfig, TrainConfi
 from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS, PROPOSED, method_configs
 from tf_partfash.storage.workdir import RunConfig
+from tf_partfash.training import cluster_wait
 from tf_partfash.training.distribution import STRATEGIES, cluster_role
 
 cli.define_config_flags(ModelConfig)
@@ -40,6 +41,9 @@ flags.DEFINE_enum('strategy', 'auto', STRATEGIES, "tf.distribute strategy: 'auto
                   "of this machine), 'default' (one device), 'mirrored' (this machine's devices) "
                   "or 'multi_worker' (several machines, from TF_CONFIG; README: training on "
                   'several machines).')
+flags.DEFINE_float('cluster_wait_secs', 600.0, "With --strategy=multi_worker: how long to wait "
+                   'for every worker of TF_CONFIG to join, with a progress line naming those not '
+                   'reachable, before giving up with an error.', lower_bound=0.0)
 flags.mark_flag_as_required('workdir')
 FLAGS = flags.FLAGS
 
@@ -99,6 +103,8 @@ def _train() -> None:
     with atomic.exclusive(os.path.join(FLAGS.workdir, LOCK_FILE),
                           f'{FLAGS.workdir} is in use by another training', wait=False):
       pass
+  if FLAGS.strategy == 'multi_worker' and not cluster_wait.supervised():
+    sys.exit(cluster_wait.supervise(sys.argv, FLAGS.cluster_wait_secs))  # trains in a child
   from tf_partfash.evaluation.accuracy import report_test_accuracy
   from tf_partfash.training.run import train_run
   text = _flagfile_text()  # the flags as given, before anything can change them

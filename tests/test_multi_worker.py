@@ -227,3 +227,68 @@ def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one_as_two_r
   workers = _apart(_update(outs[0]), one)
   replicas = _apart(_update(outputs['two_cpus']), one)
   assert workers < 10 * floor and replicas < 10 * floor, (workers, replicas, floor)
+
+
+def test_peers_are_the_other_tasks_and_unreachable_ones_are_named():
+  from tf_partfash.training.cluster_wait import peers, unreachable
+  listening = socket.socket()
+  listening.bind(('127.0.0.1', 0))
+  listening.listen()
+  up = f'127.0.0.1:{listening.getsockname()[1]}'
+  down = f'127.0.0.1:{_free_ports(1)[0]}'
+  config = _tf_config({'chief': ['me:1'], 'worker': [up, down]}, 'chief', 0)
+  assert peers(config) == [('worker 0', up), ('worker 1', down)]
+  assert unreachable(peers(config)) == [('worker 1', down)]
+  listening.close()
+
+
+def _train_cli_in_a_cluster_without_its_peer(workdir, wait_secs):
+  """train.py as worker 0 of a two-worker cluster whose worker 1 never starts."""
+  import tiny
+  hosts = [f'127.0.0.1:{port}' for port in _free_ports(2)]
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2',
+         **_tf_config({'worker': hosts}, 'worker', 0)}
+  process = subprocess.Popen(
+      [sys.executable, 'train.py', f'--workdir={workdir}', '--strategy=multi_worker',
+       f'--cluster_wait_secs={wait_secs}', '--synthetic_images=100', *tiny.train_flags()],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  _STARTED.append(process)
+  return process, hosts[1]
+
+
+def _still_running(workdir) -> list[int]:
+  """Processes whose command line names `workdir` (a training left behind)."""
+  found = []
+  for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        if str(workdir).encode() in f.read():
+          found.append(int(pid))
+    except OSError:
+      pass
+  return found
+
+
+def test_a_cluster_that_never_comes_up_ends_in_bounded_time_and_on_sigterm_or_ctrl_c(tmp_path):
+  import signal
+  import time
+  # Three at once (each imports TensorFlow): a time-out, a SIGTERM and a Ctrl-C while waiting.
+  timed_out, missing = _train_cli_in_a_cluster_without_its_peer(tmp_path / 'timeout', 3)
+  stopped = {s: _train_cli_in_a_cluster_without_its_peer(tmp_path / s.name, 600)[0]
+             for s in (signal.SIGTERM, signal.SIGINT)}
+  time.sleep(8)  # the children are importing TensorFlow or already waiting for worker 1
+  for s, process in stopped.items():
+    assert process.poll() is None
+    process.send_signal(s)
+  for s, process in stopped.items():
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith(
+        f'train.py: error: stopped ({s.name}) while waiting for the cluster'), stderr[-2000:]
+  _, stderr = timed_out.communicate(timeout=120)
+  assert timed_out.returncode == 1, stderr[-2000:]
+  assert stderr.strip().splitlines()[-1] == (
+      'train.py: error: the cluster did not come up within --cluster_wait_secs=3: not '
+      f'reachable: worker 1 ({missing}); start train.py there with its own TF_CONFIG task')
+  for name in ('timeout', 'SIGTERM', 'SIGINT'):
+    assert not _still_running(tmp_path / name), name  # the supervised child is gone too

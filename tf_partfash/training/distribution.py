@@ -7,7 +7,8 @@ chief (the `chief` task, else worker 0) alone writes to the workdir. The others 
 checkpoints to a temporary folder they delete (saving can be collective, so all must take part).
 
 TensorFlow is imported only inside `make_strategy`: train.py reads the cluster role before the
-slow import, to check the workdir at once.
+slow import, to check the workdir at once, and runs a multi-worker training under a supervisor
+that bounds the wait for the cluster (`cluster_wait`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 from typing import Any, Mapping
 
 from tf_partfash.errors import UserError
+from tf_partfash.training.cluster_wait import notify_cluster_ready
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 
@@ -69,7 +71,9 @@ def make_strategy(name: str = 'auto'):
   import tensorflow as tf
   if name == 'multi_worker':
     cluster_role()  # a missing or malformed TF_CONFIG says so, rather than training alone
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # waits for every worker
+    notify_cluster_ready()
+    return strategy
   if name == 'mirrored' or (name == 'auto' and len(tf.config.list_logical_devices('GPU')) > 1):
     return tf.distribute.MirroredStrategy()
   return tf.distribute.get_strategy()
