@@ -83,7 +83,7 @@ def _package_of(module: str) -> str:
 # The role packages in the order data flows: a package imports only its own modules, the
 # declarations (tf_partfash's top-level modules) and packages earlier in this list.
 LAYERS = ('storage', 'data', 'parts', 'synthetic', 'inputs', 'models', 'training', 'search',
-          'evaluation')
+          'evaluation', 'serving')
 MAX_TOP_LEVEL_MODULES = 10
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

@@ -1,8 +1,9 @@
 """One shopper's search (paper §4.6, §5, Fig. 7-8): a query image, attribute changes, and
 optionally relevance feedback; printed as tables, written as JSON and as a Fig. 7/8-like picture.
 
-search.py parses its flags into a `SearchRequest` and calls `search`; `answer` computes a search
-of an opened run without printing or writing anything.
+search.py parses its flags into a `SearchRequest` and calls `search`. A `Catalogue` is a gallery
+opened for searching once; `answer` computes a search of it without printing or writing anything
+(serve.py answers every request so).
 """
 from __future__ import annotations
 
@@ -41,12 +42,6 @@ class SearchRequest:
   rebuild_compact_index: bool = False  # backend=compact: rebuild its stored codes
 
 
-@dataclasses.dataclass(frozen=True)
-class _Query:
-  features: GalleryIndex   # one item
-  position: int | None     # in the gallery, or None for an image from outside it
-
-
 def _check_outputs(request: SearchRequest) -> None:
   """Outputs that cannot be written fail before the search: a folder that does not exist or is
   not writable, a picture of a format not drawn."""
@@ -63,24 +58,74 @@ def _check_outputs(request: SearchRequest) -> None:
                     + ', '.join(figures.FORMATS) + ' (by its extension)')
 
 
-def _find_query(run: TrainedRun, gallery: GalleryIndex, text: str,
-                part_extractor: str | None) -> _Query:
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+  """A gallery made ready to search with a run (§4.6): its index, the method's query encoder and
+  the searcher over its vectors. search.py opens one per command, serve.py one per process."""
+  run: TrainedRun
+  gallery: GalleryIndex
+  name: str                      # of its cached files: 'test' or the folder's
+  encoder: Any
+  searcher: Any
+  backend: str
+  distance: str
+  part_extractor: str | None     # of images from outside the dataset
+
+
+def open_catalogue(run: TrainedRun, gallery: str = 'test', backend: str = 'exact',
+                   distance: str = 'euclidean', part_extractor: str | None = None,
+                   with_prototypes: bool = True) -> Catalogue:
+  """`gallery`: 'test' (the run's gallery and query images) or a folder of images. Prototypes
+  are computed on first use, which needs the model and the training images: without changes to
+  search for, `with_prototypes=False` spares them."""
+  lazy = backend == 'compact'  # candidates' signatures read from the file, not all held
+  index = (run.index(lazy=lazy) if gallery == 'test'
+           else run.folder_index(gallery, part_extractor, lazy=lazy))
+  encoder = run.encoder(with_prototypes=with_prototypes)
+  name = 'test' if gallery == 'test' else run.folder_name(gallery, part_extractor)
+  return Catalogue(run, index, name, encoder,
+                   run.searcher(name, index, encoder.gallery(index), backend, distance),
+                   backend, distance, part_extractor)
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+  features: GalleryIndex   # one item
+  position: int | None     # in the gallery, or None for an image from outside it
+  cut_out: bool = False    # an outside image with a transparent background
+
+
+def image_query(catalogue: Catalogue, file: str) -> Query:
+  """The query of an image file from outside the gallery: its parts extracted, then the model."""
+  folder, name = os.path.split(os.path.abspath(file))
+  return Query(catalogue.run.embed(folder, [name], progress=False,
+                                   part_extractor=catalogue.part_extractor), None, is_cut_out(file))
+
+
+def find_query(catalogue: Catalogue, text: str) -> Query:
+  """A gallery ID (path or row), else an image file."""
   try:
-    position = gallery.find(text)
-    return _Query(gallery.take([position]), position)
+    position = catalogue.gallery.find(text)
+    return Query(catalogue.gallery.take([position]), position)
   except ValueError as e:
     if not os.path.isfile(text):
       raise UserError(f'--query: neither a gallery ID nor an image file: {e}') from None
-  folder, name = os.path.split(os.path.abspath(text))
-  return _Query(run.embed(folder, [name], progress=False, part_extractor=part_extractor), None)
+  return image_query(catalogue, text)
 
 
-def _ranked(searcher: retrieval.Searcher, gallery: GalleryIndex, vectors: np.ndarray,
-            exclude: set[int], demanded: dict[str, int], top_k: int,
-            weights: np.ndarray | None = None) -> list[dict[str, Any]]:
-  """Ranked results of one query's (1, V, D) vectors, leaving out `exclude` (its own items)."""
-  found, dist = searcher.search(vectors, top_k + len(exclude), weights)
-  hits = [(int(p), float(d)) for p, d in zip(found[0], dist[0]) if int(p) not in exclude]
+def _ranked(catalogue: Catalogue, vectors: np.ndarray, exclude: set[int],
+            demanded: dict[str, int], top_k: int, weights: np.ndarray | None = None,
+            allowed: np.ndarray | None = None) -> list[dict[str, Any]]:
+  """Ranked results of one query's (1, V, D) vectors, leaving out `exclude` (its own items) and,
+  when `allowed` (a gallery mask) is given, the items it leaves out."""
+  gallery, k = catalogue.gallery, top_k + len(exclude)
+  while True:  # a restriction may leave fewer than top_k among the nearest k: look further
+    found, dist = catalogue.searcher.search(vectors, min(k, len(gallery)), weights)
+    hits = [(int(p), float(d)) for p, d in zip(found[0], dist[0])
+            if int(p) not in exclude and (allowed is None or allowed[int(p)])]
+    if len(hits) >= top_k or k >= len(gallery):
+      break
+    k *= 4
   labelled = demanded and (gallery.labels != MISSING).any()
   return [{'rank': rank, 'row': p, 'path': str(gallery.paths[p]), 'distance': d,
            'predicted': {a: attribute(a).value(int(gallery.probabilities[a][p].argmax()))
@@ -124,7 +169,10 @@ def search(request: SearchRequest) -> dict[str, Any]:
   changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
   _check_outputs(request)
   run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
-  outcome = answer(run, request, changes)
+  catalogue = open_catalogue(run, request.gallery, request.backend, request.distance,
+                             request.part_extractor, with_prototypes=bool(changes))
+  outcome = answer(catalogue, find_query(catalogue, request.query), changes, request.feedback,
+                   request.top_k)
   print(outcome.text)
   if request.output_image:
     figures.save_figure(outcome.picture(), request.output_image)
@@ -134,39 +182,33 @@ def search(request: SearchRequest) -> dict[str, Any]:
   return outcome.report
 
 
-def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> SearchOutcome:
-  """One search of `run`'s gallery (§4.6: Eq. 4 with `changes`), then, with picks, one after the
-  shopper's feedback (§5: Eq. 5-6)."""
-  lazy = request.backend == 'compact'  # candidates' signatures read from the file, not all held
-  gallery = (run.index(lazy=lazy) if request.gallery == 'test'
-             else run.folder_index(request.gallery, request.part_extractor, lazy=lazy))
-  picked = list(dict.fromkeys(gallery.find(item) for item in request.feedback))  # no repeats
-  query = _find_query(run, gallery, request.query, request.part_extractor)
-  if len(picked) > 1 and not run.method.signatures:
-    raise UserError(f'--feedback with several images weighs the S + 1 signatures of the '
-                    f'proposed network (Eq. 5-6); a {run.method.name} model has one feature '
-                    'vector: pick one image (it replaces the query)')
-  # Prototypes are computed on first use, which needs the model: only when a change asks.
-  encoder = run.encoder(with_prototypes=bool(changes))
-  q = query.features
+def answer(catalogue: Catalogue, query: Query, changes: dict[str, int],
+           feedback: Sequence[str] = (), top_k: int = 10,
+           allowed: np.ndarray | None = None) -> SearchOutcome:
+  """One search of the catalogue (§4.6: Eq. 4 with `changes`), then, with `feedback` (gallery
+  IDs the shopper picks), one after it (§5: Eq. 5-6). `allowed`: a mask of the gallery items
+  that may be results (SK Planet's category option)."""
+  gallery, distance = catalogue.gallery, catalogue.distance
+  picked = list(dict.fromkeys(gallery.find(item) for item in feedback))  # no repeats
+  if len(picked) > 1 and not catalogue.run.method.signatures:
+    raise UserError(f'feedback with several images weighs the S + 1 signatures of the '
+                    f'proposed network (Eq. 5-6); a {catalogue.run.method.name} model has one '
+                    'feature vector: pick one image (it replaces the query)')
+  encoder, q = catalogue.encoder, query.features
   demanded, edits = _demands(q, changes)
-  name = ('test' if request.gallery == 'test'
-          else run.folder_name(request.gallery, request.part_extractor))
-  searcher = run.searcher(name, gallery, encoder.gallery(gallery), request.backend,
-                          request.distance)
   own = {query.position} - {None}
-  results = _ranked(searcher, gallery, encoder.queries(q, [changes]), own, demanded,
-                    request.top_k)
+  results = _ranked(catalogue, encoder.queries(q, [changes]), own, demanded, top_k,
+                    allowed=allowed)
   text = [f'query {q.paths[0]}; manipulation: '
           + (', '.join(f'{a} {old} -> {new}' for a, old, new in edits) or 'none')
           + ('; its transparent background composited on white, as a shop photo\'s'
-             if query.position is None and is_cut_out(request.query) else ''),
-          '\n' + format_results(f'top {request.top_k} of {len(gallery)} ({request.distance}, '
-                                f'{request.backend})', results)]
+             if query.cut_out else ''),
+          '\n' + format_results(f'top {top_k} of {len(gallery)} ({distance}, '
+                                f'{catalogue.backend})', results)]
   report = {'query': str(q.paths[0]), 'query_row': query.position,
             'changes': {a: attribute(a).values[v] for a, v in changes.items()},
             'demanded': {a: attribute(a).values[v] for a, v in demanded.items()},
-            'distance': request.distance, 'backend': request.backend, 'results': results}
+            'distance': distance, 'backend': catalogue.backend, 'results': results}
   shown = '\n'.join(f'{a}:\n  {old} -> {new}' for a, old, new in edits) or 'none'
   query_tile = figures.Tile(q.file(0), f'query\n{q.paths[0]}')
   if not picked:
@@ -177,11 +219,11 @@ def answer(run: TrainedRun, request: SearchRequest, changes: dict[str, int]) -> 
     again, own = gallery.take(picked), own | set(picked)
     note = 'picked image\nreplaces the query'
   else:
-    weights = retrieval.personalization_weights(gallery.signatures[picked], request.distance)
+    weights = retrieval.personalization_weights(gallery.signatures[picked], distance)
     note = '\n'.join(f'{n}: {w:.2f}' for n, w in zip(SIGNATURE_NAMES, weights))
-  after = _ranked(searcher, gallery, encoder.queries(again, [changes]), own, demanded,
-                  request.top_k, weights)
-  text += ['\nfeedback ' + ', '.join(request.feedback) + ': ' + note.replace('\n', ', '),
+  after = _ranked(catalogue, encoder.queries(again, [changes]), own, demanded, top_k, weights,
+                  allowed)
+  text += ['\nfeedback ' + ', '.join(feedback) + ': ' + note.replace('\n', ', '),
            '\n' + format_results('after feedback', after)]
   report['feedback'] = {'picked': [str(gallery.paths[p]) for p in picked], 'results': after,
                         'weights': None if weights is None else dict(

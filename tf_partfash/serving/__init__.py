@@ -1,0 +1,1 @@
+"""The search as a web service and its page (serve.py)."""
