@@ -36,6 +36,7 @@ def test_health_and_attributes(served):
   health = client.get('/api/health').json()
   assert health['status'] == 'ok' and health['method'] == 'partnet'
   assert health['gallery_size'] == len(run.gallery)
+  assert 0 < health['memory']['rss_gb'] <= health['memory']['peak_rss_gb']
   vocab = client.get('/api/attributes').json()
   assert list(vocab['special']) == list(SPECIAL_ATTRIBUTES)
   assert vocab['special']['sleevelen'] == list(attribute('sleevelen').values)

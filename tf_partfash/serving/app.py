@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +22,15 @@ from tf_partfash.serving.service import RequestError, SearchService, decode_uplo
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 log = logging.getLogger('tf_partfash.serve')
+
+
+def process_memory() -> dict[str, float]:
+  """This process's resident memory now and at its peak, in GB (Linux)."""
+  with open('/proc/self/statm') as f:
+    resident_pages = int(f.read().split()[1])
+  peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return {'rss_gb': round(resident_pages * os.sysconf('SC_PAGE_SIZE') / 1e9, 3),
+          'peak_rss_gb': round(peak_kb * 1024 / 1e9, 3)}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -61,7 +71,7 @@ def create_app(service: SearchService) -> FastAPI:
 
   @app.get('/api/health')
   def health() -> dict:
-    return {'status': 'ok', **service.summary}
+    return {'status': 'ok', **service.summary, 'memory': process_memory()}
 
   @app.get('/api/attributes')
   def attributes() -> dict:
