@@ -25,6 +25,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                    f'${_SHOPPING100K_ENV}, else ../shared/shopping100k from the repository root')
 
 
+# The longest tests, started first so that the two xdist workers finish together (the suite's
+# wall time is otherwise the longest test started last).
+_LONGEST_FIRST = ('test_multi_worker.py::test_two_workers', 'test_end_to_end.py',
+                  'test_faults.py::test_a_second_training', 'test_serve_process.py')
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+  rank = lambda item: next((k for k, name in enumerate(_LONGEST_FIRST) if name in item.nodeid),
+                           len(_LONGEST_FIRST))
+  items.sort(key=rank)  # stable: the rest keep their order
+
+
 def _shopping100k_dir(config: pytest.Config, subfolder: str) -> str:
   """`subfolder` of the real Shopping100k test files; skips (or fails, if required) when absent."""
   root = os.path.abspath(config.getoption('shopping100k') or os.environ.get(_SHOPPING100K_ENV)

@@ -1,6 +1,6 @@
 """The whole flow from the command line on a tiny synthetic set, one test per stage on one
-training: train (killed with SIGKILL mid-run) -> the same command again (resumes) -> evaluate ->
-search. The training is shared (a module fixture), so the stages run on one pytest worker
+training: train (killed with SIGKILL mid-run) -> the same command again (resumes, and ends
+bitwise where an uninterrupted training ends) -> evaluate -> search. The training is shared (a module fixture), so the stages run on one pytest worker
 (`xdist_group`, with `--dist loadgroup` in setup.cfg).
 """
 import json
@@ -63,10 +63,18 @@ def trained(tiny_synthetic, tmp_path_factory):
   data, workdir = root / 'data', root / 'run'
   shutil.copytree(tiny_synthetic, data)
   train = ['train.py', f'--data_dir={data}', f'--workdir={workdir}', *TINY]
+  # Beside it, the same training uninterrupted (on its own copy of the data: no shared caches).
+  shutil.copytree(tiny_synthetic, root / 'data_whole')
+  whole = subprocess.Popen([sys.executable, 'train.py', f'--data_dir={root / "data_whole"}',
+                            f'--workdir={root / "whole"}', *TINY], cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   killed_at = _train_until_killed([sys.executable, *train], workdir, step=3)
   assert killed_at >= 3 and not (workdir / 'model.weights.h5').exists()
+  resumed = _run(*train)
+  _, stderr = whole.communicate(timeout=300)
+  assert whole.returncode == 0, stderr[-3000:]
   return types.SimpleNamespace(root=root, data=data, workdir=workdir, killed_at=killed_at,
-                               resumed=_run(*train))
+                               resumed=resumed, whole=root / 'whole')
 
 
 def test_a_killed_training_resumes_at_its_last_checkpoint(trained,
@@ -87,6 +95,23 @@ def test_a_killed_training_resumes_at_its_last_checkpoint(trained,
     assert (workdir / name).exists(), name
   # flags.txt is itself a valid flagfile of the run.
   _run('train.py', f'--flagfile={workdir / "flags.txt"}', '--only_check_args')
+
+
+def test_a_killed_and_resumed_training_ends_bitwise_where_an_uninterrupted_one_does(trained):
+  # Dropout (0.5 in the tiny network) and flips on: every random draw resumes where it stopped.
+  import h5py
+  import numpy as np
+
+  def weights(workdir):
+    found = {}
+    with h5py.File(workdir / 'model.weights.h5', 'r') as f:
+      f.visititems(lambda name, item: found.__setitem__(name, item[()])
+                   if isinstance(item, h5py.Dataset) else None)
+    return found
+  resumed, whole = weights(trained.workdir), weights(trained.whole)
+  assert resumed.keys() == whole.keys() and len(whole) > 50
+  for name, array in whole.items():
+    np.testing.assert_array_equal(resumed[name], array, err_msg=name)
 
 
 def test_evaluate_scores_two_copies_as_one_method_as_the_library_does(trained):

@@ -276,7 +276,7 @@ def test_a_cluster_that_never_comes_up_ends_in_bounded_time_and_on_sigterm_or_ct
   timed_out, missing = _train_cli_in_a_cluster_without_its_peer(tmp_path / 'timeout', 3)
   stopped = {s: _train_cli_in_a_cluster_without_its_peer(tmp_path / s.name, 600)[0]
              for s in (signal.SIGTERM, signal.SIGINT)}
-  time.sleep(8)  # the children are importing TensorFlow or already waiting for worker 1
+  time.sleep(4)  # the children are importing TensorFlow or already waiting for worker 1
   for s, process in stopped.items():
     assert process.poll() is None
     process.send_signal(s)
