@@ -81,3 +81,22 @@ def test_adversarial_losses_eq_3():
   # A confident right discriminator costs it little and the generator much.
   assert float(fl.discriminator_adversarial_loss(tf.fill((3, 1), 9.0), tf.fill((3, 1), -9.0))) < 1e-3
   assert float(fl.generator_adversarial_loss(tf.fill((3, 1), -9.0))) == pytest.approx(9.0, abs=1e-3)
+
+
+def test_the_networks_shapes_and_an_untrained_generator_is_the_identity():
+  from tf_partfash.models.flam import Flam, FlamShape
+  flam = Flam(FlamShape(feature_size=12, classes=(3, 4, 2), embedding_size=5, hidden=8))
+  x = tf.random.stateless_normal((7, 12), seed=[1, 2])
+  assert flam.embed(x).shape == (7, 3, 5)
+  real_fake, matching = flam.discriminate(x)
+  assert real_fake.shape == (7, 1) and matching.shape == (7, 15)
+  assert flam.dictionary(1).shape == (4, 5)
+  # G is residual with its last layer at zero: untrained, it returns x itself.
+  np.testing.assert_array_equal(flam.generate(x, flam.embed(x)[:, 0]), x)
+  twice = flam.manipulate(x, [(0, tf.fill([7], 2)), (2, tf.zeros([7], tf.int32))])
+  once = flam.generate(flam.generate(x, tf.gather(flam.dictionary(0), tf.fill([7], 2))),
+                       tf.gather(flam.dictionary(2), tf.zeros([7], tf.int32)))
+  np.testing.assert_allclose(twice, once, rtol=1e-6)
+  narrow = Flam(FlamShape(feature_size=12, classes=(3, 4, 2), embedding_size=5, hidden=8,
+                          remaining=False))
+  assert narrow.discriminate(x)[1].shape == (7, 5)
