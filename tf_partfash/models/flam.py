@@ -69,11 +69,14 @@ class Flam(keras.Model):
     self.discriminate(x)
 
   def embed(self, x: tf.Tensor) -> tf.Tensor:
-    """(B, n, k): φ_a(x) of every attribute type."""
-    return tf.stack([embedder(x) for embedder in self.embedders], axis=1)
+    """(B, n, k): φ_a(x) of every attribute type, on the unit sphere (Eq. 1 compares directions
+    only, so G sees embeddings and dictionary vectors of one scale)."""
+    return tf.math.l2_normalize(tf.stack([embedder(x) for embedder in self.embedders], axis=1),
+                                -1)
 
   def dictionary(self, attribute: int) -> tf.Tensor:
-    return self.dictionaries[attribute]
+    """(C_a, k): the class vectors d_a, on the unit sphere."""
+    return tf.math.l2_normalize(self.dictionaries[attribute], -1)
 
   def generate(self, x: tf.Tensor, e: tf.Tensor) -> tf.Tensor:
     """G(x ⊕ e) = x + Δ: the feature of x with the attribute that e embeds."""
@@ -88,5 +91,5 @@ class Flam(keras.Model):
     """§3.3: x̃ = G(x, d_{a_i}) for each (attribute type, class indices (B,)) in turn: two
     changes are applied one after the other."""
     for attribute, classes in changes:
-      x = self.generate(x, tf.gather(self.dictionaries[attribute], classes))
+      x = self.generate(x, tf.gather(self.dictionary(attribute), classes))
     return x

@@ -24,6 +24,12 @@ def triplet(anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor,
   return tf.nn.relu(cosine_distance(anchor, positive) - cosine_distance(anchor, negative) + margin)
 
 
+def _norm(d: tf.Tensor) -> tf.Tensor:
+  """The Euclidean norm along the last axis, with a finite gradient at 0 (G starts as the
+  identity, so x - G(G(x, e⁻), e) is 0 at first)."""
+  return tf.sqrt(tf.reduce_sum(tf.square(d), -1) + 1e-12)
+
+
 def _masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
   mask = tf.cast(mask, values.dtype)
   return tf.math.divide_no_nan(tf.reduce_sum(values * mask), tf.reduce_sum(mask))
@@ -84,12 +90,12 @@ def matching_target(embeddings: tf.Tensor, target: tf.Tensor, wanted: tf.Tensor,
 
 def matching_loss(predicted: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
   """One term of Eq. 4: E‖f(·) - target‖, the Euclidean norm averaged over the batch."""
-  return tf.reduce_mean(tf.norm(predicted - target, axis=-1))
+  return tf.reduce_mean(_norm(predicted - target))
 
 
 def cycle_loss(x: tf.Tensor, recovered: tf.Tensor) -> tf.Tensor:
   """Eq. 5: E‖x - G(G(x, e⁻), e)‖, the Euclidean norm averaged over the batch."""
-  return tf.reduce_mean(tf.norm(x - recovered, axis=-1))
+  return tf.reduce_mean(_norm(x - recovered))
 
 
 def cycle_similarity(x: tf.Tensor, recovered: tf.Tensor) -> tf.Tensor:
