@@ -10,12 +10,20 @@ is no authentication and no TLS: put it behind a reverse proxy before anyone els
 """
 from __future__ import annotations
 
-import logging
+import os
 
-from absl import app, flags
+# One BLAS thread per search, set before numpy loads: concurrency comes from the requests, and
+# several BLAS threads per request spin against each other on a small machine (8 times slower at
+# 8 clients on 2 cores, benchmarks/bench_serve.py).
+for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+  os.environ.setdefault(_variable, '1')
 
-from tf_partfash import cli
-from tf_partfash.config import PART_EXTRACTORS
+import logging  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from tf_partfash import cli  # noqa: E402
+from tf_partfash.config import PART_EXTRACTORS  # noqa: E402
 
 flags.DEFINE_string('workdir', None, 'Training directory of the model (train.py --workdir).')
 flags.DEFINE_string('gallery', 'test', "'test' (the run's gallery and query images) or a folder "
@@ -52,6 +60,7 @@ def _serve() -> None:
                              FLAGS.part_extractor)
   service = SearchService(catalogue, Limits(int(FLAGS.max_upload_mb * 2**20),
                                             FLAGS.max_image_megapixels * 10**6))
+  service.warm_up()
   logging.info('serving %s (%s, %d gallery images) on http://%s:%d/', FLAGS.workdir,
                run.method.name, len(catalogue.gallery), FLAGS.host, FLAGS.port)
   uvicorn.run(create_app(service), host=FLAGS.host, port=FLAGS.port, log_level='info')

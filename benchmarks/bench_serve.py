@@ -12,7 +12,7 @@ of their own first, so the server process (also its own) holds only what serving
 Per size and kind, `--clients` threads send requests back to back for `--seconds` (at most
 `--requests` in all): `row` (a gallery row, one attribute changed), `feedback` (a row, one change,
 two liked rows: Eq. 5-6) and `upload` (a gallery JPEG uploaded as a photo: part extraction and a
-forward pass). Each record (`--output_json`, a list): requests, errors, requests/s, p50/p95/p99
+forward pass; `--upload_clients` of them, as the network answers one photo at a time). Each record (`--output_json`, a list): requests, errors, requests/s, p50/p95/p99
 latency in ms, and the server's resident and peak memory after the load (its /api/health).
 """
 from __future__ import annotations
@@ -86,8 +86,9 @@ def serve(workdir: str, size: int, scratch: str, port: int) -> None:
                                 gallery_identity(run.model_id, tiled.paths, tiled.signatures))
     catalogue = Catalogue(run, tiled, f'tiled_{size}', catalogue.encoder,
                           CompactSearcher(compact, tiled.signatures), 'compact', 'euclidean', None)
-  uvicorn.run(create_app(SearchService(catalogue)), host='127.0.0.1', port=port,
-              log_level='warning')
+  service = SearchService(catalogue)
+  service.warm_up()
+  uvicorn.run(create_app(service), host='127.0.0.1', port=port, log_level='warning')
 
 
 def _request(kind: str, rows: int, values: dict, images: list[bytes], rng: random.Random
@@ -160,8 +161,12 @@ def measure(args, size: int) -> list[dict]:
     subprocess.run([sys.executable, __file__, '--prepare', f'--workdir={args.workdir}',
                     f'--sizes={size}', f'--scratch={args.scratch}'], check=True)
   port = _free_port()
+  # The server's environment as serve.py sets it: one BLAS thread per search.
+  env = {**os.environ, **{v: '1' for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
+                                           'MKL_NUM_THREADS')}}
   server = subprocess.Popen([sys.executable, __file__, '--serve', f'--workdir={args.workdir}',
-                             f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}'])
+                             f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}'],
+                            env=env)
   try:
     deadline = time.monotonic() + 600
     while True:
@@ -178,7 +183,8 @@ def measure(args, size: int) -> list[dict]:
     images = _sample_images(args.workdir)
     records = []
     for kind in KINDS:
-      record = load(port, kind, args.clients, args.seconds, args.requests,
+      clients = args.upload_clients if kind == 'upload' else args.clients
+      record = load(port, kind, clients, args.seconds, args.requests,
                     health['gallery_size'], values, images)
       memory = _get(port, '/api/health')['memory']
       records.append({'gallery': health['gallery_size'], 'backend': health['backend'],
@@ -214,6 +220,8 @@ def main() -> None:
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--sizes', default='0,100000')
   parser.add_argument('--clients', type=int, default=8)
+  parser.add_argument('--upload_clients', type=int, default=1,
+                      help='clients sending photos (the network answers one photo at a time)')
   parser.add_argument('--seconds', type=float, default=20.0)
   parser.add_argument('--requests', type=int, default=5000)
   parser.add_argument('--scratch', default='/tmp/bench_serve')

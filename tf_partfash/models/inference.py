@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import keras
 import numpy as np
@@ -21,17 +22,25 @@ class Predictions:
   case_probabilities: np.ndarray | None  # (N, 3); None for a network without the head
 
 
+# One traced pass per model: tracing costs far more than a small batch (a served upload).
+_PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def feature_pass(model: keras.Model):
   """The traced inference pass of a batch (`image`, `boxes`, `present`): L2-normalised
-  signatures, attribute probabilities and, for a network with the head, the case's."""
+  signatures, attribute probabilities and, for a network with the head, the case's. Made once
+  per model."""
+  if model in _PASSES:
+    return _PASSES[model]
 
-  @tf.function
+  @tf.function(reduce_retracing=True)
   def forward(batch):
     out = model({k: batch[k] for k in ('image', 'boxes', 'present')}, training=False)
     case = {'case': tf.nn.softmax(out['case_logits'])} if 'case_logits' in out else {}
     return {'signatures': tf.math.l2_normalize(out['signatures'], axis=-1), **case,
             **{f'p/{n}': tf.nn.softmax(out['logits'][n]) for n in ATTRIBUTE_NAMES}}
 
+  _PASSES[model] = forward
   return forward
 
 

@@ -53,27 +53,35 @@ def _norms(signatures: np.ndarray) -> np.ndarray:
   return np.einsum('nvd,nvd->nv', signatures, signatures, dtype=np.float32)
 
 
-def _squared_terms(queries: np.ndarray, gallery: np.ndarray, gallery_norms: np.ndarray,
+def _columns(gallery: np.ndarray) -> np.ndarray:
+  """(N, V, D) signatures laid out as (V, D, N), float32: each signature's products with the
+  queries are then one matrix product over contiguous rows (3 times faster for one query than
+  over the (N, V, D) rows, and bitwise the same for a batch of them)."""
+  return np.ascontiguousarray(np.asarray(gallery, np.float32).transpose(1, 2, 0))
+
+
+def _squared_terms(queries: np.ndarray, columns: np.ndarray, gallery_norms: np.ndarray,
                    w: np.ndarray) -> np.ndarray:
-  """Σ_v w_v |q_v - r_v|² = Σ w|q|² + Σ w|r|² - 2 <w ⊙ q, r>: one product over V·D columns.
+  """Σ_v w_v |q_v - r_v|² = Σ w|q|² + Σ w|r|² - 2 <w ⊙ q, r>: one product over V·D columns
+  (`columns`: the gallery as `_columns` lays it out).
 
   The norms are kept rather than taken as 1, so a block the network zeroed (ReLU) stays exact.
   """
   scaled = (queries * w[:, :, None]).reshape(queries.shape[0], -1).astype(np.float32)
   query_norms = np.einsum('qv,qv->q', _norms(queries), w)
   out = query_norms[:, None] + w @ gallery_norms.T
-  out -= 2.0 * (scaled @ gallery.reshape(gallery.shape[0], -1).T)
+  out -= 2.0 * (scaled @ columns.reshape(-1, columns.shape[-1]))
   return np.maximum(out, 0.0)  # rounding can dip just below 0 for identical signatures
 
 
-def _distances(queries: np.ndarray, gallery: np.ndarray, gallery_norms: np.ndarray,
+def _distances(queries: np.ndarray, columns: np.ndarray, gallery_norms: np.ndarray,
                w: np.ndarray, distance: str) -> np.ndarray:
   if distance == 'squared':
-    return _squared_terms(queries, gallery, gallery_norms, w)
-  out = np.zeros((queries.shape[0], gallery.shape[0]), np.float32)
+    return _squared_terms(queries, columns, gallery_norms, w)
+  out = np.zeros((queries.shape[0], columns.shape[-1]), np.float32)
   ones = np.ones((queries.shape[0], 1), np.float32)
   for v in range(queries.shape[1]):
-    d2 = _squared_terms(queries[:, v:v + 1], gallery[:, v:v + 1], gallery_norms[:, v:v + 1], ones)
+    d2 = _squared_terms(queries[:, v:v + 1], columns[v:v + 1], gallery_norms[:, v:v + 1], ones)
     out += w[:, v:v + 1] * np.sqrt(d2)
   return out
 
@@ -92,7 +100,7 @@ def signature_distances(queries: np.ndarray, gallery: np.ndarray,
     raise ValueError(f'queries have signatures {queries.shape[1:]}, the gallery '
                      f'{gallery.shape[1:]}')
   w = query_weights(weights, queries.shape[0], queries.shape[1])
-  return _distances(queries, gallery, _norms(gallery), w, distance)
+  return _distances(queries, _columns(gallery), _norms(gallery), w, distance)
 
 
 def parse_changes(settings: Sequence[str]) -> dict[str, int]:
@@ -228,8 +236,8 @@ class Searcher:
     self.backend, self.distance = backend, distance
     self.shape = gallery.shape
     if backend == 'exact':
-      self._gallery = np.ascontiguousarray(gallery, np.float32)
-      self._norms = _norms(self._gallery)
+      self._columns = _columns(gallery)
+      self._norms = _norms(np.asarray(gallery, np.float32))
       return
     faiss = import_faiss()
     n, v, d = gallery.shape
@@ -259,7 +267,8 @@ class Searcher:
     found, dists = [], []
     for start in range(0, len(self), step):
       chunk = slice(start, start + step)
-      block = _distances(queries, self._gallery[chunk], self._norms[chunk], w, self.distance)
+      block = _distances(queries, self._columns[:, :, chunk], self._norms[chunk], w,
+                         self.distance)
       idx, dist = top_k(block, k)
       found.append(idx + start)
       dists.append(dist)

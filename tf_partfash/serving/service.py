@@ -21,6 +21,7 @@ from tf_partfash.errors import UserError
 from tf_partfash.parts.dataset import MIN_IMAGE_SIDE
 from tf_partfash.search import retrieval
 from tf_partfash.search.session import Catalogue, Query, answer, image_query
+from tf_partfash.serving.batching import BatchingSearcher
 
 REQUEST_FIELDS = ('query', 'set', 'feedback', 'top_k', 'category')
 MAX_THUMBNAIL = 1024
@@ -156,7 +157,10 @@ class SearchService:
   is called by one thread at a time; searches over the held index run concurrently."""
 
   def __init__(self, catalogue: Catalogue, limits: Limits = Limits()):
-    self.catalogue, self.limits = catalogue, limits
+    # Concurrent searches share one pass over the gallery (`batching`).
+    self.catalogue = dataclasses.replace(catalogue,
+                                         searcher=BatchingSearcher(catalogue.searcher))
+    self.limits = limits
     self._model_lock = threading.Lock()
     gallery = catalogue.gallery
     self._category = gallery.predicted('category')
@@ -164,6 +168,12 @@ class SearchService:
     self.summary = {'method': catalogue.run.method.name, 'gallery_size': len(gallery),
                     'gallery': catalogue.name, 'backend': catalogue.backend,
                     'distance': catalogue.distance, 'signatures': catalogue.run.method.signatures}
+
+  def warm_up(self) -> None:
+    """Loads the network and traces its pass on one gallery image, so the first uploaded photo
+    is answered as fast as the next."""
+    with self._model_lock:
+      image_query(self.catalogue, self.catalogue.gallery.file(0))
 
   @staticmethod
   def attributes() -> dict[str, dict[str, list[str]]]:
