@@ -78,7 +78,7 @@ def create_app(service: SearchService) -> FastAPI:
     return service.attributes()
 
   @app.post('/api/search')
-  async def search(request: Request) -> dict:
+  async def search(request: Request) -> JSONResponse:
     """JSON `{"query", "set", "feedback", "top_k", "category"}`, or multipart/form-data with
     `image` (a photo), optional `box` (x0,y0,x1,y1) and `request` (the same JSON, no query)."""
     length = request.headers.get('content-length')
@@ -97,7 +97,8 @@ def create_app(service: SearchService) -> FastAPI:
         raise RequestError(f'the request body is not JSON ({e}); send a JSON object or '
                            'multipart/form-data with an "image"') from None
       spec, upload = parse_request(body, uploaded=False), None
-    return await run_in_threadpool(service.search, spec, upload)
+    # Plain JSON types already: JSONResponse skips FastAPI's per-field encoding pass.
+    return JSONResponse(await run_in_threadpool(service.search, spec, upload))
 
   @app.get('/api/images/{row}')
   def image(row: int, size: int | None = None) -> Response:
