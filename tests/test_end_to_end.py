@@ -1,7 +1,7 @@
 """The whole flow from the command line on a tiny synthetic set, one test per stage on one
 training: train (killed with SIGKILL mid-run) -> the same command again (resumes, and ends
-bitwise where an uninterrupted training ends) -> evaluate -> search. The training is shared (a module fixture), so the stages run on one pytest worker
-(`xdist_group`, with `--dist loadgroup` in setup.cfg).
+bitwise where an uninterrupted training ends) -> evaluate -> search. The training is shared (a
+module fixture), so the stages run on one pytest worker (`--dist loadfile` in setup.cfg).
 """
 import json
 import os
@@ -50,9 +50,6 @@ def _train_until_killed(command, workdir, step):
   process.send_signal(signal.SIGKILL)
   process.wait()
   return _latest_checkpoint_step(workdir)
-
-
-pytestmark = pytest.mark.xdist_group('end_to_end')
 
 
 @pytest.fixture(scope='module')
