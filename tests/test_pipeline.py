@@ -98,6 +98,26 @@ def test_order_and_index_follow_the_sampler(half_black_jpeg, tmp_path):
   np.testing.assert_allclose(batches[0]['image'][0, 8, 8], [151, 138, 131], atol=1e-3)
 
 
+def test_an_eager_batch_is_bitwise_the_pipelines(half_black_jpeg, tmp_path):
+  # A JPEG, and a PNG with a transparent half (composited on white): what a served photo reads.
+  rgba = np.zeros((50, 40, 4), np.uint8)
+  rgba[:, :20] = (200, 30, 30, 255)
+  cut_out = tmp_path / 'cut_out.png'
+  Image.fromarray(rgba, 'RGBA').save(cut_out)
+  examples = _examples([half_black_jpeg, cut_out, half_black_jpeg])
+  rows = np.array([2, 1])
+  config = pipeline.PipelineConfig(image_size=24, batch_size=2)
+  batch = next(iter(pipeline.make_dataset(examples, rows, config, drop_remainder=False)))
+  eager = pipeline.eager_batch(examples, rows, 24)
+  assert set(eager) == set(batch)
+  for key in batch:
+    np.testing.assert_array_equal(eager[key].numpy(), batch[key].numpy(), err_msg=key)
+  corrupt = tmp_path / 'corrupt.jpg'
+  corrupt.write_bytes(half_black_jpeg.read_bytes()[:300])
+  with pytest.raises(pipeline.CorruptImageError, match='corrupt.jpg'):
+    pipeline.eager_batch(_examples([corrupt]), np.array([0]), 24)
+
+
 def test_corrupt_image_error_names_the_file(half_black_jpeg, tmp_path):
   corrupt = tmp_path / 'corrupt.jpg'
   corrupt.write_bytes(half_black_jpeg.read_bytes()[:300])

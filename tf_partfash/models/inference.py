@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_partfash.attributes import ATTRIBUTE_NAMES
-from tf_partfash.inputs.pipeline import Examples, PipelineConfig, iterate_batches, make_dataset
+from tf_partfash.inputs.pipeline import (Examples, PipelineConfig, eager_batch, iterate_batches,
+                                         make_dataset)
 from tf_partfash.storage.progress import ProgressLine
 
 
@@ -22,6 +23,8 @@ class Predictions:
   case_probabilities: np.ndarray | None  # (N, 3); None for a network without the head
 
 
+# Up to this many images are read eagerly, without a tf.data pipeline (`pipeline.eager_batch`).
+EAGER_ROWS = 4
 # One traced pass per model: tracing costs far more than a small batch (a served upload).
 _PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -48,9 +51,11 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
             batch_size: int = 64, progress_every_secs: float | None = None) -> Predictions:
   """Runs the model in inference mode over `rows` (any order), batch by batch."""
   rows = np.asarray(rows, np.int64)
+  forward = feature_pass(model)
+  if 0 < len(rows) <= EAGER_ROWS:  # a served photo: no pipeline to build
+    return _predictions(rows, forward(eager_batch(examples, rows, image_size)))
   config = PipelineConfig(image_size=image_size, batch_size=batch_size)
   dataset = make_dataset(examples, rows, config, drop_remainder=False)
-  forward = feature_pass(model)
   chunks: dict[str, list[np.ndarray]] = {}
   progress = (ProgressLine(len(rows), progress_every_secs, unit='image')
               if progress_every_secs else None)
@@ -61,6 +66,10 @@ def predict(model: keras.Model, examples: Examples, rows: np.ndarray, image_size
     done += int(batch['index'].shape[0])
     if progress:
       progress.update(done, 'features')
-  joined = {k: np.concatenate(v) for k, v in chunks.items()}
-  return Predictions(rows, joined['signatures'],
-                     {n: joined[f'p/{n}'] for n in ATTRIBUTE_NAMES}, joined.get('case'))
+  return _predictions(rows, {k: np.concatenate(v) for k, v in chunks.items()})
+
+
+def _predictions(rows: np.ndarray, out: dict) -> Predictions:
+  out = {k: np.asarray(v) for k, v in out.items()}
+  return Predictions(rows, out['signatures'], {n: out[f'p/{n}'] for n in ATTRIBUTE_NAMES},
+                     out.get('case'))
