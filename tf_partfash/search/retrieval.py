@@ -78,11 +78,19 @@ def _distances(queries: np.ndarray, columns: np.ndarray, gallery_norms: np.ndarr
                w: np.ndarray, distance: str) -> np.ndarray:
   if distance == 'squared':
     return _squared_terms(queries, columns, gallery_norms, w)
+  # Per signature, the terms of `_squared_terms` with unit weight, in its order of operations
+  # (so the same values), computed in place: a batch of queries makes few large temporaries.
   out = np.zeros((queries.shape[0], columns.shape[-1]), np.float32)
-  ones = np.ones((queries.shape[0], 1), np.float32)
+  query_norms = _norms(queries)
   for v in range(queries.shape[1]):
-    d2 = _squared_terms(queries[:, v:v + 1], columns[v:v + 1], gallery_norms[:, v:v + 1], ones)
-    out += w[:, v:v + 1] * np.sqrt(d2)
+    d2 = query_norms[:, v:v + 1] + gallery_norms[None, :, v]
+    products = queries[:, v].astype(np.float32) @ columns[v]
+    products *= 2.0
+    d2 -= products
+    np.maximum(d2, 0.0, out=d2)
+    np.sqrt(d2, out=d2)
+    d2 *= w[:, v:v + 1]
+    out += d2
   return out
 
 

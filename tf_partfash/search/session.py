@@ -126,12 +126,14 @@ def _ranked(catalogue: Catalogue, vectors: np.ndarray, exclude: set[int],
     if len(hits) >= top_k or k >= len(gallery):
       break
     k *= 4
+  rows = [p for p, _ in hits[:top_k]]
+  predicted = {a: [attribute(a).values[i] for i in gallery.probabilities[a][rows].argmax(axis=1)]
+               for a in SPECIAL_ATTRIBUTES}
   labelled = demanded and (gallery.labels != MISSING).any()
+  matches = retrieval.confirms(gallery.labels[rows], demanded) if labelled else [None] * len(rows)
   return [{'rank': rank, 'row': p, 'path': str(gallery.paths[p]), 'distance': d,
-           'predicted': {a: attribute(a).value(int(gallery.probabilities[a][p].argmax()))
-                         for a in SPECIAL_ATTRIBUTES},
-           'match': bool(retrieval.confirms(gallery.labels[p:p + 1], demanded)[0])
-                    if labelled else None}
+           'predicted': {a: predicted[a][rank - 1] for a in SPECIAL_ATTRIBUTES},
+           'match': None if matches[rank - 1] is None else bool(matches[rank - 1])}
           for rank, (p, d) in enumerate(hits[:top_k], start=1)]
 
 
