@@ -25,12 +25,18 @@ log = logging.getLogger('tf_partfash.serve')
 
 
 def process_memory() -> dict[str, float]:
-  """This process's resident memory now and at its peak, in GB (Linux)."""
-  with open('/proc/self/statm') as f:
-    resident_pages = int(f.read().split()[1])
+  """This process's resident memory now and at its peak, in GB (Linux), and what of it is its
+  own (anonymous) and what is file pages it maps (a compact index's signatures, read through a
+  memory map: shared with the page cache and reclaimable)."""
+  status = {}
+  with open('/proc/self/status') as f:
+    for line in f:
+      key, _, value = line.partition(':')
+      status[key] = value.split()
+  gb = lambda key: round(int(status[key][0]) * 1024 / 1e9, 3)  # the file says kB
   peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {'rss_gb': round(resident_pages * os.sysconf('SC_PAGE_SIZE') / 1e9, 3),
-          'peak_rss_gb': round(peak_kb * 1024 / 1e9, 3)}
+  return {'rss_gb': gb('VmRSS'), 'peak_rss_gb': round(peak_kb * 1024 / 1e9, 3),
+          'rss_anon_gb': gb('RssAnon'), 'rss_file_gb': gb('RssFile')}
 
 
 def _error(status: int, message: str) -> JSONResponse:
