@@ -5,7 +5,7 @@ r"""Search at catalogue scale: exact search against the compact index, side by s
 
 Per gallery and index, one record (`--output_json`: a list) with `gallery` (its size), `index`
 (`exact`: numpy over float32 signatures in memory; `compact`: 4-bit PQ codes and 2,000
-candidates re-ranked exactly, the signatures read from disk row by row at a million images and
+candidates re-ranked exactly, the signatures read from disk (`StoredRows`) at a million images and
 held in memory below), `vectors` (`random` or `real`), `build_s`, `single_query_ms` (median over
 `--queries` single queries, Q = 1, as a shopper searches, for each query kind: `direct`, 1, 2
 and 3 manipulations, and Eq. 6 feedback weights), `recall_at_20` (per kind, against exact
@@ -139,7 +139,7 @@ def _child(args: argparse.Namespace) -> None:
     gallery, queries = real_queries(args.workdir, args.queries)
   else:
     file = os.path.join(args.scratch, f'random_{args.gallery}x{args.signatures}x{args.dims}.npy')
-    # On disk, read row by row: from a million images on (6 GB of float32) they stay there.
+    # On disk: from a million images on (6 GB of float32) they stay there.
     on_disk = args.index == 'compact' and args.gallery >= args.on_disk_from
     gallery = StoredRows.of(file) if on_disk else np.load(file, mmap_mode='r')
     queries = {k: (q[:args.queries], w)
