@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -34,9 +33,8 @@ def process_memory() -> dict[str, float]:
       key, _, value = line.partition(':')
       status[key] = value.split()
   gb = lambda key: round(int(status[key][0]) * 1024 / 1e9, 3)  # the file says kB
-  peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {'rss_gb': gb('VmRSS'), 'peak_rss_gb': round(peak_kb * 1024 / 1e9, 3),
-          'rss_anon_gb': gb('RssAnon'), 'rss_file_gb': gb('RssFile')}
+  return {'rss_gb': gb('VmRSS'), 'peak_rss_gb': gb('VmHWM'), 'rss_anon_gb': gb('RssAnon'),
+          'rss_file_gb': gb('RssFile')}
 
 
 def _error(status: int, message: str) -> JSONResponse:
