@@ -43,6 +43,18 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
   return labels
 
 
+def _check_batching(num_images: int, batch_size: int, seed: int) -> None:
+  if num_images < batch_size:
+    raise UserError(f'the dataset has {num_images} images, fewer than batch_size {batch_size}')
+  if seed < 0:
+    raise ValueError(f'seed must be >= 0, got {seed}')
+
+
+def _check_epoch(epoch: int) -> None:
+  if epoch < 0:
+    raise ValueError(f'epoch must be >= 0, got {epoch}')
+
+
 def _pair_groups(column: np.ndarray, allow_missing: bool) -> list[np.ndarray]:
   """Image indices of each label of `column` that has >= 2 images (-1 dropped unless allowed)."""
   order = np.argsort(column, kind='stable')
@@ -87,11 +99,7 @@ class BalancedBatchSampler:
       raise UserError(f'batch_size {batch_size} cannot hold {pairs_per_signature} pair(s) for '
                       f'each of the {len(SIGNATURE_NAMES)} signatures and the random fill: it must '
                       f'be > {needed}')
-    if labels.shape[0] < batch_size:
-      raise UserError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
-                      f'{batch_size}')
-    if seed < 0:
-      raise ValueError(f'seed must be >= 0, got {seed}')
+    _check_batching(labels.shape[0], batch_size, seed)
     self.batch_size = batch_size
     self.pairs_per_signature = pairs_per_signature
     self.num_images = labels.shape[0]
@@ -141,8 +149,7 @@ class BalancedBatchSampler:
 
   def epoch(self, epoch: int) -> np.ndarray:
     """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
-    if epoch < 0:
-      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    _check_epoch(epoch)
     rng = np.random.default_rng([self._seed, epoch])
     order, position = rng.permutation(self.num_images), 0
     batches = np.empty((self.batches_per_epoch, self.batch_size), np.int64)
@@ -169,11 +176,7 @@ class RandomBatchSampler:
 
   def __init__(self, labels: np.ndarray, batch_size: int, seed: int):
     labels = _check_labels(labels)
-    if labels.shape[0] < batch_size:
-      raise UserError(f'the dataset has {labels.shape[0]} images, fewer than batch_size '
-                      f'{batch_size}')
-    if seed < 0:
-      raise ValueError(f'seed must be >= 0, got {seed}')
+    _check_batching(labels.shape[0], batch_size, seed)
     self.batch_size, self.num_images, self._seed = batch_size, labels.shape[0], seed
 
   @property
@@ -182,8 +185,7 @@ class RandomBatchSampler:
 
   def epoch(self, epoch: int) -> np.ndarray:
     """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
-    if epoch < 0:
-      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    _check_epoch(epoch)
     order = np.random.default_rng([self._seed, epoch]).permutation(self.num_images)
     padded = np.resize(order, self.batches_per_epoch * self.batch_size)  # wraps to the start
     return padded.reshape(self.batches_per_epoch, self.batch_size).astype(np.int64)
@@ -252,8 +254,7 @@ class ManipulationTripletSampler:
 
   def epoch(self, epoch: int) -> np.ndarray:
     """The (batches_per_epoch, batch_size) int64 image indices of epoch `epoch`, from (seed, e)."""
-    if epoch < 0:
-      raise ValueError(f'epoch must be >= 0, got {epoch}')
+    _check_epoch(epoch)
     rng = np.random.default_rng([self._seed, epoch, self.group_size])
     count = self.batches_per_epoch * (self.batch_size // self.group_size)
     references = np.resize(rng.permutation(self._references), count)  # wraps if too few
