@@ -54,14 +54,20 @@ def read_image(file: str, min_height: int | None = None) -> np.ndarray:
                         'searched')
       if min_height is not None and im.height > min_height:
         im.draft('RGB', (max(1, im.width * min_height // im.height), min_height))
-      if _has_alpha(im):
-        white = Image.new('RGBA', im.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, im.convert('RGBA')).convert('RGB'))
-      return np.asarray(im.convert('RGB'))
+      return np.asarray(on_white(im))
   except UserError:
     raise
   except Exception as e:  # PIL raises many types for truncated/corrupt data.
     raise UserError(f'cannot read image {file}: {type(e).__name__}: {e}') from None
+
+
+def on_white(image: Image.Image) -> Image.Image:
+  """The RGB image, a cut-out's transparent pixels composited on white (a shop photo's
+  background)."""
+  if _has_alpha(image):
+    white = Image.new('RGBA', image.size, (255, 255, 255, 255))
+    image = Image.alpha_composite(white, image.convert('RGBA'))
+  return image.convert('RGB')
 
 
 def is_cut_out(file: str) -> bool:

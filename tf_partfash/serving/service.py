@@ -18,7 +18,7 @@ from PIL import ExifTags, Image, ImageOps
 from tf_partfash.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, MISSING, SPECIAL_ATTRIBUTES,
                                     attribute)
 from tf_partfash.errors import UserError
-from tf_partfash.parts.dataset import MIN_IMAGE_SIDE
+from tf_partfash.parts.dataset import MIN_IMAGE_SIDE, on_white
 from tf_partfash.search import retrieval
 from tf_partfash.search.session import Catalogue, Query, answer, image_query
 from tf_partfash.serving.batching import BatchingSearcher
@@ -190,18 +190,17 @@ class SearchService:
       except UserError as e:
         raise RequestError(f'"query": {e}', 404) from None
       query = Query(gallery.take([position]), position)
-    for item in spec.feedback:
-      try:
-        gallery.find(item)
-      except UserError as e:
-        raise RequestError(f'"feedback": {e}', 404) from None
+    try:
+      picked = list(dict.fromkeys(gallery.find(item) for item in spec.feedback))
+    except UserError as e:
+      raise RequestError(f'"feedback": {e}', 404) from None
     allowed = None if spec.category is None else self._category == spec.category
     try:
       report = answer(self.catalogue, query, spec.changes, spec.feedback, spec.top_k,
                       allowed).report
     except UserError as e:
       raise RequestError(str(e)) from None
-    return self._response(query, spec, report)
+    return self._response(query, spec, report, picked)
 
   def _embed(self, upload: Upload) -> Query:
     """The features of an uploaded photo, through the file path search.py takes (its own bytes,
@@ -217,7 +216,8 @@ class SearchService:
       with self._model_lock:
         return image_query(self.catalogue, file)
 
-  def _response(self, query: Query, spec: SearchSpec, report: dict) -> dict[str, Any]:
+  def _response(self, query: Query, spec: SearchSpec, report: dict,
+                picked: list[int]) -> dict[str, Any]:
     q = query.features
     described = {
         'row': query.position, 'path': report['query'] if query.position is not None else None,
@@ -232,8 +232,7 @@ class SearchService:
     if spec.category is not None:
       out['category'] = attribute('category').values[spec.category]
     if after:
-      picked = dict.fromkeys(map(self.catalogue.gallery.find, spec.feedback))
-      out['feedback'] = {'picked': list(picked), 'weights': after['weights']}
+      out['feedback'] = {'picked': picked, 'weights': after['weights']}
       out['before_feedback'] = [self._linked(r) for r in report['results']]
     return out
 
@@ -254,11 +253,7 @@ class SearchService:
   def _encode_image(self, row: int, size: int | None) -> bytes:
     file = self.catalogue.gallery.file(row)
     with Image.open(file) as image:
-      image = ImageOps.exif_transpose(image)
-      if 'A' in image.getbands() or 'transparency' in image.info:  # on white, as searched
-        white = Image.new('RGBA', image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image.convert('RGBA'))
-      image = image.convert('RGB')
+      image = on_white(ImageOps.exif_transpose(image))  # as searched
       if size:
         image.thumbnail((size, size))
       out = io.BytesIO()
