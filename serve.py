@@ -10,13 +10,9 @@ is no authentication and no TLS: put it behind a reverse proxy before anyone els
 """
 from __future__ import annotations
 
-import os
+from tf_partfash.serving.blas import one_blas_thread
 
-# One BLAS thread per search, set before numpy loads: concurrency comes from the requests, and
-# several BLAS threads per request spin against each other on a small machine (8 times slower at
-# 8 clients on 2 cores, benchmarks/bench_serve.py).
-for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-  os.environ.setdefault(_variable, '1')
+one_blas_thread()  # before anything loads numpy
 
 import logging  # noqa: E402
 

@@ -30,6 +30,7 @@ import glob
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -117,7 +118,7 @@ def main() -> None:
   parser.add_argument('--images', type=int, default=512)
   parser.add_argument('--threads', default='1,2')
   parser.add_argument('--rounds', type=int, default=3)
-  parser.add_argument('--scratch', default=os.path.join('/tmp', 'bench_input'))
+  parser.add_argument('--scratch', default=os.path.join(tempfile.gettempdir(), 'bench_input'))
   parser.add_argument('--steps', action='store_true',
                       help="time the first steps of reading an image alone (see above)")
   parser.add_argument('--output_json')

@@ -1,7 +1,7 @@
 r"""Search at catalogue scale: exact search against the compact index, side by side in one run.
 
   python benchmarks/bench_search.py --sizes=100000,1000000 --output_json=search.json \
-      [--workdir=runs/demo] [--scratch=/tmp/bench_search]
+      [--workdir=runs/demo] [--scratch=DIR]
 
 Per gallery and index, one record (`--output_json`: a list) with `gallery` (its size), `index`
 (`exact`: numpy over float32 signatures in memory; `compact`: 4-bit PQ codes and 2,000
@@ -29,6 +29,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -180,7 +181,7 @@ def main() -> None:
   parser.add_argument('--on_disk_from', type=int, default=1_000_000,
                       help='compact re-ranks from disk from this gallery size on')
   parser.add_argument('--workdir', help='a trained run whose test index gives real signatures')
-  parser.add_argument('--scratch', default=os.path.join('/tmp', 'bench_search'))
+  parser.add_argument('--scratch', default=os.path.join(tempfile.gettempdir(), 'bench_search'))
   parser.add_argument('--output_json')
   parser.add_argument('--_child', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--index', help=argparse.SUPPRESS)

@@ -1,7 +1,7 @@
 r"""serve.py under load: concurrent clients on loopback, per query kind, at two gallery sizes.
 
   python benchmarks/bench_serve.py --workdir=runs/demo --sizes=0,100000 --clients=8 \
-      --seconds=20 --output_json=serve.json [--scratch=/tmp/bench_serve]
+      --seconds=20 --output_json=serve.json [--scratch=DIR]
 
 Size 0 is the run's own test gallery searched exactly (the demo's 19,000 gallery and 2,000 query
 images); a size N > 0 is that index tiled to N items (each copy's signatures nudged by noise and
@@ -25,11 +25,14 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 
 import numpy as np
+
+from tf_partfash.serving.blas import one_blas_thread
 
 KINDS = ('row', 'feedback', 'upload')
 
@@ -161,9 +164,8 @@ def measure(args, size: int) -> list[dict]:
     subprocess.run([sys.executable, __file__, '--prepare', f'--workdir={args.workdir}',
                     f'--sizes={size}', f'--scratch={args.scratch}'], check=True)
   port = _free_port()
-  # The server's environment as serve.py sets it: one BLAS thread per search.
-  env = {**os.environ, **{v: '1' for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
-                                           'MKL_NUM_THREADS')}}
+  env = dict(os.environ)
+  one_blas_thread(env)  # the server's environment as serve.py sets it
   server = subprocess.Popen([sys.executable, __file__, '--serve', f'--workdir={args.workdir}',
                              f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}'],
                             env=env)
@@ -178,9 +180,11 @@ def measure(args, size: int) -> list[dict]:
           raise SystemExit(f'the server of size {size} did not start')
         time.sleep(0.5)
     vocabulary = _get(port, '/api/attributes')['special']
-    prototyped = _prototyped(args.workdir)
+    from tf_partfash.search.trained_run import TrainedRun
+    run = TrainedRun.open(args.workdir, progress=False)  # its cached prototypes and index
+    prototyped = _prototyped(run)
     values = {a: [v for v in vocabulary[a] if v in prototyped[a]] for a in vocabulary}
-    images = _sample_images(args.workdir)
+    images = _sample_images(run)
     records = []
     for kind in KINDS:
       clients = args.upload_clients if kind == 'upload' else args.clients
@@ -196,18 +200,16 @@ def measure(args, size: int) -> list[dict]:
     server.wait()
 
 
-def _prototyped(workdir: str) -> dict[str, set[str]]:
+def _prototyped(run) -> dict[str, set[str]]:
   """Per special attribute, the values the training split has (a change to them is searchable)."""
   from tf_partfash.attributes import SPECIAL_ATTRIBUTES, attribute
-  from tf_partfash.search.trained_run import TrainedRun
-  counts = TrainedRun.open(workdir, progress=False).prototypes().counts
+  counts = run.prototypes().counts
   return {a: {attribute(a).values[i] for i in np.flatnonzero(counts[a])}
           for a in SPECIAL_ATTRIBUTES}
 
 
-def _sample_images(workdir: str, count: int = 16) -> list[bytes]:
-  from tf_partfash.search.trained_run import TrainedRun
-  index = TrainedRun.open(workdir, progress=False).index()
+def _sample_images(run, count: int = 16) -> list[bytes]:
+  index = run.index()
   out = []
   for row in np.linspace(0, len(index) - 1, count).astype(int):
     with open(index.file(int(row)), 'rb') as f:
@@ -224,7 +226,7 @@ def main() -> None:
                       help='clients sending photos (the network answers one photo at a time)')
   parser.add_argument('--seconds', type=float, default=20.0)
   parser.add_argument('--requests', type=int, default=5000)
-  parser.add_argument('--scratch', default='/tmp/bench_serve')
+  parser.add_argument('--scratch', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
   parser.add_argument('--output_json')
   parser.add_argument('--prepare', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--serve', action='store_true', help=argparse.SUPPRESS)
