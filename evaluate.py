@@ -4,6 +4,7 @@ r"""Scores trained runs on an evaluation protocol: the paper's (§7: Fig. 6, Tab
   python evaluate.py --workdirs=runs/classic,runs/no_parts,runs/paper --protocol=paper
   python evaluate.py --workdir=runs/paper --protocol=adde [--adde_dir=/data/adde_splits]
   python evaluate.py --workdirs=runs/classic,runs/paper --protocol=gallery_size
+  python evaluate.py --workdirs=runs/amnet,runs/paper --protocol=flam [--flam_images=2000]
 
 Prints the measured numbers, each with its 95 % bootstrap interval over queries, beside the
 published ones, and writes results.json (default <first workdir>/results_<protocol>.json) and
@@ -20,7 +21,8 @@ from absl import app, flags
 from tf_partfash import cli
 from tf_partfash.errors import UserError
 from tf_partfash.evaluation.queries import HIT_RULES
-from tf_partfash.protocols import COMMON_OPTIONS, DEFAULT_GALLERY_SIZES, Options, PROTOCOLS
+from tf_partfash.protocols import (COMMON_OPTIONS, DEFAULT_FLAM_IMAGES, DEFAULT_GALLERY_SIZES,
+                                   Options, PROTOCOLS)
 
 flags.DEFINE_string('workdir', None, 'Training directory of the run to evaluate.')
 flags.DEFINE_list('workdirs', None, 'Several runs on the same data, scored side by side.')
@@ -29,13 +31,17 @@ flags.DEFINE_enum('protocol', 'paper', list(PROTOCOLS), ' '.join(
 cli.define_search_flags()
 cli.define_preparation_flags()
 flags.adopt_module_key_flags(cli)
-flags.DEFINE_integer('query_seed', 0, "Seed of the paper queries' random manipulations.")
+flags.DEFINE_integer('query_seed', 0, "Seed of the queries' random manipulations (and of FLAM's "
+                     'sample of evaluation images).')
 flags.DEFINE_enum('hit_attributes', 'special', list(HIT_RULES), 'What a hit must have. ' + ' '.join(
     f"'{name}': {rule}." for name, rule in HIT_RULES.items()))
 flags.DEFINE_string('adde_dir', None, "ADDE release files (imgs_test.txt, ...); default: written "
                     "by ADDE's rule from the run's gallery and query images.")
 flags.DEFINE_list('gallery_sizes', [str(s) for s in DEFAULT_GALLERY_SIZES],
                   'Gallery sizes (at most the paper gallery).')
+flags.DEFINE_integer('flam_images', DEFAULT_FLAM_IMAGES, "At most this many test images labelled "
+                     "on shape (category), color and pattern are FLAM's evaluation images "
+                     "(FLAM §4: 2K on Shopping100k).")
 flags.DEFINE_string('output_json', None, 'results.json path (its figure is written beside it).')
 FLAGS = flags.FLAGS
 
@@ -53,7 +59,7 @@ def _options() -> Options:
     raise UserError(f'--gallery_sizes={",".join(FLAGS.gallery_sizes)}: give whole numbers')
   try:
     return Options(FLAGS.distance, FLAGS.backend, FLAGS.query_seed, FLAGS.hit_attributes,
-                   FLAGS.adde_dir, sizes)
+                   FLAGS.adde_dir, sizes, FLAGS.flam_images)
   except ValueError as e:
     raise UserError(f'--{e}') from None
 

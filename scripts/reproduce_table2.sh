@@ -14,7 +14,8 @@
 # methods are skipped by train.py itself (their checkpoints are complete), an interrupted one
 # continues. Scored three ways on the same runs: the paper's Eq. 4 and hit rule
 # (results_paper.json), the squared distance (results_paper_squared.json) and the hit rule that
-# keeps the general attributes too (results_paper_all.json).
+# keeps the general attributes too (results_paper_all.json). Then FLAM and its baselines on the
+# Proposed and Classic runs' features (scripts/reproduce_flam.sh).
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 DATA_DIR|synthetic OUT_DIR [--seeds=N] [train.py flags...]" >&2
@@ -44,8 +45,10 @@ if [ "$DATA_DIR" = synthetic ]; then
 else
   prefix= proposed=flags/shopping100k.flags data=(--data_dir="$DATA_DIR")
 fi
-# Every method of the registry (tf_partfash/methods.py), in Table 2's column order.
-read -r -a methods <<< "$("$PYTHON" -c 'from tf_partfash.methods import METHODS; print(*METHODS)')"
+# Every image method of the registry (tf_partfash/methods.py), in Table 2's column order; those
+# trained on their features (FLAM, paper 003) follow, by scripts/reproduce_flam.sh.
+read -r -a methods <<< "$("$PYTHON" -c 'from tf_partfash.methods import METHODS
+print(*(m.name for m in METHODS.values() if not m.on_features))')"
 PROPOSED=$("$PYTHON" -c 'from tf_partfash.methods import PROPOSED; print(PROPOSED)')
 workdirs=()
 total_start=$(date +%s)
@@ -78,4 +81,5 @@ for variant in "squared --distance=squared" "all --hit_attributes=all"; do
       2>> "$OUT_DIR/evaluate.log" > "$OUT_DIR/table2_$suffix.txt"
   echo "evaluated with $flag in $(( $(date +%s) - start )) s: $OUT_DIR/table2_$suffix.txt"
 done
+scripts/reproduce_flam.sh "$DATA_DIR" "$OUT_DIR"
 echo "all in $(( $(date +%s) - total_start )) s"

@@ -116,20 +116,23 @@ def _toy_features(n=600, seed=0):
 
 
 def test_both_stages_learn_a_toy_problem_semi_supervised():
+  from tf_partfash.config import FlamConfig
   from tf_partfash.models.flam import Flam, FlamShape
-  from tf_partfash.training.flam_trainer import FlamTraining, train_embedders, train_manipulator
+  from tf_partfash.training.flam_trainer import FlamTrainer
   x, truth, shown = _toy_features()
   tf.keras.utils.set_random_seed(0)
   flam = Flam(FlamShape(feature_size=16, classes=(3, 4), embedding_size=8, hidden=32))
-  config = FlamTraining(embedding_steps=150, manipulating_steps=600, batch_size=64,
-                        learning_rate=1e-3)
-  train_embedders(flam, x, shown, config)
+  config = FlamConfig(flam_embedding_steps=150, flam_steps=600, flam_batch_size=64,
+                      flam_learning_rate=1e-3)
+  logs = []
+  FlamTrainer(flam, config, seed=0).run(x, shown, lambda step, stage, l: logs.append(l))
   e = flam.embed(tf.constant(x))
   for a in range(2):  # the nearest dictionary vector recovers the class, unlabelled images too
     assert np.mean(fl.nearest_classes(e[:, a], flam.dictionary(a)).numpy() == truth[:, a]) > 0.95
-  logs = []
-  train_manipulator(flam, x, shown, config, log=lambda step, l: logs.append(l))
   assert logs[-1]['cycle_similarity'] > 0.9 and np.isfinite(logs[-1]['g'])
+  # The labelled images of each class, counted (a class without any is not offered).
+  np.testing.assert_array_equal(flam.class_counts[1].numpy(),
+                                np.bincount(shown[shown[:, 1] >= 0, 1], minlength=4))
   # Colour changed to c: the nearest real feature has the query's shape and colour c.
   hits = []
   for c in range(4):

@@ -163,9 +163,11 @@ def test_flag_checking_and_search_code_import_no_tensorflow():
   code = ('import sys\n'
           'import tf_partfash.methods, tf_partfash.config, tf_partfash.protocols, tf_partfash.cli\n'
           'import tf_partfash.search.session, tf_partfash.evaluation.reports\n'
+          'import tf_partfash.search.feature_encoders\n'
           'import tf_partfash.evaluation.protocols.paper, tf_partfash.evaluation.protocols.adde\n'
           'import tf_partfash.evaluation.protocols.feedback\n'
           'import tf_partfash.evaluation.protocols.gallery_size\n'
+          'import tf_partfash.evaluation.protocols.flam\n'
           'print("tensorflow" in sys.modules, "keras" in sys.modules)')
   result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

@@ -196,3 +196,53 @@ class TrainConfig:
     if self.stage1_epochs + self.stage2_epochs < 1:
       raise UserError(f'stage1_epochs={self.stage1_epochs} and stage2_epochs='
                       f'{self.stage2_epochs}: nothing to train; give at least one epoch')
+
+
+# The attributes a feature method (FLAM, paper 003) learns to manipulate: FLAM's own three (§4:
+# shape = Shopping100k's category, color, pattern), or those and the paper's special attributes
+# (what the paper protocol's queries change).
+FEATURE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    'flam': ('category', 'color', 'pattern'),
+    'all': ('category', 'color', 'pattern', 'collar', 'fastening', 'sleevelen')}
+
+
+@dataclasses.dataclass(frozen=True)
+class FlamConfig:
+  """FLAM (paper 003) and its baselines, trained on the frozen features of another run. FLAM
+  gives k = 32 and no other size or schedule; `flags/flam.flags` says where each choice comes
+  from. The seed is `TrainConfig.seed`."""
+  flam_attributes: str = setting(
+      'all', "Attributes manipulated: 'flam' (FLAM's category, color, pattern) or 'all' (those "
+      "and collar, fastening, sleevelen, which the paper protocol's queries change).",
+      tuple(FEATURE_ATTRIBUTES))
+  flam_embedding_size: int = setting(32, 'k, the width of each attribute embedding (FLAM §4.1).',
+                                     _POSITIVE)
+  flam_hidden: int = setting(512, 'Hidden width of the embedders; G and D have two layers of '
+                             'twice it.', _POSITIVE)
+  flam_concat_width: int = setting(341, "Per-attribute feature width of Cls-Concat and "
+                                   'Emb-Concat (FLAM §4.2: 341, 1,023 for three).', _POSITIVE)
+  flam_embedding_steps: int = setting(2000, 'Steps of the embedding stage (Eq. 2; the concat '
+                                      "baselines' whole training).", _POSITIVE)
+  flam_steps: int = setting(3000, 'Steps of the manipulating stage (Eq. 3-5).', _NON_NEGATIVE)
+  flam_batch_size: int = setting(256, 'Batch size of both stages.', Interval(2))
+  flam_embedding_learning_rate: float = setting(1e-3, 'Adam learning rate of the embedding stage.',
+                                                _POSITIVE)
+  flam_learning_rate: float = setting(2e-4, 'Adam learning rate of G and D (beta_1 = 0.5, as '
+                                      'DCGAN).', _POSITIVE)
+  flam_margin: float = setting(0.2, 'Triplet margin mu of Eq. 1 (cosine distances).',
+                               _NON_NEGATIVE)
+  flam_cycle_weight: float = setting(1.0, 'Weight of the cycle loss, Eq. 5.', _NON_NEGATIVE)
+  flam_matching_weight: float = setting(10.0, 'Weight of the feature-matching loss, Eq. 4.',
+                                        _NON_NEGATIVE)
+  flam_remaining: bool = setting(True, "D matches the remaining attributes too (Table 3's M; "
+                                 "False: only the target, Table 3's S).")
+  flam_adversarial: bool = setting(True, "The adversarial loss, Eq. 3 (Table 3's Adv).")
+  flam_online_sampling: bool = setting(True, "x- from the batch, nearest in the remaining "
+                                       "attributes (FLAM §4.1, Table 3's OS; False: at random).")
+
+  def __post_init__(self):
+    check_settings(self)
+
+  @property
+  def attributes(self) -> tuple[str, ...]:
+    return FEATURE_ATTRIBUTES[self.flam_attributes]

@@ -13,6 +13,11 @@ when used, so this module (and `--only_check_args`) stays free of TensorFlow.
 | `no_parts` | as no_parts_no_ranking | as partnet | as partnet | signatures |
 | `amnet` | `AMNet` | L_attribute (pretraining, AMNet §3.4) | AMNet Eq. 6 on triplets | memory + manipulator |
 | `partnet` | `PartNet`, parts | L_attribute + Extract Parts? | + part triplets (Eq. 3) | signatures |
+
+Three more methods train on the frozen features of another run (`--features_from`; FLAM, paper
+003): `flam` (attribute embedders, then a generator that translates a query's feature),
+`cls_concat` and `emb_concat` (FLAM's baselines: per-attribute 341-wide classifier or embedder
+features, concatenated). Their `trainer` replaces the two stages above.
 """
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ class Method:
   paper_name: str                 # its column in the paper's Fig. 6 and Table 2
   description: str                # for --help
   network: str
-  objective: str
+  objective: str | None           # None: a method of `trainer`
   encoder: str
   implies: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # settings it fixes
   samplers: tuple[str, str] = (BATCHES, BATCHES)
@@ -60,9 +65,20 @@ class Method:
   # manipulated attribute.
   paper_top20: Mapping[str, float] = dataclasses.field(default_factory=dict)
   paper_table2: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  # Trained on the frozen features of another run (train.py's --features_from) by `trainer`
+  # (trainer(run, workdir, base) -> model), not in the two stages of `objective`.
+  trainer: str | None = None
+  # FLAM's Table 3, Shopping100k top-50 accuracy per manipulated attribute and 'all'.
+  flam_table3: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
-  def build(self, config: ModelConfig):
-    return resolve(self.network)(config)
+  @property
+  def on_features(self) -> bool:
+    return self.trainer is not None
+
+  def build(self, run):
+    """The network of `run` (a `workdir.RunConfig`), built: image networks from its
+    `ModelConfig`, feature methods from the whole run (their feature size and settings)."""
+    return resolve(self.network)(run if self.on_features else run.model)
 
   def loss_fn(self) -> Callable:
     """The objective, resolved (once per training: not inside a traced step)."""
@@ -79,6 +95,12 @@ class Method:
 
   def encoder_class(self):
     return resolve(self.encoder)
+
+
+def _table3(shape: float | None, color: float | None, pattern: float | None,
+            all_: float) -> dict[str, float]:
+  named = {'shape': shape, 'color': color, 'pattern': pattern, 'all': all_}
+  return {k: v for k, v in named.items() if v is not None}
 
 
 def _table2(pattern: float, collar: float, fastening: float, sleevelen: float,
@@ -118,10 +140,29 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            'tf_partfash.search.encoders:AmnetEncoder', {'use_parts': False},
            samplers=(BATCHES, _TRIPLETS),
            begin_stage2='tf_partfash.training.objectives:initialise_amnet_memory', signatures=False,
-           paper_top20={'manipulate1': 45.8}, paper_table2=_table2(0.51, 0.39, 0.38, 0.37, 0.64)),
+           paper_top20={'manipulate1': 45.8}, paper_table2=_table2(0.51, 0.39, 0.38, 0.37, 0.64),
+           flam_table3=_table3(None, None, None, 0.711)),
     Method('partnet', 'Proposed', 'the proposed part-based network', _PARTNET, _PARTNET_LOSS,
            _SIGNATURES, paper_top20={'direct': 56.5, 'manipulate1': 53.1},
            paper_table2=_table2(0.54, 0.60, 0.35, 0.46, 0.72)),
+    Method('flam', 'FLAM', 'FLAM (Shin et al., paper 003) on the frozen features of '
+           '--features_from: attribute embedders, then a generator that translates a query\'s '
+           'feature to the wanted attributes', 'tf_partfash.models.flam:build_flam', None,
+           'tf_partfash.search.feature_encoders:FlamEncoder', signatures=False,
+           trainer='tf_partfash.training.feature_run:train_flam',
+           flam_table3=_table3(0.633, 0.768, 0.633, 0.691)),
+    Method('cls_concat', 'Cls-Concat', "FLAM's Cls-Concat baseline on the frozen features of "
+           '--features_from: one classifier per attribute, their 341-wide hidden features '
+           'concatenated', 'tf_partfash.models.feature_baselines:build_cls_concat', None,
+           'tf_partfash.search.feature_encoders:ConcatEncoder', signatures=False,
+           trainer='tf_partfash.training.feature_run:train_concat',
+           flam_table3=_table3(0.886, 0.895, 0.802, 0.874)),
+    Method('emb_concat', 'Emb-Concat', "FLAM's Emb-Concat baseline on the frozen features of "
+           '--features_from: one 341-wide embedder per attribute (Eq. 2), concatenated',
+           'tf_partfash.models.feature_baselines:build_emb_concat', None,
+           'tf_partfash.search.feature_encoders:ConcatEncoder', signatures=False,
+           trainer='tf_partfash.training.feature_run:train_concat',
+           flam_table3=_table3(0.916, 0.925, 0.893, 0.915)),
 )}
 PROPOSED = 'partnet'
 

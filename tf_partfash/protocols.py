@@ -15,6 +15,8 @@ from typing import Any, Sequence
 from tf_partfash.errors import UserError
 
 DEFAULT_GALLERY_SIZES = (1000, 2000, 5000, 10000, 19000)
+# FLAM §4 "Datasets": "we randomly sampled 5K and 2K images from DARN and Shopping100k".
+DEFAULT_FLAM_IMAGES = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,14 +25,17 @@ class Options:
   the protocols that name it in `Protocol.options`."""
   distance: str = 'euclidean'   # d of Eq. 4-6 (`config.DISTANCES`)
   backend: str = 'exact'        # `config.BACKENDS`
-  query_seed: int = 0           # the paper queries' random manipulations
+  query_seed: int = 0           # the queries' random manipulations (FLAM's: and image sample)
   hit_attributes: str = 'special'  # the paper protocol's hit rule (`evaluation.queries.HIT_RULES`)
   adde_dir: str | None = None   # ADDE's release files; None: written by ADDE's rule
   gallery_sizes: tuple[int, ...] = DEFAULT_GALLERY_SIZES
+  flam_images: int = DEFAULT_FLAM_IMAGES  # FLAM's protocol: at most this many evaluation images
 
   def __post_init__(self):
     if not self.gallery_sizes:
       raise UserError('gallery_sizes is empty: give one or more gallery sizes')
+    if self.flam_images < 1:
+      raise UserError(f'flam_images={self.flam_images}: give at least 1')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,10 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              "towards the paper queries' hidden targets (§5, Fig. 8)", _MODULE + 'feedback'),
     Protocol('gallery_size', 'AMNet Fig. 6: top-20 after one manipulation in nested galleries '
              'of --gallery_sizes images', _MODULE + 'gallery_size', ('gallery_sizes',)),
+    Protocol('flam', "FLAM's (Shin et al., §4, Table 3): top-k after changing shape (category), "
+             'color or pattern, on at most --flam_images test images labelled on all three '
+             '(their 10 most frequent classes), which are gallery and queries at once',
+             _MODULE + 'flam', ('flam_images',)),
 )}
 # Options every protocol reads.
 COMMON_OPTIONS = ('distance', 'backend', 'query_seed')

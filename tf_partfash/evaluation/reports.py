@@ -2,8 +2,9 @@
 grouped), cells with their intervals, results.json and Fig. 6 style top-k plots, and the outcome a
 protocol hands evaluate.py (`Outcome`).
 
-Published figures (the protocols': `protocols.paper`, `protocols.adde`) are only comparable on
-Shopping100k; on other data (the built-in synthetic set) only the ordering of methods is.
+Published figures (the protocols': `protocols.paper`, `protocols.adde`, `protocols.flam`) are only
+comparable on Shopping100k; on other data (the built-in synthetic set) only the ordering of
+methods is.
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
   from tf_partfash.search.trained_run import TrainedRun
 
 SETTING_NAMES = {'direct': 'direct', 'manipulate1': '1 manipulation',
-                 'manipulate2': '2 manipulations', 'adde': 'ADDE manipulation'}
+                 'manipulate2': '2 manipulations', 'adde': 'ADDE manipulation',
+                 # FLAM's protocol (`protocols.flam`): the attribute changed, or all queries.
+                 'shape': 'shape (category)', 'color': 'color', 'pattern': 'pattern',
+                 'all': 'all (shape, color, pattern)'}
 DISTANCE_NOTES = {'euclidean': "Eq. 4 as written: the Euclidean distances of the S + 1 signatures "
                                'summed', 'squared': 'the squared distances summed (the form FAISS '
                                                     'searches), not the paper\'s'}
@@ -184,11 +188,13 @@ def empty_note(setting: str, scores: Scores) -> list[str]:
           'gallery; its rates are not defined.']
 
 
-def _setting_json(scores: Scores) -> dict[str, Any]:
-  """One run's figures on one setting, each rate with its 95 % interval over queries."""
+def _setting_json(scores: Scores, ks: Sequence[int] = ()) -> dict[str, Any]:
+  """One run's figures on one setting, each rate with its 95 % interval over queries; top-k for
+  k = 20 and each of `ks` (a protocol's own, e.g. FLAM's T@50) under `top<k>`, `top<k>_ci95`."""
   if not len(scores):
     return {'queries': 0, 'gallery_images': scores.gallery_size, 'left_out': scores.left_out,
-            'top_k': [], f'top{TABLE2_K}': None, f'top{TABLE2_K}_ci95': None}
+            'top_k': [], f'top{TABLE2_K}': None, f'top{TABLE2_K}_ci95': None,
+            **{f'top{k}{end}': None for k in ks for end in ('', '_ci95')}}
   low, high = scores.top_k_interval()
   blob = {'queries': len(scores), 'gallery_images': scores.gallery_size,
           'left_out': scores.left_out,
@@ -204,6 +210,9 @@ def _setting_json(scores: Scores) -> dict[str, Any]:
           # Per query, in the query file's order: 0-based rank of the first hit (max_k: none in
           # the top max_k), for paired comparisons of any two results files.
           'first_hit': scores.first_hit.astype(int).tolist()}
+  for k in ks:
+    blob[f'top{k}'] = float(scores.hits(k).mean())
+    blob[f'top{k}_ci95'] = list(intervals.interval(scores.hits(k)))
   for name, values in scores.ndcg.items():
     blob[name] = float(np.mean(values))
     blob[f'{name}_ci95'] = list(intervals.interval(values))
@@ -211,16 +220,18 @@ def _setting_json(scores: Scores) -> dict[str, Any]:
 
 
 def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, query_file: str,
-                 settings: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
+                 settings: dict[str, Any], published: dict[str, Any],
+                 ks: Sequence[int] = ()) -> dict[str, Any]:
   """The content of results.json: every run's top-k curve, Table 2 row and NDCG per setting with
   intervals, and per method (seeds grouped) mean, sd, interval and the paired difference from
-  Proposed."""
+  Proposed. `ks`: the protocol's own k, each reported as `top<k>` beside top-20."""
   cols = columns(results)
   name_of = {id(r): c.name for c in cols for r in c.runs}
   runs = [{'workdir': r.workdir, 'method': r.method, 'name': name_of[id(r)], 'seed': r.seed,
-           'settings': {s: _setting_json(v) for s, v in r.scores.items()}} for r in results]
+           'settings': {s: _setting_json(v, ks) for s, v in r.scores.items()}} for r in results]
   proposed = proposed_column(cols)
-  metric_names = [f'top{TABLE2_K}'] + list(next(iter(results[0].scores.values())).ndcg)
+  metric_names = ([f'top{TABLE2_K}'] + [f'top{k}' for k in ks if k != TABLE2_K]
+                  + list(next(iter(results[0].scores.values())).ndcg))
   methods = []
   for c in cols:
     entry = {'name': c.name, 'method': c.method, 'workdirs': [r.workdir for r in c.runs],
@@ -263,13 +274,14 @@ def write_json(file: str, blob: dict[str, Any]) -> None:
 
 def plot_top_k(file: str, results: Sequence[RunResult], dataset: Dataset,
                published_top20: Mapping[str, Mapping[str, float]] | None = None,
-               published_curves: Mapping[str, Mapping[int, float]] | None = None) -> None:
+               published_curves: Mapping[str, Mapping[int, float]] | None = None,
+               published_k: int = TABLE2_K) -> None:
   """Top-k accuracy curves of every column (seeds averaged) with their 95 % bands over queries,
   one panel per setting (Fig. 6 a, b and 2 manipulations).
 
   On Shopping100k only, the published points are drawn: `published_top20` (setting -> method ->
-  top-20 in %) beside each method's curve, `published_curves` (name -> k -> top-k in %, ADDE's
-  Table 1) in every panel.
+  top-k in % at k = `published_k`, the paper's 20 or FLAM's 50) beside each method's curve,
+  `published_curves` (name -> k -> top-k in %, ADDE's Table 1) in every panel.
   """
   import matplotlib
   matplotlib.use('Agg')  # files only: no display on servers
@@ -290,7 +302,7 @@ def plot_top_k(file: str, results: Sequence[RunResult], dataset: Dataset,
       ax.fill_between(ks, 100 * low, 100 * high, color=line.get_color(), alpha=0.15, lw=0)
       published = (published_top20 or {}).get(setting, {}).get(c.method)
       if published is not None and dataset.note() is None:
-        ax.plot([TABLE2_K], [published], 'o', color=line.get_color(), mfc='none',
+        ax.plot([published_k], [published], 'o', color=line.get_color(), mfc='none',
                 label=f'{c.name} (paper)')
     if dataset.note() is None:
       for name, points in (published_curves or {}).items():

@@ -72,21 +72,25 @@ class Scores:
 
 def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
                   gallery_labels: np.ndarray, encoder: Encoder, max_k: int,
-                  ndcg_definition: str = 'amnet', chunk: int = 256) -> Scores:
+                  ndcg_definition: str = 'amnet', chunk: int = 256,
+                  exclude: np.ndarray | None = None) -> Scores:
   """Searches the gallery for every query of `queries` and judges the results.
 
   `features` are the query images' own (their index rows, in the order of `queries`); `encoder`
   is the method's (`encoders`), whose gallery vectors `searcher` holds: it applies each query's
   changes, leaving out those the method cannot make. `gallery_labels` (N, A) are the gallery's
   labels on `queries.attributes`, in the searcher's gallery order. `ndcg_definition`: 'amnet'
-  (`ndcg`) or 'adde' (`adde_ndcg`, queries of one changed attribute each).
+  (`ndcg`) or 'adde' (`adde_ndcg`, queries of one changed attribute each). `exclude` (Q,):
+  the gallery position of each query's own image, left out of its results (a gallery that holds
+  the queries, as FLAM's protocol's does).
   """
   if len(features) != len(queries):
     raise ValueError(f'{len(features)} query feature rows for {len(queries)} queries')
   if ndcg_definition not in ('amnet', 'adde'):
     raise ValueError(f'ndcg_definition={ndcg_definition!r}; valid: amnet, adde')
   gallery_labels = np.asarray(gallery_labels)
-  depth = min(max(max_k, NDCG_K), len(gallery_labels))
+  # With `exclude`, one more is searched and the query's own image dropped.
+  depth = min(max(max_k, NDCG_K), len(gallery_labels) - (exclude is not None))
   in_gallery = set(map(tuple, gallery_labels.tolist()))
   reachable = np.array([tuple(t) in in_gallery for t in queries.targets.tolist()], bool)
   first, gains, unexpressed = [], [], np.zeros(len(queries), bool)
@@ -94,12 +98,13 @@ def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
     stop = min(start + chunk, len(queries))
     changes, unexpressed[start:stop] = encoder.expressible(queries.changes[start:stop])
     block = encoder.queries(features.take(np.arange(start, stop)), changes)
-    retrieved, _ = searcher.search(block, depth)
+    retrieved = _search(searcher, block, depth,
+                        None if exclude is None else np.asarray(exclude)[start:stop])
     targets = queries.targets[start:stop]
     hit = first_hits(has_labels(retrieved[:, :max_k], gallery_labels, targets))
     first.append(np.where(hit < retrieved[:, :max_k].shape[1], hit, max_k))
     if ndcg_definition == 'amnet':
-      gains.append({f'ndcg@{NDCG_K}': ndcg(retrieved, gallery_labels, targets, NDCG_K)})
+      gains.append({f'ndcg@{NDCG_K}': ndcg(retrieved, gallery_labels, targets, min(NDCG_K, depth))})
     else:
       column = [queries.attributes.index(next(iter(c))) for c in queries.changes[start:stop]]
       gains.append({f'adde_{name}@{NDCG_K}': value for name, value in adde_ndcg(
@@ -112,6 +117,17 @@ def score_queries(searcher: Searcher, features: GalleryIndex, queries: QuerySet,
                 {n: np.concatenate([g[n] for g in gains]) if gains else np.zeros(0)
                  for n in names}, manipulated, unexpressed, reachable, max_k,
                 len(gallery_labels), dict(queries.left_out))
+
+
+def _search(searcher: Searcher, block: np.ndarray, depth: int,
+            exclude: np.ndarray | None) -> np.ndarray:
+  """(Q, depth) gallery positions, nearest first, without each query's `exclude` position."""
+  if exclude is None:
+    return searcher.search(block, depth)[0]
+  retrieved, _ = searcher.search(block, depth + 1)
+  keep = retrieved != exclude[:, None]
+  keep[keep.all(axis=1), -1] = False  # not among them: the deepest one goes
+  return retrieved[keep].reshape(len(retrieved), -1)[:, :depth]
 
 
 @dataclasses.dataclass(frozen=True)

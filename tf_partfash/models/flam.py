@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
+from tf_partfash.attributes import attribute
+
 
 @dataclasses.dataclass(frozen=True)
 class FlamShape:
@@ -29,9 +31,25 @@ class FlamShape:
   embedding_size: int = 32        # k (FLAM §4.1)
   hidden: int = 512
   remaining: bool = True          # D matches the remaining attributes too (Table 3's "M")
+  names: tuple[str, ...] = ()     # the attribute of each type (`attributes.ATTRIBUTES`)
 
 
-def _mlp(units: Sequence[int], out: int, activation: Any, name: str,
+def feature_shape(run) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
+  """(feature size, attribute names, class counts) of a feature method's run
+  (`workdir.RunConfig` with `features_from` and `flam`)."""
+  names = run.flam.attributes
+  return (run.features_from.feature_size, names,
+          tuple(attribute(name).num_values for name in names))
+
+
+def build_flam(run) -> Flam:
+  """The FLAM of a run (`methods.METHODS['flam']`)."""
+  size, names, classes = feature_shape(run)
+  return Flam(FlamShape(size, classes, run.flam.flam_embedding_size, run.flam.flam_hidden,
+                        run.flam.flam_remaining, names))
+
+
+def mlp(units: Sequence[int], out: int, activation: Any, name: str,
          last: str = 'glorot_uniform') -> keras.Sequential:
   layers = []
   for i, u in enumerate(units):
@@ -47,26 +65,35 @@ class Flam(keras.Model):
     super().__init__(**kwargs)
     self.sizes = shape
     k, h = shape.embedding_size, shape.hidden
-    self.embedders = [_mlp([h], k, keras.layers.ReLU, f'embedder{a}')
+    self.embedders = [mlp([h], k, keras.layers.ReLU, f'embedder{a}')
                       for a in range(len(shape.classes))]
     self.dictionaries = [self.add_weight(shape=(c, k), initializer='glorot_uniform',
                                          name=f'dictionary{a}')
                          for a, c in enumerate(shape.classes)]
+    # Labelled training images per class: a class without any has an untaught d_a.
+    self.class_counts = [self.add_weight(shape=(c,), initializer='zeros', trainable=False,
+                                         name=f'class_counts{a}')
+                         for a, c in enumerate(shape.classes)]
     leaky = lambda: keras.layers.LeakyReLU(negative_slope=0.2)
     # Its last layer starts at zero: G starts as the identity.
-    self.generator_delta = _mlp([2 * h, 2 * h], shape.feature_size, keras.layers.ReLU,
+    self.generator_delta = mlp([2 * h, 2 * h], shape.feature_size, keras.layers.ReLU,
                                 'generator', last='zeros')
-    self.discriminator_body = _mlp([2 * h], h, leaky, 'discriminator')
+    self.discriminator_body = mlp([2 * h], h, leaky, 'discriminator')
     self.real_fake = keras.layers.Dense(1, name='real_fake')
     matched = len(shape.classes) * k if shape.remaining else k
     self.matching = keras.layers.Dense(matched, name='matching')
     self.build_all()
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    return self.sizes.names
 
   def build_all(self) -> None:
     x = tf.zeros((1, self.sizes.feature_size))
     e = self.embed(x)
     self.generate(x, e[:, 0])
     self.discriminate(x)
+    self.built = True  # every weight exists: Keras may save and load them
 
   def embed(self, x: tf.Tensor) -> tf.Tensor:
     """(B, n, k): φ_a(x) of every attribute type, on the unit sphere (Eq. 1 compares directions

@@ -13,7 +13,7 @@ from tf_partfash.storage.workdir import RUN_FILE, RunConfig, WEIGHTS_FILE, check
 
 def build_model(run: RunConfig) -> keras.Model:
   """The network of a run's method, built (weights created, not loaded)."""
-  return method(run.method).build(run.model)
+  return method(run.method).build(run)
 
 
 def export_model(workdir: str, model: keras.Model) -> str:

@@ -22,8 +22,9 @@ from tf_partfash.parts.extraction import PartExtractor, extract_parts
 from tf_partfash.search.gallery import GalleryIndex, Prototypes, file_stamps, folder_images
 from tf_partfash.search.retrieval import Searcher
 from tf_partfash.storage import atomic, cache
-from tf_partfash.storage.workdir import (PROTOTYPES_FILE, RunConfig, check_trained, compact_file,
-                                         index_file, load_run_config, model_id)
+from tf_partfash.attributes import ATTRIBUTE_NAMES
+from tf_partfash.storage.workdir import (PROTOTYPES_FILE, RunConfig, base_workdir, check_trained,
+                                         compact_file, index_file, load_run_config, model_id)
 
 if TYPE_CHECKING:
   import keras
@@ -35,7 +36,11 @@ if TYPE_CHECKING:
 class TrainedRun:
   """One trained workdir. `model` and `data` may be handed in (training has both at hand);
   otherwise they are loaded (the model) or prepared (the data, as training prepared it) when a
-  cache has to be built. Indexes and prototypes are read once per object."""
+  cache has to be built. Indexes and prototypes are read once per object.
+
+  A feature method's run (FLAM, paper 003: `methods.Method.on_features`) searches the features
+  of its base run: its data, indexes, prototypes and images are the base's (`base`), opened with
+  it and refused when the base was retrained since; only its model and encoder are its own."""
 
   def __init__(self, workdir: str, config: RunConfig, model: keras.Model | None = None,
                data: PreparedData | None = None, workers: int = 1, skip_corrupt: bool = False,
@@ -48,6 +53,33 @@ class TrainedRun:
     self._chunk_size = chunk_size
     self._indexes: dict[str, GalleryIndex] = {}
     self._prototypes: Prototypes | None = None
+    self.base: TrainedRun | None = None
+    if config.features_from is not None:
+      self.base = TrainedRun.base_of(workdir, config, data=data, workers=workers,
+                                     skip_corrupt=skip_corrupt, chunk_size=chunk_size,
+                                     progress=progress)
+
+  @classmethod
+  def base_of(cls, workdir: str, config: RunConfig, **kwargs) -> TrainedRun:
+    """The base run of the feature method's run `config` in `workdir`, checked to be the model
+    it was trained on."""
+    source = config.features_from
+    base = cls.open(base_workdir(workdir, source), **kwargs)
+    if base.model_id != source.model_id:
+      raise UserError(f'{workdir} was trained on the features of {base.workdir} as model '
+                      f'{source.model_id}, but {base.workdir} has been retrained since (model '
+                      f'{base.model_id}): train {workdir} again, in a new --workdir')
+    return base
+
+  def training_features(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """What a feature method trains on: (N, F) the x of every training image (its signatures
+    concatenated, what this run's search compares) and (N, n) its labels on `names` (-1:
+    unlabelled), from `index_train.npz`; the test images' index is made ready too (what the
+    feature method's searches read)."""
+    train = self.index('train', rows=self.data.rows('train'))
+    self.index('test')
+    return (feature_matrix(train),
+            np.asarray(train.labels)[:, [ATTRIBUTE_NAMES.index(n) for n in names]])
 
   @classmethod
   def open(cls, workdir: str, **kwargs) -> TrainedRun:
@@ -73,6 +105,8 @@ class TrainedRun:
 
   @property
   def data(self) -> PreparedData:
+    if self.base is not None:
+      return self.base.data
     if self._data is None:
       from tf_partfash.inputs.prepared import prepare  # the input pipeline imports TensorFlow
       self._data = prepare(self.config.data, self.workdir, self._workers, self._skip_corrupt,
@@ -85,6 +119,8 @@ class TrainedRun:
     as `index_<name>.npz` and rebuilt when the model (or the rows asked for) changed. `lazy`:
     a stored index's signatures are read from the file by the rows asked for
     (`GalleryIndex.load`), for a compact search."""
+    if self.base is not None:
+      return self.base.index(name, rows, lazy)
     _check_name('index', name)
     found = self._indexes.get(name)
     if found is not None and (rows is None or np.array_equal(found.rows, rows)):
@@ -105,6 +141,8 @@ class TrainedRun:
 
   def prototypes(self) -> Prototypes:
     """The model's prototypes, computed once over its training split into `prototypes.npz`."""
+    if self.base is not None:
+      return self.base.prototypes()
     if self._prototypes is not None:
       return self._prototypes
     file = os.path.join(self.workdir, PROTOTYPES_FILE)
@@ -121,6 +159,8 @@ class TrainedRun:
   def part_extractor(self, name: str | None = None) -> PartExtractor:
     """One image's part extraction (`config.PART_EXTRACTORS`; None: the one the run was trained
     with). The regressor is the run's dataset's, taught on first use."""
+    if self.base is not None:
+      return self.base.part_extractor(name)
     name = name or self.config.data.part_extractor
     if name not in PART_EXTRACTORS:
       raise UserError(f'unknown part extractor {name!r}; valid: {", ".join(PART_EXTRACTORS)}')
@@ -139,6 +179,8 @@ class TrainedRun:
     """The index of a folder of the user's images, cached in the workdir while the model, the
     part extractor, the folder's list of images and each image's size and modification time stay
     the same; `lazy` as for `index`."""
+    if self.base is not None:
+      return self.base.folder_index(folder, part_extractor, lazy)
     folder = os.path.realpath(folder)
     paths = folder_images(folder)
     stamps = file_stamps(folder, paths)
@@ -172,6 +214,8 @@ class TrainedRun:
             part_extractor: str | None = None) -> GalleryIndex:
     """Features of images outside the dataset: part extraction from the image (`part_extractor`
     as for `part_extractor()`), then the model."""
+    if self.base is not None:
+      return self.base.embed(image_root, paths, progress, part_extractor)
     from tf_partfash.search import indexing
     return indexing.embed_images(self.model, self.config, image_root, paths, self.model_id,
                                  self.part_extractor(part_extractor),
@@ -207,6 +251,12 @@ class TrainedRun:
     """The method's query encoder; `with_prototypes=False` for searches without changes (the
     prototypes, computed on first use, need the model and the training images)."""
     return self.method.encoder_class().from_run(self, with_prototypes)
+
+
+def feature_matrix(index: GalleryIndex) -> np.ndarray:
+  """(N, F) the x of a feature method (paper 003) for every image of an index: its signatures
+  concatenated, a new array (a manipulation changes it, never the index)."""
+  return np.array(index.signatures, np.float32).reshape(len(index), -1)
 
 
 def _check_name(what: str, name: str) -> None:

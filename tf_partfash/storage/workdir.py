@@ -30,7 +30,8 @@ import json
 import os
 from typing import Any
 
-from tf_partfash.config import FROM_SCRATCH, DataConfig, ModelConfig, TrainConfig
+from tf_partfash.attributes import ATTRIBUTES
+from tf_partfash.config import FROM_SCRATCH, DataConfig, FlamConfig, ModelConfig, TrainConfig
 from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS
 from tf_partfash.storage import atomic
@@ -67,17 +68,34 @@ VOLATILE_TRAIN_FIELDS = ('checkpoint_every_secs', 'log_every_secs')
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureSource:
+  """The run whose frozen features a feature method (FLAM, paper 003) trained on."""
+  workdir: str      # relative to the feature method's own workdir
+  model_id: str     # its `model_id` then: a retrained base is refused
+  method: str
+  feature_size: int  # the width of x, its S + 1 signatures (or fc7) concatenated
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
-  """What a run is: its method, network, training and data (run.json)."""
+  """What a run is: its method, network, training and data (run.json). A feature method's run
+  holds its base run's model, train (with its own seed) and data configurations, what it trained
+  on (`features_from`) and its own settings (`flam`)."""
   method: str
   model: ModelConfig
   train: TrainConfig
   data: DataConfig
+  flam: FlamConfig | None = None
+  features_from: FeatureSource | None = None
 
   def to_json(self) -> dict[str, Any]:
-    return {'format_version': FORMAT_VERSION, 'method': self.method,
+    blob = {'format_version': FORMAT_VERSION, 'method': self.method,
             'model': dataclasses.asdict(self.model), 'train': dataclasses.asdict(self.train),
             'data': dataclasses.asdict(self.data)}
+    if self.features_from is not None:
+      blob.update(features_from=dataclasses.asdict(self.features_from),
+                  flam=dataclasses.asdict(self.flam or FlamConfig()))
+    return blob
 
   @classmethod
   def from_json(cls, blob: dict[str, Any], file: str) -> RunConfig:
@@ -89,8 +107,11 @@ class RunConfig:
                       + ', '.join(METHODS))
     try:
       # Settings added since format 1 (part_extractor) take their defaults: what older runs had.
+      source = blob.get('features_from')
       return cls(blob['method'], ModelConfig(**blob['model']), TrainConfig(**blob['train']),
-                 DataConfig(**blob['data']))
+                 DataConfig(**blob['data']),
+                 FlamConfig(**blob['flam']) if 'flam' in blob else None,
+                 FeatureSource(**source) if source is not None else None)
     except (KeyError, TypeError) as e:
       raise UserError(f'{file}: not a tf_partfash run configuration ({e})') from None
     except ValueError as e:  # a setting out of range (edited by hand)
@@ -143,7 +164,13 @@ def check_run_config(workdir: str, run: RunConfig) -> None:
                                           if k not in VOLATILE_TRAIN_FIELDS}}
   # Read back as a configuration first: settings added since it was written take the values
   # it was trained with (the dataclass defaults).
-  stored = RunConfig.from_json(_read_json(file), file).to_json()
+  stored_run = RunConfig.from_json(_read_json(file), file)
+  if (stored_run.features_from and run.features_from
+      and stored_run.features_from.model_id != run.features_from.model_id):
+    raise UserError(f'{workdir} was trained on the features of model '
+                    f'{stored_run.features_from.model_id}; its base run is now model '
+                    f'{run.features_from.model_id} (retrained since). Use a new --workdir.')
+  stored = stored_run.to_json()
   diff = _differences(strip(stored), strip(run.to_json()))
   if diff:
     raise UserError(f'{workdir} holds a run with another configuration ({file}): '
@@ -156,7 +183,7 @@ def check_imagenet_weights(workdir: str, run: RunConfig) -> None:
   time that cannot reproduce the paper are not spent by a forgotten flag. A run already started
   resumes as it began."""
   if (run.model.backbone_norm == 'lrn' and run.data.alexnet_weights is None
-      and not os.path.exists(os.path.join(workdir, RUN_FILE))):
+      and run.features_from is None and not os.path.exists(os.path.join(workdir, RUN_FILE))):
     raise UserError('--alexnet_weights is not given: the LRN backbone of the paper\'s '
                     'configuration starts conv1-conv5 from ImageNet weights (§6); give '
                     f'--alexnet_weights=bvlc_alexnet.npy, or --alexnet_weights={FROM_SCRATCH} to '
@@ -196,3 +223,36 @@ def check_trained(workdir: str) -> None:
   if not os.path.exists(file):
     raise FileNotFoundError(f'{file} not found: training in {workdir} has not finished '
                             '(rerun the same train.py command to resume it)')
+
+
+def base_workdir(workdir: str, source: FeatureSource) -> str:
+  """The base run's directory of a feature method's run in `workdir`."""
+  return os.path.normpath(os.path.join(workdir, source.workdir))
+
+
+def feature_run_config(method_name: str, base: str, workdir: str, flam: FlamConfig,
+                       train: TrainConfig, given_data: dict[str, Any]) -> RunConfig:
+  """The configuration of a feature method's run in `workdir` on the features of the finished
+  run in `base` (train.py's --features_from): the base's model and data, the base's training
+  settings with this run's seed and logging cadence (`train`), and `flam`. A data setting given
+  (`given_data`, flag name -> value) that differs from the base's is an error naming it."""
+  what = f'--features_from={base}'
+  try:
+    stored = load_run_config(base)
+    check_trained(base)
+  except FileNotFoundError as e:
+    raise UserError(f'{what}: {e}') from None
+  if METHODS[stored.method].on_features:
+    raise UserError(f'{what} is a {stored.method} run, itself trained on features; give the run '
+                    'of an image network (partnet, classic, ...)')
+  for name, value in given_data.items():
+    if getattr(stored.data, name) != value:
+      raise UserError(f'--{name}={value!r}, but {what} was trained with {name}='
+                      f'{getattr(stored.data, name)!r}: a feature method trains on its base '
+                      "run's data")
+  blocks = 1 + sum(a.special for a in ATTRIBUTES) if METHODS[stored.method].signatures else 1
+  source = FeatureSource(os.path.relpath(os.path.abspath(base), os.path.abspath(workdir)),
+                         model_id(base), stored.method, blocks * stored.model.signature_size)
+  kept = {name: getattr(train, name) for name in ('seed',) + VOLATILE_TRAIN_FIELDS}
+  return RunConfig(method_name, stored.model, dataclasses.replace(stored.train, **kept),
+                   stored.data, flam, source)
