@@ -130,6 +130,9 @@ def test_both_stages_learn_a_toy_problem_semi_supervised():
   for a in range(2):  # the nearest dictionary vector recovers the class, unlabelled images too
     assert np.mean(fl.nearest_classes(e[:, a], flam.dictionary(a)).numpy() == truth[:, a]) > 0.95
   assert logs[-1]['cycle_similarity'] > 0.9 and np.isfinite(logs[-1]['g'])
+  # The embedders read most manipulated features as the wanted class (measured 0.72-0.80 over
+  # the last five batches; chance is 1/3-1/4).
+  assert np.mean([l['manipulated_accuracy'] for l in logs[-5:]]) > 0.6
   # The labelled images of each class, counted (a class without any is not offered).
   np.testing.assert_array_equal(flam.class_counts[1].numpy(),
                                 np.bincount(shown[shown[:, 1] >= 0, 1], minlength=4))

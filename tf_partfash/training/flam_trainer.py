@@ -78,7 +78,8 @@ def embedding_step(model, optimizer, config: FlamConfig):
 
 def manipulating_step(flam: Flam, g_opt, d_opt, config: FlamConfig):
   """One step of the manipulating stage (see the module doc), as a `tf.function` of (x, labels,
-  seed); it returns the losses and the cycle similarity."""
+  seed); it returns the losses, the cycle similarity and the share of x̃ the frozen embedder
+  reads as the wanted class (FLAM Table 5's classification accuracy after manipulation)."""
   g_vars = flam.generator_delta.trainable_variables
   d_vars = (flam.discriminator_body.trainable_variables + flam.real_fake.trainable_variables
             + flam.matching.trainable_variables)
@@ -115,8 +116,16 @@ def manipulating_step(flam: Flam, g_opt, d_opt, config: FlamConfig):
       if config.flam_adversarial:
         g_loss += fl.generator_adversarial_loss(fake_logits)
     g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+    # FLAM Table 5's check: does the frozen embedder read x̃ as the wanted class?
+    wanted_class = tf.gather(tf.gather(_classes(flam, e, yb), partner), target, axis=1,
+                             batch_dims=1)
+    read = tf.stack([fl.nearest_classes(flam.embed(fake)[:, a], flam.dictionaries[a])
+                     for a in range(n)], axis=1)
+    manipulated = tf.gather(read, target, axis=1, batch_dims=1) == wanted_class
     return {'d': d_loss, 'g': g_loss, 'match': g_match, 'cycle': cycle,
-            'cycle_similarity': fl.cycle_similarity(xb, recovered)}
+            'cycle_similarity': fl.cycle_similarity(xb, recovered),
+            'manipulated_accuracy': tf.reduce_sum(tf.cast(manipulated & has, tf.float32))
+            / tf.maximum(tf.reduce_sum(tf.cast(has, tf.float32)), 1.0)}
 
   return step_fn
 
