@@ -28,7 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # The longest tests, started first so that the two xdist workers finish together (the suite's
 # wall time is otherwise the longest test started last).
 _LONGEST_FIRST = ('test_multi_worker.py::test_two_workers', 'test_end_to_end.py',
-                  'test_faults.py::test_a_second_training', 'test_serve_process.py')
+                  'test_faults.py::test_a_second_training', 'test_serve_process.py',
+                  'test_flam_run.py')
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:

@@ -127,7 +127,7 @@ def test_the_encoders_apply_changes_in_order_and_leave_out_untaught_classes():
   assert kept == [{'category': 2}, {'collar': 1}, {}, {}]
   assert dropped.tolist() == [False, True, True, False]
   # A generator that adds its condition's first coordinate to every feature.
-  flam.generate = lambda x, e: np.asarray(x) + np.asarray(e)[:, :1]
+  flam.generate = lambda x, e: x + e[:, :1]
   signatures = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
   index = GalleryIndex(signatures, {}, np.zeros((2, 12), np.int64), np.array(['a', 'b']),
                        np.arange(2), 'id', '/nowhere')
@@ -176,3 +176,23 @@ def test_a_feature_run_whose_base_was_retrained_is_refused(runs, tmp_path):
 def _model_id(workdir) -> str:
   from tf_partfash.storage.workdir import model_id
   return model_id(str(workdir))
+
+
+def test_a_feature_method_may_change_the_attributes_it_was_trained_on():
+  from tf_partfash.errors import UserError
+  from tf_partfash.search.retrieval import parse_changes
+  flam = ('category', 'color', 'pattern')
+  # Category is value 15 of the schema (Dress), and a general attribute the paper cannot change.
+  assert parse_changes(['Category=dress', 'color=navy'], flam) == {'category': 15, 'color': 5}
+  with pytest.raises(UserError, match="'collar' cannot be changed by this method; attributes: "
+                     'category, color, pattern'):
+    parse_changes(['collar=kent'], flam)
+  with pytest.raises(UserError, match="'category' is a general attribute"):
+    parse_changes(['category=dress'])
+
+
+def test_search_changes_the_category_with_flam(runs):
+  _, _, flam, _, _ = runs
+  result = _run('search.py', f'--workdir={flam}', '--query=0', '--set=category=dress',
+                '--top_k=3')
+  assert 'manipulation: category' in result.stdout and '-> Dress' in result.stdout

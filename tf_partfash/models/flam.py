@@ -117,6 +117,6 @@ class Flam(keras.Model):
   def manipulate(self, x: tf.Tensor, changes: Sequence[tuple[int, tf.Tensor]]) -> tf.Tensor:
     """§3.3: x̃ = G(x, d_{a_i}) for each (attribute type, class indices (B,)) in turn: two
     changes are applied one after the other."""
-    for attribute, classes in changes:
-      x = self.generate(x, tf.gather(self.dictionary(attribute), classes))
+    for kind, classes in changes:
+      x = self.generate(x, tf.gather(self.dictionary(kind), classes))
     return x

@@ -73,10 +73,9 @@ class FlamEncoder:
     for a, name in enumerate(self.model.names):
       rows, classes = _rows_changing(changes, name)
       if len(rows):
-        wanted = np.asarray(self.model.dictionary(a))[classes]
-        x[rows] = np.concatenate([np.asarray(self.model.generate(x[rows[i:i + CHUNK]],
-                                                                 wanted[i:i + CHUNK]))
-                                  for i in range(0, len(rows), CHUNK)])
+        x[rows] = np.concatenate([
+            np.asarray(self.model.manipulate(x[rows[i:i + CHUNK]], [(a, classes[i:i + CHUNK])]))
+            for i in range(0, len(rows), CHUNK)])
     return x.reshape(np.shape(index.signatures))
 
   def expressible(self, changes: Changes) -> tuple[list[dict[str, int]], np.ndarray]:

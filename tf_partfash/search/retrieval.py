@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, signature_index,
-                                    special_attribute)
+from tf_partfash.attributes import (ATTRIBUTE_NAMES, MISSING, SPECIAL_ATTRIBUTES, attribute,
+                                    signature_index, special_attribute)
 from tf_partfash.config import BACKENDS, check_distance
 from tf_partfash.errors import UserError
 
@@ -111,19 +111,26 @@ def signature_distances(queries: np.ndarray, gallery: np.ndarray,
   return _distances(queries, _columns(gallery), _norms(gallery), w, distance)
 
 
-def parse_changes(settings: Sequence[str]) -> dict[str, int]:
+def parse_changes(settings: Sequence[str],
+                  manipulable: Sequence[str] = SPECIAL_ATTRIBUTES) -> dict[str, int]:
   """`['sleevelen=sleeveless', 'Color=Navy']` -> {attribute: value index}, names case-insensitive.
 
-  A general attribute, an unknown name or value, or an attribute set twice is an error listing the
-  valid choices (§4.1: only special attributes have a signature of their own to replace).
+  An attribute outside `manipulable` (§4.1: only special attributes have a signature of their own
+  to replace; a feature method's are its own, `RunConfig.manipulable`), an unknown name or value,
+  or an attribute set twice is an error listing the valid choices.
   """
   changes: dict[str, int] = {}
   for setting in settings:
     name, sep, value = setting.partition('=')
     if not sep or not name.strip() or not value.strip():
+      kind = 'special attributes' if tuple(manipulable) == SPECIAL_ATTRIBUTES else 'attributes'
       raise UserError(f'attribute change {setting!r} is not of the form name=value, e.g. '
-                      'color=navy; special attributes: ' + ', '.join(SPECIAL_ATTRIBUTES))
-    attr = special_attribute(name)
+                      f'color=navy; {kind}: ' + ', '.join(manipulable))
+    attr = (special_attribute(name) if tuple(manipulable) == SPECIAL_ATTRIBUTES
+            else attribute(name))
+    if attr.name not in manipulable:
+      raise UserError(f'{attr.name!r} cannot be changed by this method; attributes: '
+                      + ', '.join(manipulable))
     if attr.name in changes:
       raise UserError(f'attribute {attr.name!r} is set twice ({setting!r})')
     changes[attr.name] = attr.index(value)

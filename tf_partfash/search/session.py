@@ -22,6 +22,7 @@ from tf_partfash.search import figures, retrieval
 from tf_partfash.search.gallery import GalleryIndex
 from tf_partfash.search.trained_run import TrainedRun
 from tf_partfash.storage import atomic
+from tf_partfash.storage.workdir import load_run_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +169,7 @@ class SearchOutcome:
 
 def search(request: SearchRequest) -> dict[str, Any]:
   """Runs the search, prints its tables, writes the outputs asked for; returns the JSON report."""
-  changes = retrieval.parse_changes(request.changes)  # bad names fail before anything slow
+  changes = retrieval.parse_changes(request.changes, _manipulable(request.workdir))
   _check_outputs(request)
   run = TrainedRun.open(request.workdir, rebuild_compact=request.rebuild_compact_index)
   catalogue = open_catalogue(run, request.gallery, request.backend, request.distance,
@@ -235,11 +236,22 @@ def answer(catalogue: Catalogue, query: Query, changes: dict[str, int],
       figures.Tile(again.file(0), f'query\n{again.paths[0]}'), note, _tiles(gallery, after)))
 
 
+def _manipulable(workdir: str) -> tuple[str, ...]:
+  """What the run's method can change, from run.json alone: bad names fail before anything
+  slow (a missing run.json is reported by `TrainedRun.open`)."""
+  try:
+    return load_run_config(workdir).manipulable
+  except FileNotFoundError:
+    return SPECIAL_ATTRIBUTES
+
+
 def _demands(query: GalleryIndex, changes: dict[str, int]
              ) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
-  """What the shopper asks for: the query's own special labels with `changes` applied, and each
-  change as (attribute, the query's value, or its prediction marked '?', the wanted value)."""
-  known = {a: int(query.labels[0, ATTRIBUTE_NAMES.index(a)]) for a in SPECIAL_ATTRIBUTES}
+  """What the shopper asks for: the query's own special labels with `changes` applied (a feature
+  method may change a general attribute too), and each change as (attribute, the query's value,
+  or its prediction marked '?', the wanted value)."""
+  known = {a: int(query.labels[0, ATTRIBUTE_NAMES.index(a)])
+           for a in dict.fromkeys((*SPECIAL_ATTRIBUTES, *changes))}
   demanded = {**{a: v for a, v in known.items() if v != MISSING}, **changes}
   describe = lambda a: (attribute(a).values[known[a]] if known[a] != MISSING else
                         attribute(a).values[int(query.probabilities[a][0].argmax())] + '?')

@@ -100,7 +100,7 @@ def create_app(service: SearchService) -> FastAPI:
       except (ValueError, UnicodeDecodeError) as e:
         raise RequestError(f'the request body is not JSON ({e}); send a JSON object or '
                            'multipart/form-data with an "image"') from None
-      spec, upload = parse_request(body, uploaded=False), None
+      spec, upload = parse_request(body, uploaded=False, manipulable=service.manipulable), None
     # Plain JSON types already: JSONResponse skips FastAPI's per-field encoding pass.
     return JSONResponse(await run_in_threadpool(service.search, spec, upload))
 
@@ -130,7 +130,7 @@ async def _multipart(request: Request, service: SearchService):
     body = json.loads(text)
   except ValueError as e:
     raise RequestError(f'"request" is not JSON ({e}): {str(text)[:80]!r}') from None
-  spec = parse_request(body, uploaded=True)
+  spec = parse_request(body, uploaded=True, manipulable=service.manipulable)
   data = await upload.read()
   photo = await run_in_threadpool(decode_upload, data, upload.filename or 'image',
                                   service.limits, form.get('box') or None)

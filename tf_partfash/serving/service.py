@@ -10,7 +10,7 @@ import io
 import os
 import tempfile
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -51,8 +51,10 @@ class SearchSpec:
   category: int | None = None
 
 
-def parse_request(body: Any, uploaded: bool) -> SearchSpec:
-  """The request's JSON object, checked: every error names the field and the value."""
+def parse_request(body: Any, uploaded: bool,
+                  manipulable: Sequence[str] = SPECIAL_ATTRIBUTES) -> SearchSpec:
+  """The request's JSON object, checked: every error names the field and the value; `set` may
+  change the attributes of `manipulable` (the served method's, `RunConfig.manipulable`)."""
   if not isinstance(body, dict):
     raise RequestError(f'the request must be a JSON object, got {type(body).__name__}')
   unknown = sorted(set(body) - set(REQUEST_FIELDS))
@@ -71,7 +73,7 @@ def parse_request(body: Any, uploaded: bool) -> SearchSpec:
   if not isinstance(wanted, dict) or not all(isinstance(v, str) for v in wanted.values()):
     raise RequestError(f'"set" must map attribute names to value names, got {wanted!r}')
   try:
-    changes = retrieval.parse_changes([f'{k}={v}' for k, v in wanted.items()])
+    changes = retrieval.parse_changes([f'{k}={v}' for k, v in wanted.items()], manipulable)
   except UserError as e:
     raise RequestError(f'"set": {e}') from None
   feedback = body.get('feedback') or []
@@ -167,7 +169,9 @@ class SearchService:
     self._thumbnail = functools.lru_cache(maxsize=4096)(self._encode_image)
     self.summary = {'method': catalogue.run.method.name, 'gallery_size': len(gallery),
                     'gallery': catalogue.name, 'backend': catalogue.backend,
-                    'distance': catalogue.distance, 'signatures': catalogue.run.method.signatures}
+                    'distance': catalogue.distance, 'signatures': catalogue.run.method.signatures,
+                    'manipulable': list(catalogue.run.config.manipulable)}
+    self.manipulable = catalogue.run.config.manipulable
 
   def warm_up(self) -> None:
     """Loads the network and traces its pass on one gallery image, so the first uploaded photo

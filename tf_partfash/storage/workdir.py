@@ -30,7 +30,7 @@ import json
 import os
 from typing import Any
 
-from tf_partfash.attributes import ATTRIBUTES
+from tf_partfash.attributes import ATTRIBUTES, SPECIAL_ATTRIBUTES
 from tf_partfash.config import FROM_SCRATCH, DataConfig, FlamConfig, ModelConfig, TrainConfig
 from tf_partfash.errors import UserError
 from tf_partfash.methods import METHODS
@@ -87,6 +87,11 @@ class RunConfig:
   data: DataConfig
   flam: FlamConfig | None = None
   features_from: FeatureSource | None = None
+
+  @property
+  def manipulable(self) -> tuple[str, ...]:
+    """The attributes a query may change: the special ones (§4.1), or a feature method's."""
+    return self.flam.attributes if self.flam is not None else SPECIAL_ATTRIBUTES
 
   def to_json(self) -> dict[str, Any]:
     blob = {'format_version': FORMAT_VERSION, 'method': self.method,
