@@ -1,8 +1,11 @@
 """Part extraction from the command line (§4.3).
 
   python -m tf_partfash.parts --data_dir DIR --output parts.csv [--workers N] [--truth TRUTH.csv]
+      [--case_from labels|image|upper_body]
       parts of every image of a dataset in the Shopping100k layout, cached in (and resumed from)
-      `--output`; with `--truth` the scores against true part boxes are printed.
+      `--output`; with `--truth` the scores against true part boxes are printed. The case comes
+      from the category label where it settles it (as for training images), from the image alone
+      (as for test images), or every image is read as an upper-body garment.
   python -m tf_partfash.parts --image IMG --overlay out.png [--lower_body true|false]
       draws one image's part boxes and case.
 
@@ -23,7 +26,8 @@ from tf_partfash.cli import exit_on_user_error
 from tf_partfash.config import PART_EXTRACTORS
 from tf_partfash.data.shopping100k import read_attributes
 from tf_partfash.parts.boxes import PART_NAMES, Parts, read_parts_csv
-from tf_partfash.parts.dataset import (ensure_part_regressor, ensure_parts, format_scores,
+from tf_partfash.parts.dataset import (CASE_SOURCES, ensure_part_regressor, ensure_parts,
+                                       format_scores,
                                        read_image, regressor_file, regressor_sample, score_parts)
 from tf_partfash.parts.extraction import extract_parts
 from tf_partfash.parts.regression import PartRegressor
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
                       help='true|false when known; default: the image decides')
   parser.add_argument('--part_extractor', choices=PART_EXTRACTORS, default='jumps',
                       help='jump detection (§4.3) or its points regressed (§7.5)')
+  parser.add_argument('--case_from', choices=CASE_SOURCES, default='labels',
+                      help='what settles each image\'s case (default: its category label)')
   parser.add_argument('--regressor', help='part regressor file (.npz) of --part_extractor='
                       'regression')
   args = parser.parse_args(argv)
@@ -134,7 +140,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                                               sample)
       regressor = ensure_part_regressor(args.data_dir, sample, file, args.workers)
     print(f'part regressor: {file} (taught on {regressor.images} images)')
-  parts = ensure_parts(args.data_dir, table, args.output, args.workers, regressor=regressor)
+  parts = ensure_parts(args.data_dir, table, args.output, args.workers,
+                       case_from=args.case_from, regressor=regressor)
   print(f'{len(parts)} images -> {args.output}')
   if args.truth is not None:
     print(format_scores(score_parts(parts, read_parts_csv(args.truth))))
