@@ -13,7 +13,8 @@ from tf_partfash.parts import (CASES, Parts, compute_parts, ensure_part_regresso
                                regressor_file, regressor_sample, teach_part_regressor)
 from tf_partfash.parts.boxes import box_iou
 from tf_partfash.parts.extraction import Garment, Sleeve, part_boxes, silhouette
-from tf_partfash.parts.regression import LANDMARKS, PartRegressor, decode, encode, fit
+from tf_partfash.parts.regression import (LANDMARKS, PartRegressor, decode, encode, fit,
+                                          read_sleeve)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,6 +78,25 @@ def test_decode_puts_inconsistent_predictions_in_order():
   assert (g.sleeves[0].top, g.sleeves[0].bottom) == (50, 51)               # cuff below shoulder
   assert g.sleeves[0].outer == pytest.approx(16.0)                        # outside the line (15)
   assert g.chest == 1.0
+
+
+def test_sleeve_rows_and_outer_edge_read_off_the_silhouette():
+  # Per row, the outer edge's distance from the axis: torso (5), a sleeve (rows 3-9, out to
+  # 12), torso, a flared hem (rows 15-19, 9). Width 20: an edge is outside the line 6 when it
+  # is more than 1 (the jitter, max(1, 0.02 * 20)) beyond it, so rows 3-9 and 15-19.
+  distance = np.array([5] * 3 + [12] * 7 + [5] * 5 + [9] * 5, float)
+  predicted = Sleeve(top=4, bottom=8, outer=10.0, line=6.0, torso=6.0)
+  # The stretch the predicted rows overlap: its rows and its farthest point.
+  assert read_sleeve(predicted, distance, 20.0) == Sleeve(3, 9, 12.0, 6.0, 6.0)
+  # Predicted rows 2-16 overlap rows 3-9 by 7 and the hem by 2.
+  wide = dataclasses.replace(predicted, top=2, bottom=16)
+  assert read_sleeve(wide, distance, 20.0) == Sleeve(3, 9, 12.0, 6.0, 6.0)
+  # Predicted 16-17 overlap the hem, cut one row (5 % of 20) below the predicted cuff.
+  low = dataclasses.replace(predicted, top=16, bottom=17)
+  assert read_sleeve(low, distance, 20.0) == Sleeve(15, 18, 9.0, 6.0, 6.0)
+  # No edge outside the predicted line: the prediction stands.
+  inside = dataclasses.replace(predicted, line=12.0)
+  assert read_sleeve(inside, distance, 20.0) == inside
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -178,7 +198,7 @@ def test_ensure_teaches_once_and_refuses_another_sample(tiny_copy, tmp_path):
   sample = regressor_sample(table, 30)
   assert len(sample) == 30 and sample.index.is_monotonic_increasing
   file = regressor_file(str(tmp_path), sample)
-  assert os.path.basename(file).startswith('part_regressor_v1_')
+  assert os.path.basename(file).startswith('part_regressor_v2_')
   first = ensure_part_regressor(tiny_copy, sample, file, progress=False)
   stamp = os.stat(file).st_mtime_ns
   second = ensure_part_regressor(tiny_copy, sample, file, progress=False)
@@ -195,10 +215,10 @@ def test_prepare_with_the_regressor_names_its_caches(tiny_copy):
   regressor = data.part_regressor
   assert regressor is not None and regressor.images == len(data.rows('train'))
   names = sorted(os.listdir(tiny_copy))
-  assert f'parts_v1_regression_{regressor.trained_on}.csv' in names
-  assert f'parts_v1_regression_{regressor.trained_on}_from_image.csv' in names
+  assert f'parts_v1_regression_v2_{regressor.trained_on}.csv' in names
+  assert f'parts_v1_regression_v2_{regressor.trained_on}_from_image.csv' in names
   test = read_parts_csv(os.path.join(tiny_copy,
-                                     f'parts_v1_regression_{regressor.trained_on}_from_image.csv'))
+                                     f'parts_v1_regression_v2_{regressor.trained_on}_from_image.csv'))
   assert set(test) == set(data.table['path'][data.rows('gallery', 'query')])
   # The examples hold the regressor's parts.
   row = int(data.rows('gallery')[0])

@@ -6,8 +6,9 @@ Training images' parts follow the labels where they settle "Extract Parts?" (§4
 `parts_v<N>_from_image.csv`), or are every image's upper-body parts for the network's head to pick
 (`gate='head_picks'`, `parts_v<N>_upper_body.csv`), so nothing indexed or searched depends on a
 label. With the regression extractor of §7.5 the parts caches are named after the regressor
-(`parts_v<N>_regression_<digest>[_from_image|_upper_body].csv`), itself taught on first use on a fixed sample
-of the training images and kept as `part_regressor_v<M>_<digest>.npz`. Cached files (split, parts,
+and its version (`parts_v<N>_regression_v<M>_<digest>[_from_image|_upper_body].csv`), itself
+taught on first use on a fixed sample of the training images and kept as
+`part_regressor_v<M>_<digest>.npz`. Cached files (split, parts,
 regressor) live in the data directory when it is writable, else in `cache_dir`.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tf_partfash.inputs import pipeline
 from tf_partfash.parts import (CASES, PartRegressor, ensure_part_regressor, ensure_parts,
                                regressor_file, regressor_sample)
 from tf_partfash.parts.extraction import ALGORITHM_VERSION
+from tf_partfash.parts.regression import FORMAT_VERSION as REGRESSOR_VERSION
 from tf_partfash.synthetic import dataset as synthetic
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tf_partfash')
@@ -103,7 +105,7 @@ def prepare(data: DataConfig, cache_dir: str, workers: int = 1, skip_corrupt: bo
   regressor, extractor = None, ''
   if data.part_extractor == 'regression':
     regressor = ensure_regressor(data_dir, table, split, state, workers)
-    extractor = f'_regression_{regressor.trained_on}'
+    extractor = f'_regression_v{REGRESSOR_VERSION}_{regressor.trained_on}'
   parts_file = lambda suffix: os.path.join(
       state, f'parts_v{ALGORITHM_VERSION}{extractor}{suffix}.csv')
   labelled = ensure_parts(data_dir, table, parts_file(''), workers, regressor=regressor)

@@ -162,6 +162,18 @@ def _cuff_line(band: np.ndarray, edge: np.ndarray, centre: int, width: float,
   return _median(inner) if inner.size >= max(2, 0.015 * len(edge)) else None
 
 
+def _jitter(width: float) -> float:
+  """How far outside the torso line an outer edge must lie to be a sleeve's, not jitter."""
+  return max(1.0, 0.02 * width)
+
+
+def outside_runs(distance: np.ndarray, line: float, width: float) -> list[tuple[int, int]]:
+  """`(start, stop)` of each stretch of rows whose outer edge (its `distance` from the axis)
+  lies outside the torso line (`line` from the axis): where a sleeve may be, as `_left_sleeve`
+  finds it (the regressor's `read_sleeve`)."""
+  return _runs(distance > line + _jitter(width))
+
+
 def _left_sleeve(band: np.ndarray, axis: float, width: float) -> Sleeve | None:
   """The sleeve on the left of the garment rows `band` of the mask, by jump detection (§4.3).
 
@@ -184,7 +196,7 @@ def _left_sleeve(band: np.ndarray, axis: float, width: float) -> Sleeve | None:
     line = _cuff_line(band, edge, centre, width, far_out)
   if line is None:
     return None
-  outside = edge < line - max(1.0, 0.02 * width)
+  outside = edge < line - _jitter(width)
   if land is not None:
     # The sleeve ends at the jump: a torso widening below a cuff stays outside the line.
     outside[land:] = False
