@@ -73,6 +73,11 @@ def test_evaluate_scores_flam_beside_its_base_and_direct_search_is_the_base_feat
   assert direct[1]['top20_ci95'] == direct[0]['top20_ci95']
   assert [r['method'] for r in blob['runs']] == ['partnet', 'flam', 'emb_concat']
   assert {'direct', 'manipulate1', 'manipulate2'} <= set(blob['runs'][1]['settings'])
+  # Each feature run says what its x was: the base run's, and how wide.
+  assert 'features' not in blob['runs'][0]
+  features = blob['runs'][1]['features']
+  assert os.path.samefile(features['workdir'], base)
+  assert features['method'] == 'partnet' and features['size'] == 6 * 8  # S + 1 signatures of 8
 
 
 def test_a_flam_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path):

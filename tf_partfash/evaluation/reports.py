@@ -228,6 +228,7 @@ def results_json(protocol: str, results: Sequence[RunResult], dataset: Dataset, 
   cols = columns(results)
   name_of = {id(r): c.name for c in cols for r in c.runs}
   runs = [{'workdir': r.workdir, 'method': r.method, 'name': name_of[id(r)], 'seed': r.seed,
+           **({'features': r.features} if r.features else {}),
            'settings': {s: _setting_json(v, ks) for s, v in r.scores.items()}} for r in results]
   proposed = proposed_column(cols)
   metric_names = ([f'top{TABLE2_K}'] + [f'top{k}' for k in ks if k != TABLE2_K]

@@ -25,7 +25,7 @@ from tf_partfash.search.encoders import Encoder
 from tf_partfash.search.gallery import GalleryIndex
 from tf_partfash.search.retrieval import Searcher
 from tf_partfash.search.trained_run import TrainedRun
-from tf_partfash.storage.workdir import index_file, variant_of
+from tf_partfash.storage.workdir import base_workdir, index_file, variant_of
 
 PAPER_MAX_K = 30   # Fig. 6: k = 1..30
 TABLE2_K = 20      # the paper's Table 2
@@ -142,6 +142,9 @@ class RunResult:
   scores: dict[str, Scores]  # `feedback.FeedbackScores` under the feedback protocol
   seed: int = 0
   variant: str | None = None
+  # A feature method's (paper 003) x: the run it was taught on, that run's method, and x's width
+  # (what the base run's search compares: its index's vectors concatenated). None for the others.
+  features: dict | None = None
 
 
 def positions(index_rows: np.ndarray, rows: np.ndarray, file: str) -> np.ndarray:
@@ -213,5 +216,11 @@ def open_runs(workdirs: Sequence[str], workers: int = 1, skip_corrupt: bool = Fa
 
 def result_of(run: TrainedRun, scores: dict) -> RunResult:
   """A run's scores per setting, with its method, seed and variant."""
+  source = run.config.features_from
+  features = None if source is None else {
+      'workdir': base_workdir(run.workdir, source), 'method': source.method,
+      'size': source.feature_size,
+      'x': "the base run's search vectors of an image concatenated (its S + 1 signatures; "
+           'fc7 for Classic)'}
   return RunResult(run.workdir, run.config.method, scores, run.config.train.seed,
-                   variant_of(run.config))
+                   variant_of(run.config), features)
