@@ -1,7 +1,7 @@
 r"""serve.py under load: concurrent clients on loopback, per query kind, at two gallery sizes.
 
   python benchmarks/bench_serve.py --workdir=runs/demo --sizes=0,100000 --clients=8 \
-      --seconds=20 --output_json=serve.json [--scratch=DIR]
+      --seconds=20 --output_json=serve.json [--scratch=DIR] [--http=auto,h11]
 
 Size 0 is the run's own test gallery searched exactly (the demo's 19,000 gallery and 2,000 query
 images); a size N > 0 is that index tiled to N items (each copy's signatures nudged by noise and
@@ -14,6 +14,11 @@ Per size and kind, `--clients` threads send requests back to back for `--seconds
 two liked rows: Eq. 5-6) and `upload` (a gallery JPEG uploaded as a photo: part extraction and a
 forward pass; `--upload_clients` of them, as the network answers one photo at a time). Each record (`--output_json`, a list): requests, errors, requests/s, p50/p95/p99
 latency in ms, and the server's resident and peak memory after the load (its /api/health).
+
+`--http` names the HTTP stacks to measure side by side, each on its own server: `auto` is what
+serve.py runs (uvicorn's choice: httptools and uvloop, which the `serve` extra installs), `h11`
+uvicorn's pure-Python parser on asyncio's loop; with two, each kind's ratio to the first is
+printed.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ import numpy as np
 from tf_partfash.serving.blas import one_blas_thread
 
 KINDS = ('row', 'feedback', 'upload')
+HTTP_STACKS = {'auto': {}, 'h11': {'http': 'h11', 'loop': 'asyncio'}}
 
 
 def _free_port() -> int:
@@ -71,7 +77,7 @@ def _tiled_files(scratch: str, size: int) -> tuple[str, str]:
           os.path.join(scratch, f'compact_tiled_{size}.npz'))
 
 
-def serve(workdir: str, size: int, scratch: str, port: int) -> None:
+def serve(workdir: str, size: int, scratch: str, port: int, stack: str) -> None:
   """serve.py's service, on the run's gallery (size 0) or on a tiled one prepared before."""
   import uvicorn
   from tf_partfash.search.compact import CompactIndex, CompactSearcher, gallery_identity
@@ -91,7 +97,8 @@ def serve(workdir: str, size: int, scratch: str, port: int) -> None:
                           CompactSearcher(compact, tiled.signatures), 'compact', 'euclidean', None)
   service = SearchService(catalogue)
   service.warm_up()
-  uvicorn.run(create_app(service), host='127.0.0.1', port=port, log_level='warning')
+  uvicorn.run(create_app(service), host='127.0.0.1', port=port, log_level='warning',
+              **HTTP_STACKS[stack])
 
 
 def _request(kind: str, rows: int, values: dict, images: list[bytes], rng: random.Random
@@ -159,15 +166,13 @@ def _get(port: int, path: str) -> dict:
   return json.loads(connection.getresponse().read())
 
 
-def measure(args, size: int) -> list[dict]:
-  if size:
-    subprocess.run([sys.executable, __file__, '--prepare', f'--workdir={args.workdir}',
-                    f'--sizes={size}', f'--scratch={args.scratch}'], check=True)
+def measure(args, size: int, stack: str) -> list[dict]:
   port = _free_port()
   env = dict(os.environ)
   one_blas_thread(env)  # the server's environment as serve.py sets it
   server = subprocess.Popen([sys.executable, __file__, '--serve', f'--workdir={args.workdir}',
-                             f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}'],
+                             f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}',
+                             f'--http={stack}'],
                             env=env)
   try:
     deadline = time.monotonic() + 600
@@ -192,7 +197,7 @@ def measure(args, size: int) -> list[dict]:
                     health['gallery_size'], values, images)
       memory = _get(port, '/api/health')['memory']
       records.append({'gallery': health['gallery_size'], 'backend': health['backend'],
-                      **record, **memory})
+                      'http': stack, **record, **memory})
       print(json.dumps(records[-1]), flush=True)
     return records
   finally:
@@ -227,18 +232,35 @@ def main() -> None:
   parser.add_argument('--seconds', type=float, default=20.0)
   parser.add_argument('--requests', type=int, default=5000)
   parser.add_argument('--scratch', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
+  parser.add_argument('--http', default='auto',
+                      help=f'HTTP stacks to compare, comma-separated: {", ".join(HTTP_STACKS)}')
   parser.add_argument('--output_json')
   parser.add_argument('--prepare', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--serve', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--port', type=int, help=argparse.SUPPRESS)
   args = parser.parse_args()
   sizes = [int(s) for s in args.sizes.split(',')]
+  stacks = args.http.split(',')
+  unknown = sorted(set(stacks) - set(HTTP_STACKS))
+  if unknown:
+    parser.error(f'--http: unknown stack {unknown[0]!r}; valid: {", ".join(HTTP_STACKS)}')
   os.makedirs(args.scratch, exist_ok=True)
   if args.prepare:
     return prepare_tiled(args.workdir, sizes[0], args.scratch)
   if args.serve:
-    return serve(args.workdir, sizes[0], args.scratch, args.port)
-  records = [r for size in sizes for r in measure(args, size)]
+    return serve(args.workdir, sizes[0], args.scratch, args.port, stacks[0])
+  records = []
+  for size in sizes:
+    if size:
+      subprocess.run([sys.executable, __file__, '--prepare', f'--workdir={args.workdir}',
+                      f'--sizes={size}', f'--scratch={args.scratch}'], check=True)
+    measured = {stack: measure(args, size, stack) for stack in stacks}
+    records += [r for stack in stacks for r in measured[stack]]
+    for stack in stacks[1:]:  # side by side with the first stack
+      for first, other in zip(measured[stacks[0]], measured[stack]):
+        print(f'size {size} {first["kind"]}: {stacks[0]}/{stack} requests/s '
+              f'{first["requests_per_s"] / other["requests_per_s"]:.2f}x, p50 '
+              f'{first["p50_ms"] / other["p50_ms"]:.2f}x', flush=True)
   if args.output_json:
     with open(args.output_json, 'w', encoding='utf-8') as f:
       json.dump(records, f, indent=1)

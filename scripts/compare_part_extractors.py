@@ -1,7 +1,7 @@
 r"""Two part extractions of the same images against the true parts, paired (§4.3 against §7.5).
 
   python scripts/compare_part_extractors.py D/parts_truth.csv \
-      D/parts_v1_from_image.csv D/parts_v1_regression_v2_<digest>_from_image.csv [--output_json F]
+      D/parts_v1_from_image.csv D/parts_v1_regression_v3_<digest>_from_image.csv [--output_json F]
 
 For the images all three files hold: the case accuracy of A and of B with 95 % bootstrap
 intervals over images, and B minus A, paired; then per part, over the images where the truth and

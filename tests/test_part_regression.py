@@ -13,8 +13,9 @@ from tf_partfash.parts import (CASES, Parts, compute_parts, ensure_part_regresso
                                regressor_file, regressor_sample, teach_part_regressor)
 from tf_partfash.parts.boxes import box_iou
 from tf_partfash.parts.extraction import Garment, Sleeve, part_boxes, silhouette
-from tf_partfash.parts.regression import (LANDMARKS, PartRegressor, decode, encode, fit,
-                                          read_sleeve)
+from tf_partfash.parts.regression import (FORMAT_VERSION, HIDDEN, LANDMARKS, MEMBERS,
+                                          PartRegressor, decode, encode, fit, fit_network,
+                                          read_sleeve, teach_mirrored)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -144,6 +145,7 @@ def test_teaching_is_deterministic_and_the_file_round_trips(taught, tiny_copy, t
   x = np.random.default_rng(0).random((6, regressor.mean.size), np.float32)
   again = fit(*_teacher_arrays(tiny_copy, table), regressor.trained_on)
   np.testing.assert_array_equal(again.w1, regressor.w1)
+  assert regressor.w1.shape[1] == MEMBERS * HIDDEN
   file = str(tmp_path / 'r.npz')
   regressor.save(file)
   loaded = PartRegressor.load(file)
@@ -156,9 +158,10 @@ def _teacher_arrays(data_dir, table):
   from tf_partfash.data.shopping100k import image_file
   from tf_partfash.parts import lower_body_of, read_image
   from tf_partfash.parts.extraction import WORK_HEIGHT
-  from tf_partfash.parts.regression import teach
-  rows = [teach(read_image(image_file(data_dir, p), WORK_HEIGHT), lower_body_of(c))
-          for p, c in zip(table['path'], table['category'])]
+  from tf_partfash.parts.regression import teach_mirrored
+  rows = [r for p, c in zip(table['path'], table['category'])
+          for r in teach_mirrored(read_image(image_file(data_dir, p), WORK_HEIGHT),
+                                  lower_body_of(c))]
   return tuple(np.stack(c) for c in zip(*rows))
 
 
@@ -169,6 +172,41 @@ def test_lower_body_false_never_gives_lower(taught, tiny_copy):
   images = [read_image(image_file(tiny_copy, p)) for p in table['path'][:20]]
   assert all(regressor.extract(im, False).case != 'lower' for im in images)
   assert all(regressor.extract(im, True) == Parts('lower') for im in images)
+
+
+def test_the_regressor_is_the_average_of_its_networks():
+  """Two networks of seeds 3 and 4 side by side: hidden units concatenated, output weights and
+  biases halved and summed, so its outputs are the mean of theirs."""
+  rng = np.random.default_rng(0)
+  x = rng.random((12, 5))
+  case = np.arange(12) % 3
+  landmarks = rng.random((12, len(LANDMARKS)))
+  both = fit(x, case, landmarks, 'x', seed=3, steps=20, members=2, images=6)
+  assert both.w1.shape == (5, 2 * HIDDEN) and both.images == 6
+  z = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-3)
+  outputs = []
+  for seed in (3, 4):
+    w1, b1, w2, b2 = fit_network(z, case, landmarks, seed, steps=20)
+    outputs.append(np.maximum(0, z @ w1 + b1) @ w2 + b2)
+  logits, points = both.predict(x.astype(np.float32))
+  np.testing.assert_allclose(np.concatenate([logits, points], 1), np.mean(outputs, axis=0),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_teaching_sees_each_image_and_its_mirror():
+  """A garment whose left sleeve is longer than its right: mirrored, the teacher's left sleeve
+  is the right one, and the features' left and right profiles swap."""
+  image = np.full((200, 160, 3), 255, np.uint8)
+  image[40:190, 55:105] = 40             # torso
+  image[45:150, 30:55] = 40              # long left sleeve (image left)
+  image[45:90, 105:130] = 40             # short right sleeve
+  (x, case, marks), (mx, mcase, mmarks) = teach_mirrored(image, False)
+  assert CASES[case] == CASES[mcase] == 'sleeve'
+  name = {n: i for i, n in enumerate(LANDMARKS)}
+  for field in ('top', 'bottom', 'outer'):
+    assert mmarks[name[f'left_{field}']] == pytest.approx(marks[name[f'right_{field}']], abs=0.02)
+    assert mmarks[name[f'right_{field}']] == pytest.approx(marks[name[f'left_{field}']], abs=0.02)
+  assert marks[name['left_bottom']] > marks[name['right_bottom']] + 0.2
 
 
 def test_fit_needs_two_cases():
@@ -198,7 +236,7 @@ def test_ensure_teaches_once_and_refuses_another_sample(tiny_copy, tmp_path):
   sample = regressor_sample(table, 30)
   assert len(sample) == 30 and sample.index.is_monotonic_increasing
   file = regressor_file(str(tmp_path), sample)
-  assert os.path.basename(file).startswith('part_regressor_v2_')
+  assert os.path.basename(file).startswith(f'part_regressor_v{FORMAT_VERSION}_')
   first = ensure_part_regressor(tiny_copy, sample, file, progress=False)
   stamp = os.stat(file).st_mtime_ns
   second = ensure_part_regressor(tiny_copy, sample, file, progress=False)
@@ -215,10 +253,10 @@ def test_prepare_with_the_regressor_names_its_caches(tiny_copy):
   regressor = data.part_regressor
   assert regressor is not None and regressor.images == len(data.rows('train'))
   names = sorted(os.listdir(tiny_copy))
-  assert f'parts_v1_regression_v2_{regressor.trained_on}.csv' in names
-  assert f'parts_v1_regression_v2_{regressor.trained_on}_from_image.csv' in names
+  assert f'parts_v1_regression_v{FORMAT_VERSION}_{regressor.trained_on}.csv' in names
+  assert f'parts_v1_regression_v{FORMAT_VERSION}_{regressor.trained_on}_from_image.csv' in names
   test = read_parts_csv(os.path.join(tiny_copy,
-                                     f'parts_v1_regression_v2_{regressor.trained_on}_from_image.csv'))
+                                     f'parts_v1_regression_v{FORMAT_VERSION}_{regressor.trained_on}_from_image.csv'))
   assert set(test) == set(data.table['path'][data.rows('gallery', 'query')])
   # The examples hold the regressor's parts.
   row = int(data.rows('gallery')[0])

@@ -25,7 +25,8 @@ from tf_partfash.errors import UserError
 from tf_partfash.parts.boxes import (CASES, PART_NAMES, Parts, box_iou, read_parts_csv,
                                      write_parts_csv)
 from tf_partfash.parts.extraction import WORK_HEIGHT, extract_parts
-from tf_partfash.parts.regression import FORMAT_VERSION, PartRegressor, TRAINING_IMAGES, fit, teach
+from tf_partfash.parts.regression import (FORMAT_VERSION, PartRegressor, TRAINING_IMAGES, fit,
+                                          teach_mirrored)
 from tf_partfash.storage import atomic, cache
 from tf_partfash.storage.progress import ProgressLine
 
@@ -103,8 +104,8 @@ def _extract_file(job: tuple[str, bool | None], regressor: PartRegressor | None 
   return regressor.extract(image, lower_body) if regressor else extract_parts(image, lower_body)
 
 
-def _teach_file(job: tuple[str, bool | None]) -> tuple[np.ndarray, int, np.ndarray]:
-  return teach(read_image(job[0], WORK_HEIGHT), job[1])
+def _teach_file(job: tuple[str, bool | None]) -> list[tuple[np.ndarray, int, np.ndarray]]:
+  return teach_mirrored(read_image(job[0], WORK_HEIGHT), job[1])
 
 
 # A worker process's regressor, handed over once when the pool starts, not with every job.
@@ -172,20 +173,20 @@ def regressor_file(folder: str, sample: pd.DataFrame) -> str:
 
 def teach_part_regressor(data_dir: str, table: pd.DataFrame, workers: int = 1,
                          progress: bool = True) -> PartRegressor:
-  """A `PartRegressor` taught on the images of `table` (§7.5): their case and landmarks found by
-  jump detection, with the case the category label settles where it does (§4.3), as for
-  training images."""
+  """A `PartRegressor` taught on the images of `table` and their mirror images (§7.5): their
+  case and landmarks found by jump detection, with the case the category label settles where it
+  does (§4.3), as for training images."""
   line = ProgressLine(len(table), PROGRESS_EVERY_SECS, unit='image') if progress else None
   taught = []
-  for done, record in enumerate(_imap(_teach_file, _jobs(data_dir, table, 'labels'), workers),
-                                start=1):
-    taught.append(record)
+  for done, records in enumerate(_imap(_teach_file, _jobs(data_dir, table, 'labels'), workers),
+                                 start=1):
+    taught += records
     if line:
       line.update(done, 'teaching the part regressor (jump detection)')
   if line:
     line.close()
   x, case, landmarks = (np.stack(column) for column in zip(*taught))
-  return fit(x, case, landmarks, _names_digest(table))
+  return fit(x, case, landmarks, _names_digest(table), images=len(table))
 
 
 def ensure_part_regressor(data_dir: str, table: pd.DataFrame, file: str, workers: int = 1,
