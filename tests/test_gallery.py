@@ -1,4 +1,6 @@
 """Prototypes (§4.6 generic representations), index files and their model identity, resumption."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,17 @@ def test_index_roundtrip_and_lookup(tmp_path):
     loaded.find('D/w.jpg')
   with pytest.raises(ValueError, match='not in the gallery'):
     loaded.find('3')
+
+
+def test_find_is_a_binary_search_that_returns_the_first_of_equal_paths():
+  g = _gallery(n=3)
+  g = dataclasses.replace(g, paths=np.array(['C/z.jpg', 'A/x.jpg', 'C/z.jpg']))
+  g = g.take([0, 1, 2, 1])  # paths C/z.jpg, A/x.jpg, C/z.jpg, A/x.jpg: unsorted, repeated
+  g.paths[3] = 'A/x.jp'     # a prefix of another path
+  assert [g.find(p) for p in ('C/z.jpg', 'A/x.jpg', 'A/x.jp', '3')] == [0, 1, 3, 3]
+  for missing in ('A/x.jpgg', 'B/y.jpg', 'D'):
+    with pytest.raises(ValueError, match='not in the gallery'):
+      g.find(missing)
 
 
 def test_an_index_of_another_model_or_version_is_refused(tmp_path):

@@ -7,6 +7,7 @@ Computing them needs the model (`indexing`); caching them in a workdir, tied to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from typing import Sequence
@@ -132,6 +133,17 @@ class GalleryIndex:
         else self.case_probabilities[positions],
         stamps=None if self.stamps is None else self.stamps[positions])
 
+  @functools.cached_property
+  def _path_order(self) -> np.ndarray:
+    """Positions that sort `paths`, the first of equal paths first: `find` is a binary search,
+    not a comparison with every path (a million of them behind a compact index)."""
+    return np.argsort(self.paths, kind='stable')
+
+  @functools.cached_property
+  def labelled(self) -> bool:
+    """Whether any item has a label (a folder gallery has none): results can be confirmed."""
+    return bool((self.labels != MISSING).any())
+
   def file(self, position: int) -> str:
     return os.path.join(self.image_root, str(self.paths[position]))
 
@@ -140,9 +152,10 @@ class GalleryIndex:
     file's own path) or position."""
     if self.image_root and os.path.isabs(item):  # the file itself, where the gallery has it
       item = os.path.relpath(os.path.realpath(item), os.path.realpath(self.image_root))
-    hits = np.nonzero(self.paths == item)[0]
-    if len(hits):
-      return int(hits[0])
+    order = self._path_order
+    at = int(np.searchsorted(self.paths, item, sorter=order))
+    if at < len(self) and self.paths[order[at]] == item:
+      return int(order[at])
     if re.fullmatch(r'\d+', item.strip()):
       position = int(item)
       if position < len(self):

@@ -130,7 +130,7 @@ def _ranked(catalogue: Catalogue, vectors: np.ndarray, exclude: set[int],
   rows = [p for p, _ in hits[:top_k]]
   predicted = {a: [attribute(a).values[i] for i in gallery.probabilities[a][rows].argmax(axis=1)]
                for a in SPECIAL_ATTRIBUTES}
-  labelled = demanded and (gallery.labels != MISSING).any()
+  labelled = demanded and gallery.labelled
   matches = retrieval.confirms(gallery.labels[rows], demanded) if labelled else [None] * len(rows)
   return [{'rank': rank, 'row': p, 'path': str(gallery.paths[p]), 'distance': d,
            'predicted': {a: predicted[a][rank - 1] for a in SPECIAL_ATTRIBUTES},

@@ -174,10 +174,12 @@ class SearchService:
     self.manipulable = catalogue.run.config.manipulable
 
   def warm_up(self) -> None:
-    """Loads the network and traces its pass on one gallery image, so the first uploaded photo
-    is answered as fast as the next."""
+    """Loads the network and traces its pass on one gallery image, and sorts the gallery's paths
+    (`GalleryIndex.find`), so the first request is answered as fast as the next."""
+    gallery = self.catalogue.gallery
+    gallery.find(str(gallery.paths[0]))
     with self._model_lock:
-      image_query(self.catalogue, self.catalogue.gallery.file(0))
+      image_query(self.catalogue, gallery.file(0))
 
   @staticmethod
   def attributes() -> dict[str, dict[str, list[str]]]:
