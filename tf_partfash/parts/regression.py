@@ -16,7 +16,7 @@ It is trained (`fit`) on a few hundred images and their mirror images, whose cas
 come from the unsupervised method, the teacher: `MEMBERS` networks of one hidden layer, each
 by full-batch Adam on the case's cross entropy plus the squared error of the landmarks (those of
 the sleeves only where the teacher found sleeves), averaged. One such network's boxes on styles
-it was not taught on were 0.01 to 0.15 IoU below its teacher's depending on its seed (or on the
+it was not taught on were 0.003 to 0.21 IoU below its teacher's depending on its seed (or on the
 BLAS thread count, which changes the last bits of its steps); the average of five, taught on
 mirrored images too, stayed within 0.05 on each part (docs/results.md, §7.5). Rows are in garment
 heights from its first row, columns in garment widths from the axis, so one image size's
