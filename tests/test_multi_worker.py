@@ -221,9 +221,11 @@ def test_two_workers_resume_from_the_chiefs_checkpoint_and_train_as_one_as_two_r
   # another. Summing a batch's halves in another order is such a difference: measured 0.5x
   # (workers) and 0.7x (replicas) the nudge's 7.8e-6 over these two steps. Per-replica BatchNorm
   # statistics, or masked means over one replica's half, put them 0.28 to 1.05 of the update away.
+  # The floor itself differs by machine (7.8e-6 on one, 3.1e-3 on another of the same kind): it
+  # must only stay low enough that 10x it is below the smallest of those bugs.
   one = _update(outputs['alone'])
   floor = _apart(_update(outputs['one_ulp']), one)
-  assert 0 < floor < 1e-3, floor  # two steps are not yet chaotic: 7.8e-6 when measured
+  assert 0 < floor < 0.02, floor
   workers = _apart(_update(outs[0]), one)
   replicas = _apart(_update(outputs['two_cpus']), one)
   assert workers < 10 * floor and replicas < 10 * floor, (workers, replicas, floor)

@@ -111,7 +111,8 @@ def test_a_folder_and_a_photo_through_the_regressor(tiny_run, tmp_path, monkeypa
   # Named per folder and extractor: the folder index and the compact index alike.
   names = {run.folder_name(str(folder)), run.folder_name(str(folder), 'regression')}
   assert indexes() - before == {f'index_{n}.npz' for n in names} and len(names) == 2
-  assert any(f.startswith('part_regressor_v1_') for f in os.listdir(run.data.state_dir))
+  assert any(f.startswith(f'part_regressor_v{regression.FORMAT_VERSION}_')
+             for f in os.listdir(run.data.state_dir))
   extract = run.part_extractor('regression')
   assert isinstance(extract.__self__, regression.PartRegressor)
   assert by_regressor.paths.tolist() == by_jumps.paths.tolist()
