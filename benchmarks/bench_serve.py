@@ -1,7 +1,7 @@
 r"""serve.py under load: concurrent clients on loopback, per query kind, at two gallery sizes.
 
   python benchmarks/bench_serve.py --workdir=runs/demo --sizes=0,100000 --clients=8 \
-      --seconds=20 --output_json=serve.json [--scratch=DIR] [--http=auto,h11]
+      --seconds=20 --output_json=serve.json [--scratch=DIR] [--variants=serve,blas_all]
 
 Size 0 is the run's own test gallery searched exactly (the demo's 19,000 gallery and 2,000 query
 images); a size N > 0 is that index tiled to N items (each copy's signatures nudged by noise and
@@ -15,10 +15,11 @@ two liked rows: Eq. 5-6) and `upload` (a gallery JPEG uploaded as a photo: part 
 forward pass; `--upload_clients` of them, as the network answers one photo at a time). Each record (`--output_json`, a list): requests, errors, requests/s, p50/p95/p99
 latency in ms, and the server's resident and peak memory after the load (its /api/health).
 
-`--http` names the HTTP stacks to measure side by side, each on its own server: `auto` is what
-serve.py runs (uvicorn's choice: httptools and uvloop, which the `serve` extra installs), `h11`
-uvicorn's pure-Python parser on asyncio's loop; with two, each kind's ratio to the first is
-printed.
+`--variants` names server settings to measure side by side, each on its own server, the first
+the reference (each kind's requests/s and p50 against it are printed): `serve` is serve.py's
+(one BLAS thread), `blas_all` lets BLAS use every core (the batching worker is the one thread
+that searches), `h11` runs uvicorn on its pure-Python HTTP parser and asyncio's loop even where
+httptools and uvloop are installed.
 """
 from __future__ import annotations
 
@@ -37,10 +38,13 @@ import uuid
 
 import numpy as np
 
-from tf_partfash.serving.blas import one_blas_thread
+from tf_partfash.serving.blas import VARIABLES as BLAS_THREADS, one_blas_thread
 
 KINDS = ('row', 'feedback', 'upload')
-HTTP_STACKS = {'auto': {}, 'h11': {'http': 'h11', 'loop': 'asyncio'}}
+# Server settings --variants compares: uvicorn's arguments and the server's environment.
+VARIANTS = {'serve': ({}, {}),
+            'blas_all': ({}, {v: str(os.cpu_count()) for v in BLAS_THREADS}),
+            'h11': ({'http': 'h11', 'loop': 'asyncio'}, {})}
 
 
 def _free_port() -> int:
@@ -77,7 +81,7 @@ def _tiled_files(scratch: str, size: int) -> tuple[str, str]:
           os.path.join(scratch, f'compact_tiled_{size}.npz'))
 
 
-def serve(workdir: str, size: int, scratch: str, port: int, stack: str) -> None:
+def serve(workdir: str, size: int, scratch: str, port: int, variant: str) -> None:
   """serve.py's service, on the run's gallery (size 0) or on a tiled one prepared before."""
   import uvicorn
   from tf_partfash.search.compact import CompactIndex, CompactSearcher, gallery_identity
@@ -98,7 +102,7 @@ def serve(workdir: str, size: int, scratch: str, port: int, stack: str) -> None:
   service = SearchService(catalogue)
   service.warm_up()
   uvicorn.run(create_app(service), host='127.0.0.1', port=port, log_level='warning',
-              **HTTP_STACKS[stack])
+              **VARIANTS[variant][0])
 
 
 def _request(kind: str, rows: int, values: dict, images: list[bytes], rng: random.Random
@@ -166,13 +170,14 @@ def _get(port: int, path: str) -> dict:
   return json.loads(connection.getresponse().read())
 
 
-def measure(args, size: int, stack: str) -> list[dict]:
+def measure(args, size: int, variant: str) -> list[dict]:
   port = _free_port()
   env = dict(os.environ)
   one_blas_thread(env)  # the server's environment as serve.py sets it
+  env.update(VARIANTS[variant][1])
   server = subprocess.Popen([sys.executable, __file__, '--serve', f'--workdir={args.workdir}',
                              f'--sizes={size}', f'--scratch={args.scratch}', f'--port={port}',
-                             f'--http={stack}'],
+                             f'--variants={variant}'],
                             env=env)
   try:
     deadline = time.monotonic() + 600
@@ -191,13 +196,13 @@ def measure(args, size: int, stack: str) -> list[dict]:
     values = {a: [v for v in vocabulary[a] if v in prototyped[a]] for a in vocabulary}
     images = _sample_images(run)
     records = []
-    for kind in KINDS:
+    for kind in args.kinds.split(','):
       clients = args.upload_clients if kind == 'upload' else args.clients
       record = load(port, kind, clients, args.seconds, args.requests,
                     health['gallery_size'], values, images)
       memory = _get(port, '/api/health')['memory']
       records.append({'gallery': health['gallery_size'], 'backend': health['backend'],
-                      'http': stack, **record, **memory})
+                      'variant': variant, **record, **memory})
       print(json.dumps(records[-1]), flush=True)
     return records
   finally:
@@ -232,33 +237,36 @@ def main() -> None:
   parser.add_argument('--seconds', type=float, default=20.0)
   parser.add_argument('--requests', type=int, default=5000)
   parser.add_argument('--scratch', default=os.path.join(tempfile.gettempdir(), 'bench_serve'))
-  parser.add_argument('--http', default='auto',
-                      help=f'HTTP stacks to compare, comma-separated: {", ".join(HTTP_STACKS)}')
+  parser.add_argument('--kinds', default=','.join(KINDS), help='query kinds to load, in order')
+  parser.add_argument('--variants', default='serve',
+                      help=f'server settings to compare, comma-separated: {", ".join(VARIANTS)}')
   parser.add_argument('--output_json')
   parser.add_argument('--prepare', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--serve', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--port', type=int, help=argparse.SUPPRESS)
   args = parser.parse_args()
   sizes = [int(s) for s in args.sizes.split(',')]
-  stacks = args.http.split(',')
-  unknown = sorted(set(stacks) - set(HTTP_STACKS))
+  variants = args.variants.split(',')
+  if set(args.kinds.split(',')) - set(KINDS):
+    parser.error(f'--kinds={args.kinds}: valid kinds are {", ".join(KINDS)}')
+  unknown = sorted(set(variants) - set(VARIANTS))
   if unknown:
-    parser.error(f'--http: unknown stack {unknown[0]!r}; valid: {", ".join(HTTP_STACKS)}')
+    parser.error(f'--variants: unknown {unknown[0]!r}; valid: {", ".join(VARIANTS)}')
   os.makedirs(args.scratch, exist_ok=True)
   if args.prepare:
     return prepare_tiled(args.workdir, sizes[0], args.scratch)
   if args.serve:
-    return serve(args.workdir, sizes[0], args.scratch, args.port, stacks[0])
+    return serve(args.workdir, sizes[0], args.scratch, args.port, variants[0])
   records = []
   for size in sizes:
     if size:
       subprocess.run([sys.executable, __file__, '--prepare', f'--workdir={args.workdir}',
                       f'--sizes={size}', f'--scratch={args.scratch}'], check=True)
-    measured = {stack: measure(args, size, stack) for stack in stacks}
-    records += [r for stack in stacks for r in measured[stack]]
-    for stack in stacks[1:]:  # side by side with the first stack
-      for first, other in zip(measured[stacks[0]], measured[stack]):
-        print(f'size {size} {first["kind"]}: {stacks[0]}/{stack} requests/s '
+    measured = {variant: measure(args, size, variant) for variant in variants}
+    records += [r for variant in variants for r in measured[variant]]
+    for variant in variants[1:]:  # side by side with the first
+      for first, other in zip(measured[variants[0]], measured[variant]):
+        print(f'size {size} {first["kind"]}: {variants[0]}/{variant} requests/s '
               f'{first["requests_per_s"] / other["requests_per_s"]:.2f}x, p50 '
               f'{first["p50_ms"] / other["p50_ms"]:.2f}x', flush=True)
   if args.output_json:
