@@ -40,6 +40,29 @@ def test_eq6_shared_and_per_query_weights_by_hand():
   np.testing.assert_allclose(got, [[0, 1, 5], [8, 4, 0]], atol=1e-6)
 
 
+def test_rows_distances_by_hand_as_signature_distances_gives_them():
+  """The compact index's re-ranking (one query against its candidates' rows as they are): the
+  same values worked out above, and a zeroed block's true distance."""
+  w = np.array([0.5, 1.5], np.float32)
+  for weights, squared, euclidean in ((np.ones(2, np.float32), [0, 2, 6], [0, SQRT2, 2 + SQRT2]),
+                                      (w, [0, 1, 5], [0, 0.5 * SQRT2, 1 + 1.5 * SQRT2])):
+    np.testing.assert_allclose(retrieval.rows_distances(QUERY[0], GALLERY, weights, 'squared'),
+                               squared, atol=1e-6)
+    np.testing.assert_allclose(retrieval.rows_distances(QUERY[0], GALLERY, weights), euclidean,
+                               atol=1e-6)
+  zeroed = np.array([[[1, 0], [0, 0]]], np.float32)
+  np.testing.assert_allclose(retrieval.rows_distances(QUERY[0], zeroed, np.ones(2), 'squared'),
+                             [1], atol=1e-6)
+  rng = np.random.default_rng(0)
+  queries, rows = rng.standard_normal((2, 3, 8)).astype(np.float32), rng.standard_normal(
+      (50, 3, 8)).astype(np.float32)
+  weights = rng.random((2, 3)).astype(np.float32)
+  for distance in DISTANCES:
+    expected = retrieval.signature_distances(queries, rows, weights, distance)
+    got = [retrieval.rows_distances(q, rows, v, distance) for q, v in zip(queries, weights)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_a_zeroed_signature_keeps_its_true_squared_distance():
   # A ReLU block of all zeros stays 0 after L2 normalisation: |q - 0|² = 1, not 2 - 2<q, 0> = 2.
   gallery = np.array([[[1, 0], [0, 0]]], np.float32)

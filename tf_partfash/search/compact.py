@@ -24,7 +24,7 @@ import numpy as np
 
 from tf_partfash.config import check_distance
 from tf_partfash.errors import UserError
-from tf_partfash.search.retrieval import import_faiss, query_weights, signature_distances, top_k
+from tf_partfash.search.retrieval import import_faiss, query_weights, rows_distances, top_k
 from tf_partfash.storage import cache
 from tf_partfash.storage.progress import ProgressLine
 
@@ -152,8 +152,8 @@ class CompactSearcher:
     dists = np.empty((len(queries), k), np.float32)
     for q, rows in enumerate(candidates):
       rows = np.sort(rows[rows >= 0])  # index order: ties rank by gallery index, as exact search
-      d = signature_distances(queries[q:q + 1], np.asarray(self.vectors[rows], np.float32),
-                              w[q:q + 1], self.distance)
-      order, dist = top_k(d, k)
+      d = rows_distances(queries[q], np.asarray(self.vectors[rows], np.float32), w[q],
+                         self.distance)
+      order, dist = top_k(d[None], k)
       found[q], dists[q] = rows[order[0]], dist[0]
     return found, dists

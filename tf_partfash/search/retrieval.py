@@ -111,6 +111,21 @@ def signature_distances(queries: np.ndarray, gallery: np.ndarray,
   return _distances(queries, _columns(gallery), _norms(gallery), w, distance)
 
 
+def rows_distances(query: np.ndarray, rows: np.ndarray, w: np.ndarray,
+                   distance: str = 'euclidean') -> np.ndarray:
+  """(n,) D(q, r) of one query's (V, D) signatures to each of `rows` (n, V, D): Eq. 4 with unit
+  `w` (V,), else Eq. 6; the terms of `_squared_terms`, taken on the rows as they are. A compact
+  search's few thousand candidates are then read once, not laid out by signature first
+  (`_columns`), which cost as much as gathering them (2.8 against 4.9 ms a query at 2,000)."""
+  check_distance(distance)
+  d2 = _norms(rows) + _norms(query[None])[0]
+  d2 -= 2.0 * np.einsum('nvd,vd->nv', rows, query, dtype=np.float32)
+  np.maximum(d2, 0.0, out=d2)  # rounding can dip just below 0 for identical signatures
+  if distance == 'euclidean':
+    np.sqrt(d2, out=d2)
+  return d2 @ np.asarray(w, np.float32)
+
+
 def parse_changes(settings: Sequence[str],
                   manipulable: Sequence[str] = SPECIAL_ATTRIBUTES) -> dict[str, int]:
   """`['sleevelen=sleeveless', 'Color=Navy']` -> {attribute: value index}, names case-insensitive.
